@@ -1,0 +1,12 @@
+//! slotgate: a cluster-aware Redis proxy.
+//!
+//! Clients speak to slotgate as if it were one standalone Redis server. Each request is
+//! scanned ([`resp::scan`]), looked up in the command table ([`commands`]), routed to the
+//! node owning its hash slot ([`router`], [`topology`]) over a multiplexed backend
+//! connection ([`backend`]), and its reply is handed back to the client in request order
+//! ([`session`]). [`server`] wires worker threads, listeners and the topology refresher.
+//! `docs/architecture.md` draws the whole picture.
+
+pub mod commands;
+pub mod config;
+pub mod resp;
