@@ -4,9 +4,18 @@
 //! scanned ([`resp::scan`]), looked up in the command table ([`commands`]), routed to the
 //! node owning its hash slot ([`router`], [`topology`]) over a multiplexed backend
 //! connection ([`backend`]), and its reply is handed back to the client in request order
-//! ([`session`]). [`server`] wires worker threads, listeners and the topology refresher.
-//! `docs/architecture.md` draws the whole picture.
+//! ([`session`]). [`server`] wires worker threads ([`worker`]), listeners and the topology
+//! refresher. `docs/architecture.md` draws the whole picture.
 
+pub mod backend;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod resp;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod slot;
+pub mod state;
+pub mod topology;
+pub mod worker;

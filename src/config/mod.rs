@@ -1,0 +1,166 @@
+//! Configuration: every tunable, where it comes from, and the checks it passes.
+//!
+//! ```text
+//!  argv --flag ───┐
+//!                 ├─ clap ──► cli::Cli ───────────────┐  (flag > env)
+//!  SLOTGATE_* env ┘                                   │
+//!                                                     ├─► build::build ──► Config
+//!  --config FILE ─► raw::parse ─► raw::RawConfig ─────┘   (> file > default) │
+//!                   (TOML, unknown keys refused)                            └─► ConfigError::Invalid
+//!                                                                               (every problem at once)
+//! ```
+//!
+//! [`Config`] is plain data handed to the server at start (and, later, on reload).
+//! `docs/configuration.md` is the reference for users; `config/slotgate.toml` is the
+//! commented example, and a test checks that it yields the defaults it states.
+
+mod build;
+mod cli;
+mod error;
+mod hostport;
+pub mod keys;
+mod raw;
+pub mod units;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use cli::Cli;
+pub use error::{ConfigError, Origin, Problem};
+pub use hostport::{HostPort, HostPortError};
+pub use keys::Key;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event, for terminals.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "human" => Ok(Self::Human),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("{text:?} is not a log format: use human or json")),
+        }
+    }
+}
+
+/// The validated configuration. Every value has passed its checks; see
+/// `docs/configuration.md` for each key's meaning, units and default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Address the client listener binds (`listen`, default 127.0.0.1:6380).
+    pub listen: SocketAddr,
+    /// Address cluster-mode clients are told (CLUSTER SLOTS, CLUSTER SHARDS and the
+    /// like). Defaults to `listen`, with loopback in place of an unspecified IP. When
+    /// `listen`'s port is 0 the port here is 0 too: the server should substitute the port
+    /// it actually bound.
+    pub announce: HostPort,
+    /// Cluster nodes the topology is discovered from; never empty, no duplicates.
+    pub seeds: Vec<HostPort>,
+    /// Worker threads, 1..=1024 (default: available parallelism).
+    pub threads: usize,
+    /// A valid `tracing_subscriber::EnvFilter` directive string (default "info").
+    pub log_level: String,
+    pub log_format: LogFormat,
+    /// Time allowed to open a backend connection; more than zero.
+    pub backend_connect_timeout: Duration,
+    /// Time a backend has to answer one command; more than zero.
+    pub backend_reply_timeout: Duration,
+    /// Idle client timeout; `Duration::ZERO` means never.
+    pub timeout: Duration,
+    /// Most client connections at once; at least 1.
+    pub maxclients: usize,
+    /// Largest bulk string accepted from a client, 1mb..=2gb.
+    pub proto_max_bulk_len: usize,
+    /// Most request bytes buffered per client; 1mb..=4gb-1 and above `proto_max_bulk_len`.
+    pub client_query_buffer_limit: usize,
+    /// Most arguments in one request, command name included.
+    pub max_request_args: usize,
+    /// Deepest reply nesting accepted from a backend, 1..=4096.
+    pub max_reply_depth: usize,
+    /// Commands read from one client but not yet answered; reading pauses at this count.
+    pub max_inflight_per_client: usize,
+    /// Period of the background topology refresh; more than zero.
+    pub topology_refresh_interval: Duration,
+    /// Least time between two refreshes of any cause; more than zero, at most the interval.
+    pub topology_refresh_min_interval: Duration,
+    /// MOVED/ASK hops followed per command, 1..=64.
+    pub max_redirects: u32,
+    /// How long a command known not to have executed is held and retried during a failover;
+    /// zero disables retrying.
+    pub retry_deadline: Duration,
+    /// DNS server to use instead of /etc/resolv.conf; its host is always an IP.
+    pub dns_server: Option<HostPort>,
+    /// The `--config` file these values were read from, if any (for reload).
+    pub config_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the file named by `cli.config` (if any), merges it under the flags and
+    /// environment variables, and validates the result.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let text = match &cli.config {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Self::from_parts(cli, text.as_deref())
+    }
+
+    /// Same as [`Config::load`] from an already-read TOML text (tests, reload). `cli.config`
+    /// only labels errors and fills [`Config::config_file`]; it is not read.
+    pub fn from_parts(cli: &Cli, toml_text: Option<&str>) -> Result<Config, ConfigError> {
+        let raw = match toml_text {
+            Some(text) => raw::parse(text, cli.config.as_deref())?,
+            None => raw::RawConfig::default(),
+        };
+        build::build(cli, raw).map_err(ConfigError::Invalid)
+    }
+
+    /// Every default, with the given seeds and no config file: for tests and embedding.
+    /// `seeds` should not be empty; unlike [`Config::load`] this does not check.
+    pub fn with_seeds(seeds: Vec<HostPort>) -> Config {
+        let listen = build::DEFAULT_LISTEN;
+        Config {
+            listen,
+            announce: build::default_announce(listen),
+            seeds,
+            threads: build::default_threads(),
+            log_level: build::DEFAULT_LOG_LEVEL.to_owned(),
+            log_format: LogFormat::Human,
+            backend_connect_timeout: build::DEFAULT_BACKEND_CONNECT_TIMEOUT,
+            backend_reply_timeout: build::DEFAULT_BACKEND_REPLY_TIMEOUT,
+            timeout: Duration::ZERO,
+            maxclients: build::DEFAULT_MAXCLIENTS as usize,
+            proto_max_bulk_len: build::DEFAULT_PROTO_MAX_BULK_LEN as usize,
+            client_query_buffer_limit: build::DEFAULT_CLIENT_QUERY_BUFFER_LIMIT as usize,
+            max_request_args: build::DEFAULT_MAX_REQUEST_ARGS as usize,
+            max_reply_depth: build::DEFAULT_MAX_REPLY_DEPTH as usize,
+            max_inflight_per_client: build::DEFAULT_MAX_INFLIGHT_PER_CLIENT as usize,
+            topology_refresh_interval: build::DEFAULT_TOPOLOGY_REFRESH_INTERVAL,
+            topology_refresh_min_interval: build::DEFAULT_TOPOLOGY_REFRESH_MIN_INTERVAL,
+            max_redirects: build::DEFAULT_MAX_REDIRECTS as u32,
+            retry_deadline: build::DEFAULT_RETRY_DEADLINE,
+            dns_server: None,
+            config_file: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

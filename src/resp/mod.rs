@@ -7,6 +7,7 @@
 //! Neither copies payload bytes: a request or reply stays the original bytes, split off the
 //! read buffer and forwarded untouched.
 
+pub mod encode;
 pub mod scan;
 pub mod walk;
 

@@ -1,0 +1,330 @@
+//! One multiplexed connection from a worker to a node.
+//!
+//! Requests from many clients queue here; the writer half drains the queue into one
+//! buffer and writes it in a single call (so a burst from many clients costs one syscall),
+//! recording each request as in flight first. The reader half walks replies off the socket
+//! and hands each to the oldest in-flight request: Redis answers in order, so FIFO matching
+//! is exact. When the connection fails, requests already written are reported
+//! [`Outcome::Unknown`] and requests never written [`Outcome::NotSent`], so the session
+//! knows which ones are safe to retry.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until, timeout};
+use tracing::{debug, warn};
+
+use super::{BackendSettings, Failure, Outcome, ReplySink, Request, classify_reply};
+use crate::resp::encode::{Protocol, encode_command};
+use crate::resp::walk::{ReplyKind, ReplyWalker};
+use crate::state::WorkerStats;
+use crate::topology::Endpoint;
+
+/// Requests larger than this are written on their own instead of being copied into the batch.
+const COPY_LIMIT: usize = 64 * 1024;
+/// Stop filling one batch past this many bytes, so a flood cannot grow the buffer unbounded.
+const BATCH_LIMIT: usize = 256 * 1024;
+const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
+
+/// A request written to the node and waiting for its reply.
+struct InFlight {
+    /// `None` for an `ASKING` sent ahead of a request; its `+OK` is swallowed.
+    sink: Option<(Rc<dyn ReplySink>, u64)>,
+    written_at: Instant,
+}
+
+/// A connection to one node; see the module docs.
+pub struct Backend {
+    endpoint: Endpoint,
+    protocol: Protocol,
+    settings: BackendSettings,
+    stats: Arc<WorkerStats>,
+    queue: RefCell<VecDeque<Request>>,
+    in_flight: RefCell<VecDeque<InFlight>>,
+    wake_writer: Notify,
+    broken: Cell<bool>,
+}
+
+impl Backend {
+    /// Creates the connection and starts its task on the current `LocalSet`.
+    pub fn open(
+        endpoint: Endpoint,
+        protocol: Protocol,
+        settings: BackendSettings,
+        stats: Arc<WorkerStats>,
+    ) -> Rc<Self> {
+        let backend = Rc::new(Self {
+            endpoint,
+            protocol,
+            settings,
+            stats,
+            queue: RefCell::default(),
+            in_flight: RefCell::default(),
+            wake_writer: Notify::new(),
+            broken: Cell::new(false),
+        });
+        tokio::task::spawn_local(backend.clone().run());
+        backend
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// True once the connection has failed; the pool then opens a new one.
+    pub fn is_broken(&self) -> bool {
+        self.broken.get()
+    }
+
+    /// Queues `request`; its outcome reaches its sink later, never synchronously.
+    pub fn send(&self, request: Request) {
+        if self.broken.get() {
+            // Report asynchronously-shaped: the sink only records the outcome and wakes
+            // its session, so calling it from here is safe.
+            let failure = Failure::ConnectionLost {
+                node: self.endpoint.clone(),
+                reason: "connection closed".into(),
+            };
+            request
+                .sink
+                .complete(request.seq, Outcome::NotSent(failure));
+            return;
+        }
+        self.queue.borrow_mut().push_back(request);
+        self.wake_writer.notify_one();
+    }
+
+    async fn run(self: Rc<Self>) {
+        let failure = match self.connect().await {
+            Ok(stream) => {
+                let (reader, writer) = stream.into_split();
+                tokio::select! {
+                    failure = self.read_loop(reader) => failure,
+                    failure = self.write_loop(writer) => failure,
+                }
+            }
+            Err(failure) => failure,
+        };
+        self.fail(failure);
+    }
+
+    async fn connect(&self) -> Result<TcpStream, Failure> {
+        let connect_failure = |reason: String| Failure::Connect {
+            node: self.endpoint.clone(),
+            reason,
+        };
+        let attempt = TcpStream::connect((&*self.endpoint.host, self.endpoint.port));
+        let mut stream = timeout(self.settings.connect_timeout, attempt)
+            .await
+            .map_err(|_| connect_failure("timed out".into()))?
+            .map_err(|e| connect_failure(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        if self.protocol == Protocol::Resp3 {
+            // Replies must reach RESP3 clients untouched, so this connection speaks RESP3.
+            let handshake = self.handshake(&mut stream, &[b"HELLO", b"3"]);
+            timeout(self.settings.reply_timeout, handshake)
+                .await
+                .map_err(|_| connect_failure("HELLO 3 timed out".into()))??;
+        }
+        debug!(node = %self.endpoint, protocol = ?self.protocol, "backend connected");
+        Ok(stream)
+    }
+
+    /// Sends one command before the connection is shared and checks it did not fail.
+    async fn handshake(&self, stream: &mut TcpStream, command: &[&[u8]]) -> Result<(), Failure> {
+        let failure = |reason: String| Failure::Connect {
+            node: self.endpoint.clone(),
+            reason,
+        };
+        let mut out = BytesMut::new();
+        encode_command(&mut out, command);
+        stream
+            .write_all(&out)
+            .await
+            .map_err(|e| failure(e.to_string()))?;
+        let mut buf = BytesMut::with_capacity(1024);
+        let mut walker = self.walker();
+        loop {
+            if stream
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| failure(e.to_string()))?
+                == 0
+            {
+                return Err(failure("closed during handshake".into()));
+            }
+            match walker.walk(&buf) {
+                Ok(Some(w)) if matches!(w.kind, ReplyKind::Error | ReplyKind::BlobError) => {
+                    let text = String::from_utf8_lossy(&buf[..w.len]).trim().to_owned();
+                    return Err(failure(format!("handshake refused: {text}")));
+                }
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(e) => return Err(failure(format!("handshake reply: {e}"))),
+            }
+        }
+    }
+
+    fn walker(&self) -> ReplyWalker {
+        ReplyWalker::new(self.settings.max_reply_depth)
+            .with_max_bulk_len(self.settings.max_bulk_len)
+    }
+
+    async fn write_loop(&self, mut writer: OwnedWriteHalf) -> Failure {
+        let mut batch = BytesMut::with_capacity(16 * 1024);
+        loop {
+            if self.queue.borrow().is_empty() {
+                self.wake_writer.notified().await;
+                continue;
+            }
+            let large = self.fill_batch(&mut batch);
+            if !batch.is_empty() {
+                if let Err(e) = writer.write_all(&batch).await {
+                    return self.lost(e);
+                }
+                batch.clear();
+            }
+            if let Some(frame) = large {
+                if let Err(e) = writer.write_all(&frame).await {
+                    return self.lost(e);
+                }
+            }
+            // A batch that grew for one burst should not pin its memory forever.
+            if batch.capacity() > 4 * BATCH_LIMIT {
+                batch = BytesMut::with_capacity(16 * 1024);
+            }
+        }
+    }
+
+    /// Moves queued requests into `batch`, marking each in flight before it is written.
+    /// Returns a large frame to write after the batch, uncopied.
+    fn fill_batch(&self, batch: &mut BytesMut) -> Option<Bytes> {
+        let now = Instant::now();
+        let mut queue = self.queue.borrow_mut();
+        let mut in_flight = self.in_flight.borrow_mut();
+        while let Some(request) = queue.front() {
+            let large = request.frame.len() > COPY_LIMIT;
+            if large && !batch.is_empty() {
+                break;
+            }
+            let Some(request) = queue.pop_front() else {
+                break;
+            };
+            if request.asking {
+                batch.extend_from_slice(ASKING);
+                in_flight.push_back(InFlight {
+                    sink: None,
+                    written_at: now,
+                });
+            }
+            in_flight.push_back(InFlight {
+                sink: Some((request.sink, request.seq)),
+                written_at: now,
+            });
+            if large {
+                return Some(request.frame);
+            }
+            batch.extend_from_slice(&request.frame);
+            if batch.len() >= BATCH_LIMIT {
+                break;
+            }
+        }
+        None
+    }
+
+    async fn read_loop(&self, mut reader: OwnedReadHalf) -> Failure {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut walker = self.walker();
+        loop {
+            let oldest = self.in_flight.borrow().front().map(|f| f.written_at);
+            let read = reader.read_buf(&mut buf);
+            let n = match oldest {
+                Some(written_at) => tokio::select! {
+                    n = read => n,
+                    _ = sleep_until(written_at + self.settings.reply_timeout) => {
+                        warn!(node = %self.endpoint, "reply timeout; closing the connection");
+                        return Failure::ReplyTimeout { node: self.endpoint.clone() };
+                    }
+                },
+                None => read.await,
+            };
+            match n {
+                Ok(0) => return self.lost(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(e) => return self.lost(e),
+            }
+            loop {
+                match walker.walk(&buf) {
+                    Ok(Some(walked)) => {
+                        let reply = buf.split_to(walked.len).freeze();
+                        if let Err(failure) = self.deliver(reply, walked.kind) {
+                            return failure;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Failure::Protocol {
+                            node: self.endpoint.clone(),
+                            reason: e.to_string(),
+                        };
+                    }
+                }
+            }
+            if buf.is_empty() && buf.capacity() > 4 * BATCH_LIMIT {
+                buf = BytesMut::with_capacity(16 * 1024);
+            }
+        }
+    }
+
+    /// Hands one reply to the oldest request in flight.
+    fn deliver(&self, reply: Bytes, kind: ReplyKind) -> Result<(), Failure> {
+        if kind == ReplyKind::Push {
+            // Shared connections never subscribe; a stray push frame answers no request.
+            debug!(node = %self.endpoint, "ignoring push frame on a shared connection");
+            return Ok(());
+        }
+        let Some(entry) = self.in_flight.borrow_mut().pop_front() else {
+            return Err(Failure::Protocol {
+                node: self.endpoint.clone(),
+                reason: "reply with no request in flight".into(),
+            });
+        };
+        if let Some((sink, seq)) = entry.sink {
+            sink.complete(seq, classify_reply(reply, kind, &self.endpoint));
+        }
+        Ok(())
+    }
+
+    fn lost(&self, error: std::io::Error) -> Failure {
+        Failure::ConnectionLost {
+            node: self.endpoint.clone(),
+            reason: error.to_string(),
+        }
+    }
+
+    /// Marks the connection broken and settles every request it holds.
+    fn fail(&self, failure: Failure) {
+        self.broken.set(true);
+        WorkerStats::bump(&self.stats.backend_errors);
+        debug!(node = %self.endpoint, failure = %failure.describe(), "backend connection failed");
+        let in_flight: Vec<InFlight> = self.in_flight.borrow_mut().drain(..).collect();
+        for entry in in_flight {
+            if let Some((sink, seq)) = entry.sink {
+                sink.complete(seq, Outcome::Unknown(failure.clone()));
+            }
+        }
+        let queued: Vec<Request> = self.queue.borrow_mut().drain(..).collect();
+        for request in queued {
+            request
+                .sink
+                .complete(request.seq, Outcome::NotSent(failure.clone()));
+        }
+    }
+}

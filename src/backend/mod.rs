@@ -1,0 +1,122 @@
+//! Connections from one worker thread to the cluster's nodes.
+//!
+//! Each worker owns a [`Pool`]: one multiplexed, pipelined [`conn::Backend`] per node and
+//! protocol version, shared by all of that worker's clients. A session hands a
+//! [`Request`] to a backend; the backend writes requests in batches, matches replies in
+//! FIFO order and reports each one as an [`Outcome`] to the request's [`ReplySink`].
+//! Everything here lives on one thread (`Rc`, `RefCell`): no locks, no cross-thread wake-ups.
+
+pub mod conn;
+mod outcome;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+
+pub use conn::Backend;
+pub use outcome::{Failure, Outcome, classify_reply};
+
+use crate::resp::encode::Protocol;
+use crate::state::WorkerStats;
+use crate::topology::Endpoint;
+
+/// Receives the outcome of a forwarded request. Implemented by the client session's reply queue.
+pub trait ReplySink {
+    fn complete(&self, seq: u64, outcome: Outcome);
+}
+
+/// One request on its way to a node.
+pub struct Request {
+    pub sink: Rc<dyn ReplySink>,
+    pub seq: u64,
+    pub frame: Bytes,
+    /// Send `ASKING` first, on the same connection (an `ASK` redirect is being followed).
+    pub asking: bool,
+}
+
+/// Settings every backend connection of a worker uses.
+#[derive(Clone, Debug)]
+pub struct BackendSettings {
+    pub connect_timeout: Duration,
+    pub reply_timeout: Duration,
+    pub max_reply_depth: usize,
+    pub max_bulk_len: usize,
+}
+
+/// A worker's connections, by node and protocol version.
+pub struct Pool {
+    settings: BackendSettings,
+    stats: Arc<WorkerStats>,
+    backends: RefCell<FxHashMap<Endpoint, ByProtocol>>,
+}
+
+/// A node's connections: one per protocol version, opened on demand.
+#[derive(Default)]
+struct ByProtocol {
+    resp2: Option<Rc<Backend>>,
+    resp3: Option<Rc<Backend>>,
+}
+
+impl ByProtocol {
+    fn slot(&mut self, protocol: Protocol) -> &mut Option<Rc<Backend>> {
+        match protocol {
+            Protocol::Resp2 => &mut self.resp2,
+            Protocol::Resp3 => &mut self.resp3,
+        }
+    }
+}
+
+impl Pool {
+    pub fn new(settings: BackendSettings, stats: Arc<WorkerStats>) -> Self {
+        Self {
+            settings,
+            stats,
+            backends: RefCell::default(),
+        }
+    }
+
+    /// The live connection to `endpoint` for `protocol`, opened on first use and reopened
+    /// after it broke. Must be called inside the worker's `LocalSet`. The lookup borrows
+    /// `endpoint`: cloning it would touch a shared reference count on every request.
+    pub fn get(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<Backend> {
+        let mut backends = self.backends.borrow_mut();
+        if let Some(by_protocol) = backends.get_mut(endpoint) {
+            let slot = by_protocol.slot(protocol);
+            match slot {
+                Some(backend) if !backend.is_broken() => return backend.clone(),
+                _ => {
+                    let backend = self.open(endpoint, protocol);
+                    *slot = Some(backend.clone());
+                    return backend;
+                }
+            }
+        }
+        let backend = self.open(endpoint, protocol);
+        let mut by_protocol = ByProtocol::default();
+        *by_protocol.slot(protocol) = Some(backend.clone());
+        backends.insert(endpoint.clone(), by_protocol);
+        backend
+    }
+
+    fn open(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<Backend> {
+        Backend::open(
+            endpoint.clone(),
+            protocol,
+            self.settings.clone(),
+            self.stats.clone(),
+        )
+    }
+
+    /// Number of nodes this worker has connections to.
+    pub fn len(&self) -> usize {
+        self.backends.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,169 @@
+//! Command-line flags and `SLOTGATE_*` environment variables.
+//!
+//! clap fills [`Cli`] from argv and the environment (a flag beats its variable); every field
+//! is an `Option` so that [`super::build`] can tell "not given" from "given" and fall back to
+//! the config file, then the default. Values stay text here, so that a bad flag is reported
+//! together with every other problem, in the same words as the same mistake in the file.
+//! The defaults in the help texts are the ones [`super::build`] applies.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// slotgate: a cluster-aware Redis proxy.
+///
+/// Clients talk to slotgate as to one standalone Redis server; slotgate routes every command
+/// to the cluster node that owns its keys.
+///
+/// Every setting can come from a flag, its SLOTGATE_* environment variable or the TOML file
+/// named by --config; the first of those that is set wins, else the default applies. An
+/// empty environment variable counts as unset. See docs/configuration.md.
+#[derive(Clone, Debug, Default, Parser)]
+#[command(name = "slotgate", version)]
+pub struct Cli {
+    /// TOML config file; flags and environment variables override its keys.
+    #[arg(long, env = "SLOTGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address clients connect to [default: 127.0.0.1:6380].
+    #[arg(long, env = "SLOTGATE_LISTEN", value_name = "IP:PORT")]
+    pub listen: Option<String>,
+
+    /// Address told to cluster-mode clients (CLUSTER SLOTS, CLUSTER SHARDS). Set it to the
+    /// pod IP or Service name when listening on 0.0.0.0 [default: the listen address, with
+    /// 127.0.0.1 or ::1 for an unspecified IP].
+    #[arg(long, env = "SLOTGATE_ANNOUNCE", value_name = "HOST:PORT")]
+    pub announce: Option<String>,
+
+    /// Cluster nodes to discover the topology from, comma separated; DNS names are
+    /// re-resolved forever [required].
+    #[arg(
+        long,
+        env = "SLOTGATE_SEEDS",
+        value_name = "HOST:PORT,...",
+        value_delimiter = ','
+    )]
+    pub seeds: Option<Vec<String>>,
+
+    /// Worker threads, 1 to 1024 [default: number of CPUs].
+    #[arg(long, env = "SLOTGATE_THREADS", value_name = "N")]
+    pub threads: Option<String>,
+
+    /// Log filter: a level (trace, debug, info, warn, error, off) or tracing directives
+    /// such as "info,slotgate::topology=debug" [default: info].
+    #[arg(long, env = "SLOTGATE_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Log format: human or json [default: human].
+    #[arg(long, env = "SLOTGATE_LOG_FORMAT", value_name = "human|json")]
+    pub log_format: Option<String>,
+
+    /// Time allowed to open a connection to a cluster node [default: 1s].
+    #[arg(
+        long,
+        env = "SLOTGATE_BACKEND_CONNECT_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub backend_connect_timeout: Option<String>,
+
+    /// Time a cluster node has to answer a command, more than 0 [default: 5s].
+    #[arg(long, env = "SLOTGATE_BACKEND_REPLY_TIMEOUT", value_name = "DURATION")]
+    pub backend_reply_timeout: Option<String>,
+
+    /// Close a client idle for this many seconds; 0 = never, as in redis.conf [default: 0].
+    #[arg(long, env = "SLOTGATE_TIMEOUT", value_name = "SECONDS")]
+    pub timeout: Option<String>,
+
+    /// Most client connections at once, as in redis.conf [default: 10000].
+    #[arg(long, env = "SLOTGATE_MAXCLIENTS", value_name = "N")]
+    pub maxclients: Option<String>,
+
+    /// Largest bulk string a client may send, 1mb to 2gb [default: 512mb].
+    #[arg(long, env = "SLOTGATE_PROTO_MAX_BULK_LEN", value_name = "SIZE")]
+    pub proto_max_bulk_len: Option<String>,
+
+    /// Most unanswered request bytes buffered per client, more than proto-max-bulk-len
+    /// [default: 1gb].
+    #[arg(long, env = "SLOTGATE_CLIENT_QUERY_BUFFER_LIMIT", value_name = "SIZE")]
+    pub client_query_buffer_limit: Option<String>,
+
+    /// Most arguments in one request, command name included [default: 1048576].
+    #[arg(long, env = "SLOTGATE_MAX_REQUEST_ARGS", value_name = "N")]
+    pub max_request_args: Option<String>,
+
+    /// Deepest nesting accepted in a reply, 1 to 4096 [default: 128].
+    #[arg(long, env = "SLOTGATE_MAX_REPLY_DEPTH", value_name = "N")]
+    pub max_reply_depth: Option<String>,
+
+    /// Commands read from one client but not yet answered; reading pauses at this many
+    /// [default: 1024].
+    #[arg(long, env = "SLOTGATE_MAX_INFLIGHT_PER_CLIENT", value_name = "N")]
+    pub max_inflight_per_client: Option<String>,
+
+    /// Time between two periodic topology refreshes [default: 5s].
+    #[arg(
+        long,
+        env = "SLOTGATE_TOPOLOGY_REFRESH_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub topology_refresh_interval: Option<String>,
+
+    /// Least time between two refreshes of any cause, e.g. a burst of MOVED [default: 100ms].
+    #[arg(
+        long,
+        env = "SLOTGATE_TOPOLOGY_REFRESH_MIN_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub topology_refresh_min_interval: Option<String>,
+
+    /// MOVED/ASK redirections followed for one command, 1 to 64 [default: 5].
+    #[arg(long, env = "SLOTGATE_MAX_REDIRECTS", value_name = "N")]
+    pub max_redirects: Option<String>,
+
+    /// How long a command that surely did not execute is held and retried during a
+    /// failover (TRYAGAIN, CLUSTERDOWN, LOADING, refused connection); 0 = no retry
+    /// [default: 10s].
+    #[arg(long, env = "SLOTGATE_RETRY_DEADLINE", value_name = "DURATION")]
+    pub retry_deadline: Option<String>,
+
+    /// DNS server used instead of /etc/resolv.conf, an IP with optional port (53)
+    /// [default: from /etc/resolv.conf].
+    #[arg(long, env = "SLOTGATE_DNS_SERVER", value_name = "IP[:PORT]")]
+    pub dns_server: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::super::keys;
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every key has a flag and variable spelled as in `keys`, so errors name them right.
+    #[test]
+    fn flags_and_env_match_the_key_table() {
+        let command = Cli::command();
+        for key in keys::ALL {
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_long() == key.flag.strip_prefix("--"))
+                .unwrap_or_else(|| panic!("no flag {}", key.flag));
+            assert_eq!(arg.get_env().and_then(|env| env.to_str()), Some(key.env));
+        }
+        let config = command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some("config"))
+            .unwrap();
+        assert_eq!(
+            config.get_env().and_then(|env| env.to_str()),
+            Some(keys::CONFIG_ENV)
+        );
+        // --config, --help, --version and one flag per key: nothing undocumented.
+        assert_eq!(command.get_arguments().count(), keys::ALL.len() + 1);
+    }
+}

@@ -1,0 +1,75 @@
+//! The name of every setting in its three spellings: TOML key, flag and environment variable.
+//!
+//! [`super::build`] attaches a [`Key`] to every problem it reports, so an error names the
+//! key the way the user wrote it wherever it came from. The clap attributes in
+//! [`super::cli`] must spell flags and variables the same way: a unit test checks them
+//! against this table, and the example file and reference doc against it too.
+//!
+//! Keys take redis.conf names where Redis has the same setting (`timeout`, `maxclients`,
+//! `proto-max-bulk-len`, `client-query-buffer-limit`), kebab-case otherwise. Never add a key
+//! named `port` or `service-*`: Kubernetes injects `SLOTGATE_PORT` and
+//! `SLOTGATE_SERVICE_HOST` into pods when a Service is called `slotgate`.
+
+/// One setting's spellings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// As written in the TOML file, e.g. `proto-max-bulk-len`.
+    pub name: &'static str,
+    /// The command-line flag, e.g. `--proto-max-bulk-len`.
+    pub flag: &'static str,
+    /// The environment variable, e.g. `SLOTGATE_PROTO_MAX_BULK_LEN`.
+    pub env: &'static str,
+}
+
+macro_rules! keys {
+    ($($ident:ident = $name:literal, $env:literal;)*) => {
+        $(pub const $ident: Key = Key {
+            name: $name,
+            flag: concat!("--", $name),
+            env: concat!("SLOTGATE_", $env),
+        };)*
+        /// Every key in reference-doc order (`--config` is not a key: it names the file).
+        pub const ALL: &[Key] = &[$($ident),*];
+    };
+}
+
+keys! {
+    LISTEN = "listen", "LISTEN";
+    ANNOUNCE = "announce", "ANNOUNCE";
+    SEEDS = "seeds", "SEEDS";
+    THREADS = "threads", "THREADS";
+    LOG_LEVEL = "log-level", "LOG_LEVEL";
+    LOG_FORMAT = "log-format", "LOG_FORMAT";
+    BACKEND_CONNECT_TIMEOUT = "backend-connect-timeout", "BACKEND_CONNECT_TIMEOUT";
+    BACKEND_REPLY_TIMEOUT = "backend-reply-timeout", "BACKEND_REPLY_TIMEOUT";
+    TIMEOUT = "timeout", "TIMEOUT";
+    MAXCLIENTS = "maxclients", "MAXCLIENTS";
+    PROTO_MAX_BULK_LEN = "proto-max-bulk-len", "PROTO_MAX_BULK_LEN";
+    CLIENT_QUERY_BUFFER_LIMIT = "client-query-buffer-limit", "CLIENT_QUERY_BUFFER_LIMIT";
+    MAX_REQUEST_ARGS = "max-request-args", "MAX_REQUEST_ARGS";
+    MAX_REPLY_DEPTH = "max-reply-depth", "MAX_REPLY_DEPTH";
+    MAX_INFLIGHT_PER_CLIENT = "max-inflight-per-client", "MAX_INFLIGHT_PER_CLIENT";
+    TOPOLOGY_REFRESH_INTERVAL = "topology-refresh-interval", "TOPOLOGY_REFRESH_INTERVAL";
+    TOPOLOGY_REFRESH_MIN_INTERVAL = "topology-refresh-min-interval", "TOPOLOGY_REFRESH_MIN_INTERVAL";
+    MAX_REDIRECTS = "max-redirects", "MAX_REDIRECTS";
+    RETRY_DEADLINE = "retry-deadline", "RETRY_DEADLINE";
+    DNS_SERVER = "dns-server", "DNS_SERVER";
+}
+
+/// The environment variable naming the config file (`--config`).
+pub const CONFIG_ENV: &str = "SLOTGATE_CONFIG";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_derive_from_the_name() {
+        for key in ALL {
+            assert_eq!(key.flag, format!("--{}", key.name));
+            let env = format!("SLOTGATE_{}", key.name.replace('-', "_").to_uppercase());
+            assert_eq!(key.env, env);
+            assert!(!key.name.starts_with("port") && !key.name.starts_with("service"));
+        }
+    }
+}

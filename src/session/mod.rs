@@ -1,0 +1,443 @@
+//! One client connection, from its first byte to its close.
+//!
+//! The session reads requests ([`RequestScanner`]), routes each ([`crate::router`]),
+//! answers local ones at once and forwards the rest to a backend, recording every request
+//! in its [`ReplyQueue`] so replies go back in request order. It follows `MOVED` and `ASK`,
+//! retries requests that surely did not run, and turns failures into clear errors. Reading
+//! pauses while `max-inflight-per-client` requests are unanswered (backpressure), and an
+//! idle connection holds no buffers.
+
+mod local;
+pub mod queue;
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep_until};
+use tracing::debug;
+
+use local::After;
+pub use local::{COMPAT_REDIS_VERSION, ClientState};
+use queue::{Entry, EntryState, ReplyQueue, Target};
+
+use crate::backend::{Failure, Outcome, ReplySink, Request};
+use crate::resp::ArgView;
+use crate::resp::encode;
+use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
+use crate::router::{Route, route};
+use crate::state::WorkerStats;
+use crate::topology::Endpoint;
+use crate::worker::Worker;
+
+/// Read at least this much at a time once a client is active.
+const READ_CHUNK: usize = 16 * 1024;
+/// Buffers above this size are released once empty, so one large request does not pin
+/// memory for the connection's lifetime.
+const KEEP_BUFFER: usize = 64 * 1024;
+/// Replies above this size are written uncopied.
+const COPY_LIMIT: usize = 16 * 1024;
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Serves one client until it disconnects, sends QUIT or breaks the protocol.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: u64) {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(peer);
+    let config = &worker.state.config;
+    let limits = ScanLimits {
+        max_bulk_len: config.proto_max_bulk_len,
+        max_args: config.max_request_args,
+        ..ScanLimits::default()
+    };
+    let mut session = Session {
+        queue: Rc::new(ReplyQueue::default()),
+        client: ClientState {
+            id,
+            protocol: encode::Protocol::Resp2,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            peer,
+            local,
+            connected_at: Instant::now(),
+        },
+        scanner: RequestScanner::new(limits),
+        args: Vec::new(),
+        read_buf: BytesMut::new(),
+        write_buf: BytesMut::new(),
+        chunks: Vec::new(),
+        attention: Vec::new(),
+        due: Vec::new(),
+        reading: true,
+        closing: false,
+        worker,
+    };
+    if let Err(e) = session.run(&stream).await {
+        debug!(client = id, %peer, error = %e, "client connection ended with an error");
+    }
+    session.queue.close();
+}
+
+struct Session {
+    worker: Rc<Worker>,
+    queue: Rc<ReplyQueue>,
+    client: ClientState,
+    scanner: RequestScanner,
+    args: Vec<Range<u32>>,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    /// Reply bytes to write, in order (reused between flushes).
+    chunks: Vec<Bytes>,
+    attention: Vec<(u64, Outcome)>,
+    due: Vec<u64>,
+    /// False once the client closed its side, broke the protocol or sent QUIT.
+    reading: bool,
+    /// True once a final reply was written: the connection closes now.
+    closing: bool,
+}
+
+impl Session {
+    async fn run(&mut self, stream: &TcpStream) -> std::io::Result<()> {
+        let idle_timeout = self.worker.state.config.timeout;
+        let max_inflight = self.worker.state.config.max_inflight_per_client;
+        let mut last_activity = Instant::now();
+        loop {
+            self.process_requests();
+            self.settle_attention();
+            self.flush(stream).await?;
+            if self.closing || (!self.reading && self.queue.is_empty()) {
+                return Ok(());
+            }
+            let can_read = self.reading && self.queue.len() < max_inflight;
+            let idle = self.queue.is_empty() && self.read_buf.is_empty();
+            if idle {
+                // An idle client holds no buffer: 10k idle clients must stay cheap.
+                self.read_buf = BytesMut::new();
+            }
+            let next_retry = self.queue.next_retry();
+            let idle_deadline =
+                (idle && !idle_timeout.is_zero()).then(|| last_activity + idle_timeout);
+            tokio::select! {
+                ready = stream.readable(), if can_read => {
+                    ready?;
+                    if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+                        self.read_buf.reserve(READ_CHUNK);
+                    }
+                    match stream.try_read_buf(&mut self.read_buf) {
+                        Ok(0) => self.reading = false,
+                        Ok(_) => last_activity = Instant::now(),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                _ = self.queue.changed() => {}
+                _ = sleep_until(next_retry.unwrap_or_else(far_future)), if next_retry.is_some() => {
+                    self.run_due_retries();
+                }
+                _ = sleep_until(idle_deadline.unwrap_or_else(far_future)), if idle_deadline.is_some() => {
+                    debug!(client = self.client.id, "closing idle client");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Scans and dispatches every complete request in the read buffer, up to the
+    /// in-flight limit.
+    fn process_requests(&mut self) {
+        let config = &self.worker.state.config;
+        let max_inflight = config.max_inflight_per_client;
+        let query_limit = config.client_query_buffer_limit;
+        while self.reading && !self.read_buf.is_empty() && self.queue.len() < max_inflight {
+            let frame = match self.scanner.scan(&self.read_buf, &mut self.args) {
+                Ok(None) => {
+                    if self.read_buf.len() > query_limit {
+                        self.protocol_error("Protocol error: query buffer limit exceeded (client-query-buffer-limit)");
+                    }
+                    return;
+                }
+                Ok(Some(Scanned::Empty { len })) => {
+                    self.read_buf.advance(len);
+                    continue;
+                }
+                Ok(Some(Scanned::Request { len })) => self.read_buf.split_to(len).freeze(),
+                Ok(Some(Scanned::Inline { len, frame })) => {
+                    self.read_buf.advance(len);
+                    frame
+                }
+                Err(e) => {
+                    self.protocol_error(&e.message());
+                    return;
+                }
+            };
+            self.handle(frame);
+        }
+    }
+
+    /// Answers with `-ERR message`, then closes, as Redis does on a protocol error.
+    fn protocol_error(&mut self, message: &str) {
+        WorkerStats::bump(&self.worker.stats.protocol_errors);
+        let mut out = BytesMut::new();
+        encode::error(&mut out, &format!("ERR {message}"));
+        self.queue.push(Entry::ready(out.freeze(), true));
+        self.reading = false;
+        self.read_buf = BytesMut::new();
+    }
+
+    /// Routes one request and either answers it or sends it on.
+    fn handle(&mut self, frame: Bytes) {
+        WorkerStats::bump(&self.worker.stats.commands);
+        let args = ArgView::new(&frame, &self.args);
+        let route = self.worker.with_commands(|table| route(table, &args));
+        let target = match route {
+            Route::Slot(slot) => Target::Slot(slot),
+            Route::AnyPrimary => Target::AnyPrimary,
+            Route::Local(cmd) => {
+                WorkerStats::bump(&self.worker.stats.commands_local);
+                let mut out = BytesMut::new();
+                let after =
+                    local::execute(cmd, &args, &mut self.client, &self.worker.state, &mut out);
+                if after == After::Close {
+                    self.reading = false;
+                }
+                self.queue
+                    .push(Entry::ready(out.freeze(), after == After::Close));
+                return;
+            }
+            Route::Error(message) => {
+                WorkerStats::bump(&self.worker.stats.commands_rejected);
+                let mut out = BytesMut::new();
+                encode::error(&mut out, &message);
+                self.queue.push(Entry::ready(out.freeze(), false));
+                return;
+            }
+        };
+        let seq = self
+            .queue
+            .push(Entry::forwarded(frame.clone(), target.clone()));
+        self.dispatch(seq, frame, &target, None);
+    }
+
+    /// Sends request `seq` to the node serving `target`, or to `redirect` when following
+    /// a `MOVED`/`ASK` (with `ASKING` first for the latter).
+    fn dispatch(
+        &self,
+        seq: u64,
+        frame: Bytes,
+        target: &Target,
+        redirect: Option<(Endpoint, bool)>,
+    ) {
+        let protocol = self.client.protocol;
+        let pool = &self.worker.pool;
+        let (backend, asking) = match redirect {
+            Some((node, asking)) => (Some(pool.get(&node, protocol)), asking),
+            None => {
+                let backend = self.worker.with_topology(|topo| {
+                    let shard = match target {
+                        Target::Slot(slot) => topo.shard_index(*slot)?,
+                        Target::AnyPrimary if topo.shards().is_empty() => return None,
+                        Target::AnyPrimary => self.worker.pick_primary(topo.shards().len()),
+                    };
+                    Some(pool.get(&topo.shards()[shard].primary.endpoint, protocol))
+                });
+                (backend, false)
+            }
+        };
+        let sink: Rc<dyn ReplySink> = self.queue.clone();
+        match backend {
+            Some(backend) => backend.send(Request {
+                sink,
+                seq,
+                frame,
+                asking,
+            }),
+            None => {
+                // No node serves this slot in the current map: wait for a better one.
+                self.worker.state.request_refresh();
+                sink.complete(
+                    seq,
+                    Outcome::NotNow(Bytes::from_static(b"-CLUSTERDOWN Hash slot not served\r\n")),
+                );
+            }
+        }
+    }
+
+    /// Acts on outcomes that are not plain replies: redirects, retries, failures.
+    fn settle_attention(&mut self) {
+        if !self.queue.needs_attention() {
+            return;
+        }
+        let mut attention = std::mem::take(&mut self.attention);
+        self.queue.take_attention(&mut attention);
+        for (seq, outcome) in attention.drain(..) {
+            self.settle(seq, outcome);
+        }
+        self.attention = attention;
+    }
+
+    fn settle(&self, seq: u64, outcome: Outcome) {
+        let stats = &self.worker.stats;
+        let state = &self.worker.state;
+        match outcome {
+            Outcome::Reply(reply) => self.finish(seq, reply),
+            Outcome::Moved { slot, to } => {
+                WorkerStats::bump(&stats.redirects_moved);
+                state.request_refresh();
+                self.redirect(seq, slot, to, false);
+            }
+            Outcome::Ask { slot, to } => {
+                WorkerStats::bump(&stats.redirects_ask);
+                self.redirect(seq, slot, to, true);
+            }
+            Outcome::NotNow(error) => self.retry_or_fail(seq, error),
+            Outcome::NotSent(failure) => {
+                state.request_refresh();
+                let error = failure_reply(&failure, false);
+                self.retry_or_fail(seq, error);
+            }
+            Outcome::Unknown(failure) => {
+                WorkerStats::bump(&stats.backend_errors);
+                self.finish(seq, failure_reply(&failure, true));
+            }
+        }
+    }
+
+    fn finish(&self, seq: u64, reply: Bytes) {
+        self.queue.update(seq, |entry| {
+            entry.frame = None;
+            entry.state = EntryState::Ready(reply);
+        });
+    }
+
+    fn redirect(&self, seq: u64, slot: u16, to: Endpoint, asking: bool) {
+        let max = self.worker.state.config.max_redirects;
+        let next = self.queue.update(seq, |entry| {
+            entry.hops = entry.hops.saturating_add(1);
+            if u32::from(entry.hops) > max {
+                let message =
+                    format!("ERR slotgate: too many redirects for slot {slot} (last to {to})");
+                let mut out = BytesMut::new();
+                encode::error(&mut out, &message);
+                entry.frame = None;
+                entry.state = EntryState::Ready(out.freeze());
+                return None;
+            }
+            Some((entry.frame.clone()?, entry.target.clone()))
+        });
+        if let Some(Some((frame, target))) = next {
+            self.dispatch(seq, frame, &target, Some((to, asking)));
+        }
+    }
+
+    /// Schedules another attempt for a request known not to have run, or gives up with
+    /// `error` once `retry-deadline` has passed.
+    fn retry_or_fail(&self, seq: u64, error: Bytes) {
+        let now = Instant::now();
+        let deadline = self.worker.state.config.retry_deadline;
+        let stats = &self.worker.stats;
+        self.queue.update(seq, |entry| {
+            let give_up_at = *entry.retry_deadline.get_or_insert(now + deadline);
+            if now >= give_up_at {
+                entry.frame = None;
+                entry.state = EntryState::Ready(error);
+                return;
+            }
+            WorkerStats::bump(&stats.retries);
+            let backoff = FIRST_BACKOFF
+                .saturating_mul(1 << entry.retries.min(8))
+                .min(MAX_BACKOFF);
+            entry.retries += 1;
+            entry.state = EntryState::RetryAt((now + backoff).min(give_up_at));
+        });
+    }
+
+    fn run_due_retries(&mut self) {
+        let mut due = std::mem::take(&mut self.due);
+        self.queue.take_due_retries(Instant::now(), &mut due);
+        for seq in due.drain(..) {
+            let next = self.queue.update(seq, |entry| {
+                Some((entry.frame.clone()?, entry.target.clone()))
+            });
+            if let Some(Some((frame, target))) = next {
+                self.dispatch(seq, frame, &target, None);
+            }
+        }
+        self.due = due;
+    }
+
+    /// Writes every reply that is ready, in order.
+    async fn flush(&mut self, stream: &TcpStream) -> std::io::Result<()> {
+        let mut chunks = std::mem::take(&mut self.chunks);
+        let write_buf = &mut self.write_buf;
+        let close = self.queue.pop_ready(|reply| {
+            if reply.len() > COPY_LIMIT {
+                if !write_buf.is_empty() {
+                    chunks.push(write_buf.split().freeze());
+                }
+                chunks.push(reply);
+            } else {
+                write_buf.extend_from_slice(&reply);
+            }
+        });
+        if !write_buf.is_empty() {
+            chunks.push(write_buf.split().freeze());
+        }
+        let result = async {
+            for chunk in &chunks {
+                write_all(stream, chunk).await?;
+            }
+            Ok(())
+        }
+        .await;
+        chunks.clear();
+        self.chunks = chunks;
+        if self.write_buf.capacity() > KEEP_BUFFER {
+            self.write_buf = BytesMut::new();
+        }
+        if close {
+            self.closing = true;
+        }
+        result
+    }
+}
+
+/// Writes all of `data` through a shared reference to the stream.
+async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(data) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The error a client gets for a backend failure. `maybe_ran` says whether the command
+/// may have executed, which the client must know to decide whether to retry.
+fn failure_reply(failure: &Failure, maybe_ran: bool) -> Bytes {
+    let mut out = BytesMut::new();
+    let message = if maybe_ran {
+        format!(
+            "ERR slotgate: {}; the command was sent and may have been executed",
+            failure.describe()
+        )
+    } else {
+        format!(
+            "ERR slotgate: {}; the command was not executed",
+            failure.describe()
+        )
+    };
+    encode::error(&mut out, &message);
+    out.freeze()
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}

@@ -1,0 +1,324 @@
+//! The replies one client is waiting for, in the order it sent the requests.
+//!
+//! The session pushes an [`Entry`] per request; backends complete entries out of order (a
+//! fast shard answers before a slow one) through [`ReplySink`]; the session pops finished
+//! entries from the head only, so the client always sees replies in request order. Entries
+//! that need another attempt (redirects, retries) are counted so the session can skip the
+//! scan when there are none.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::backend::{Outcome, ReplySink};
+use crate::topology::Endpoint;
+
+/// Where a forwarded request goes.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// The primary of this slot, looked up in the current map at each attempt.
+    Slot(u16),
+    /// Any primary: a keyless command.
+    AnyPrimary,
+}
+
+/// What the session must do with an entry next.
+#[derive(Debug)]
+pub enum EntryState {
+    /// Sent; waiting for the backend.
+    Waiting,
+    /// Ready to write to the client.
+    Ready(Bytes),
+    /// Ready to write, and the connection closes after it (QUIT, protocol errors).
+    Final(Bytes),
+    /// The backend said something other than a final reply; the session decides.
+    Attention(Outcome),
+    /// Resend at this time (a retry's backoff).
+    RetryAt(Instant),
+}
+
+/// One request awaiting its reply.
+#[derive(Debug)]
+pub struct Entry {
+    pub state: EntryState,
+    /// The request as received, kept while a resend may be needed.
+    pub frame: Option<Bytes>,
+    pub target: Target,
+    /// MOVED/ASK hops taken so far.
+    pub hops: u8,
+    /// Set on the first retry: when retrying stops.
+    pub retry_deadline: Option<Instant>,
+    /// Retries taken so far (drives the backoff).
+    pub retries: u32,
+    /// The node an ASK redirect points to, for the next attempt only.
+    pub ask: Option<Endpoint>,
+}
+
+impl Entry {
+    pub fn forwarded(frame: Bytes, target: Target) -> Self {
+        Self {
+            state: EntryState::Waiting,
+            frame: Some(frame),
+            target,
+            hops: 0,
+            retry_deadline: None,
+            retries: 0,
+            ask: None,
+        }
+    }
+
+    pub fn ready(reply: Bytes, close_after: bool) -> Self {
+        Self {
+            state: if close_after {
+                EntryState::Final(reply)
+            } else {
+                EntryState::Ready(reply)
+            },
+            frame: None,
+            target: Target::AnyPrimary,
+            hops: 0,
+            retry_deadline: None,
+            retries: 0,
+            ask: None,
+        }
+    }
+}
+
+/// A client's pending replies; shared (`Rc`) between its session and the backends.
+#[derive(Default)]
+pub struct ReplyQueue {
+    inner: RefCell<Inner>,
+    wake: Notify,
+    /// Set when the client is gone: late outcomes are dropped.
+    closed: Cell<bool>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Sequence number of `entries[0]`.
+    head_seq: u64,
+    entries: VecDeque<Entry>,
+    /// Entries in `Attention` state.
+    attention: usize,
+}
+
+impl ReplyQueue {
+    /// Appends an entry and returns its sequence number.
+    pub fn push(&self, entry: Entry) -> u64 {
+        let mut inner = self.inner.borrow_mut();
+        let seq = inner.head_seq + inner.entries.len() as u64;
+        if matches!(entry.state, EntryState::Attention(_)) {
+            inner.attention += 1;
+        }
+        inner.entries.push_back(entry);
+        seq
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.borrow().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Resolves once some outcome has arrived since the last call.
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    pub fn close(&self) {
+        self.closed.set(true);
+        let mut inner = self.inner.borrow_mut();
+        inner.entries.clear();
+        inner.attention = 0;
+    }
+
+    /// Pops finished entries from the head, in order, and hands each reply to `write`.
+    /// Returns true when a `Final` reply was popped (the connection must close after it).
+    pub fn pop_ready(&self, mut write: impl FnMut(Bytes)) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        while let Some(entry) = inner.entries.front() {
+            let close = matches!(entry.state, EntryState::Final(_));
+            if !matches!(entry.state, EntryState::Ready(_) | EntryState::Final(_)) {
+                break;
+            }
+            let Some(entry) = inner.entries.pop_front() else {
+                break;
+            };
+            inner.head_seq += 1;
+            if let EntryState::Ready(reply) | EntryState::Final(reply) = entry.state {
+                write(reply);
+            }
+            if close {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// True when some entry needs the session's attention now.
+    pub fn needs_attention(&self) -> bool {
+        self.inner.borrow().attention > 0
+    }
+
+    /// Takes the entries needing attention, as (sequence, outcome) pairs; each stays in the
+    /// queue in `Waiting` state until the session settles it with [`Self::update`].
+    pub fn take_attention(&self, out: &mut Vec<(u64, Outcome)>) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.attention == 0 {
+            return;
+        }
+        let head = inner.head_seq;
+        for (i, entry) in inner.entries.iter_mut().enumerate() {
+            if matches!(entry.state, EntryState::Attention(_)) {
+                let EntryState::Attention(outcome) =
+                    std::mem::replace(&mut entry.state, EntryState::Waiting)
+                else {
+                    continue;
+                };
+                out.push((head + i as u64, outcome));
+            }
+        }
+        inner.attention = 0;
+    }
+
+    /// The earliest `RetryAt` time, if any.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.inner
+            .borrow()
+            .entries
+            .iter()
+            .filter_map(|e| match e.state {
+                EntryState::RetryAt(at) => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Sequence numbers of entries whose retry time has come; they turn `Waiting`.
+    pub fn take_due_retries(&self, now: Instant, out: &mut Vec<u64>) {
+        let mut inner = self.inner.borrow_mut();
+        let head = inner.head_seq;
+        for (i, entry) in inner.entries.iter_mut().enumerate() {
+            if matches!(entry.state, EntryState::RetryAt(at) if at <= now) {
+                entry.state = EntryState::Waiting;
+                out.push(head + i as u64);
+            }
+        }
+    }
+
+    /// Runs `f` on the entry with sequence `seq`, if it is still queued.
+    pub fn update<R>(&self, seq: u64, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        let mut inner = self.inner.borrow_mut();
+        let index = seq.checked_sub(inner.head_seq)?;
+        let entry = inner.entries.get_mut(usize::try_from(index).ok()?)?;
+        Some(f(entry))
+    }
+}
+
+impl ReplySink for ReplyQueue {
+    fn complete(&self, seq: u64, outcome: Outcome) {
+        if self.closed.get() {
+            return;
+        }
+        {
+            let mut inner = self.inner.borrow_mut();
+            let Some(index) = seq.checked_sub(inner.head_seq) else {
+                return;
+            };
+            let Some(entry) = inner.entries.get_mut(index as usize) else {
+                return;
+            };
+            let needs_attention = !matches!(outcome, Outcome::Reply(_));
+            entry.state = match outcome {
+                Outcome::Reply(reply) => {
+                    // The reply is final: the request need not be kept for a resend.
+                    entry.frame = None;
+                    EntryState::Ready(reply)
+                }
+                other => EntryState::Attention(other),
+            };
+            if needs_attention {
+                inner.attention += 1;
+            }
+        }
+        self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Failure;
+
+    fn reply(s: &'static [u8]) -> Outcome {
+        Outcome::Reply(Bytes::from_static(s))
+    }
+
+    fn forwarded() -> Entry {
+        Entry::forwarded(
+            Bytes::from_static(b"*1\r\n$4\r\nPING\r\n"),
+            Target::AnyPrimary,
+        )
+    }
+
+    #[test]
+    fn replies_leave_in_request_order() {
+        let q = ReplyQueue::default();
+        let a = q.push(forwarded());
+        let b = q.push(forwarded());
+        q.complete(b, reply(b":2\r\n"));
+        let mut out = Vec::new();
+        q.pop_ready(|r| out.push(r));
+        assert!(out.is_empty(), "second reply must wait for the first");
+        q.complete(a, reply(b":1\r\n"));
+        q.pop_ready(|r| out.push(r));
+        assert_eq!(
+            out,
+            vec![Bytes::from_static(b":1\r\n"), Bytes::from_static(b":2\r\n")]
+        );
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn final_entries_stop_the_stream() {
+        let q = ReplyQueue::default();
+        q.push(Entry::ready(Bytes::from_static(b"+OK\r\n"), true));
+        q.push(Entry::ready(Bytes::from_static(b"+PONG\r\n"), false));
+        let mut out = Vec::new();
+        assert!(q.pop_ready(|r| out.push(r)));
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn attention_entries_are_handed_back_once() {
+        let q = ReplyQueue::default();
+        let a = q.push(forwarded());
+        let failure = Failure::ReplyTimeout {
+            node: Endpoint::new("127.0.0.1", 1),
+        };
+        q.complete(a, Outcome::NotSent(failure));
+        assert!(q.needs_attention());
+        let mut taken = Vec::new();
+        q.take_attention(&mut taken);
+        assert_eq!(taken.len(), 1);
+        assert!(!q.needs_attention());
+        q.take_attention(&mut taken);
+        assert_eq!(taken.len(), 1);
+    }
+
+    #[test]
+    fn late_outcomes_after_close_are_dropped() {
+        let q = ReplyQueue::default();
+        let a = q.push(forwarded());
+        q.close();
+        q.complete(a, reply(b"+OK\r\n"));
+        assert!(q.is_empty());
+        // Unknown sequence numbers are ignored too.
+        q.complete(99, reply(b"+OK\r\n"));
+    }
+}

@@ -1,0 +1,230 @@
+//! The cluster's shape as slotgate sees it: an immutable slot-map snapshot.
+//!
+//! [`discovery`] turns a node's `CLUSTER SHARDS` (or `CLUSTER SLOTS`) reply into a
+//! [`Topology`]; [`refresher`] decides when to ask and swaps the new snapshot into the
+//! shared [`arc_swap::ArcSwap`]. Workers read the snapshot without locking: a flat
+//! 16384-entry table of shard indexes and the shards themselves.
+
+pub mod discovery;
+pub mod refresher;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::slot::SLOT_COUNT;
+
+/// Marks a slot no shard serves.
+const NO_SHARD: u16 = u16::MAX;
+
+/// A node's network address as the cluster announces it: an IP or a hostname, and a port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub host: Arc<str>,
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn new(host: &str, port: u16) -> Self {
+        // Brackets belong to the textual form only, never to the host itself.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Self {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// Parses the `host:port` form found in `MOVED`/`ASK` replies (IPv6 hosts may be bare).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (host, port) = text.rsplit_once(':')?;
+        let port = port.parse().ok()?;
+        if host.is_empty() {
+            return None;
+        }
+        Some(Self::new(host, port))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One cluster node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// The 40-character node id; stable across restarts and IP changes.
+    pub id: Arc<str>,
+    pub endpoint: Endpoint,
+}
+
+/// A primary and its replicas, serving a set of slots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub primary: Node,
+    pub replicas: Vec<Node>,
+}
+
+/// An immutable snapshot of the slot map.
+#[derive(Debug)]
+pub struct Topology {
+    /// Bumped on every swap, so workers can tell cheaply that their caches are stale.
+    pub generation: u64,
+    slots: Box<[u16]>,
+    shards: Vec<Shard>,
+    /// Where this map came from, for logs and `INFO`.
+    pub source: Option<Endpoint>,
+}
+
+impl Topology {
+    /// The snapshot in force before any node has answered: no slot is served.
+    pub fn empty() -> Self {
+        Self {
+            generation: 0,
+            slots: vec![NO_SHARD; SLOT_COUNT].into_boxed_slice(),
+            shards: Vec::new(),
+            source: None,
+        }
+    }
+
+    /// Builds a snapshot from shards and the slot ranges each serves.
+    ///
+    /// `ranges` pairs a shard index with an inclusive slot range. Out-of-range slots and
+    /// indexes are ignored rather than trusted.
+    pub fn from_ranges(shards: Vec<Shard>, ranges: &[(usize, u16, u16)]) -> Self {
+        let mut slots = vec![NO_SHARD; SLOT_COUNT].into_boxed_slice();
+        for &(shard, start, end) in ranges {
+            if shard >= shards.len() || start > end || usize::from(end) >= SLOT_COUNT {
+                continue;
+            }
+            for slot in &mut slots[usize::from(start)..=usize::from(end)] {
+                *slot = shard as u16;
+            }
+        }
+        Self {
+            generation: 0,
+            slots,
+            shards,
+            source: None,
+        }
+    }
+
+    /// The shard index serving `slot`, if any.
+    #[inline]
+    pub fn shard_index(&self, slot: u16) -> Option<usize> {
+        match self.slots.get(usize::from(slot)) {
+            Some(&NO_SHARD) | None => None,
+            Some(&index) => Some(usize::from(index)),
+        }
+    }
+
+    /// The primary serving `slot`, if any.
+    pub fn primary_for(&self, slot: u16) -> Option<&Node> {
+        self.shard_index(slot).map(|i| &self.shards[i].primary)
+    }
+
+    pub fn shards(&self) -> &[Shard] {
+        &self.shards
+    }
+
+    /// How many of the 16384 slots some shard serves.
+    pub fn covered_slots(&self) -> usize {
+        self.slots.iter().filter(|&&s| s != NO_SHARD).count()
+    }
+
+    /// True when every slot is served.
+    pub fn is_complete(&self) -> bool {
+        self.covered_slots() == SLOT_COUNT
+    }
+
+    /// The slot ranges served by shard `index`, merged and in order.
+    pub fn ranges_of(&self, index: usize) -> Vec<(u16, u16)> {
+        let mut ranges: Vec<(u16, u16)> = Vec::new();
+        for (slot, &owner) in self.slots.iter().enumerate() {
+            if usize::from(owner) != index || owner == NO_SHARD {
+                continue;
+            }
+            let slot = slot as u16;
+            match ranges.last_mut() {
+                Some((_, end)) if *end + 1 == slot => *end = slot,
+                _ => ranges.push((slot, slot)),
+            }
+        }
+        ranges
+    }
+
+    /// True when both snapshots route every slot to the same primaries and list the same nodes.
+    pub fn same_layout(&self, other: &Topology) -> bool {
+        self.slots == other.slots && self.shards == other.shards
+    }
+
+    /// Every endpoint this snapshot knows, primaries first.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let primaries = self.shards.iter().map(|s| s.primary.endpoint.clone());
+        let replicas = self
+            .shards
+            .iter()
+            .flat_map(|s| s.replicas.iter().map(|r| r.endpoint.clone()));
+        primaries.chain(replicas).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, port: u16) -> Node {
+        Node {
+            id: id.into(),
+            endpoint: Endpoint::new("127.0.0.1", port),
+        }
+    }
+
+    fn shard(id: &str, port: u16) -> Shard {
+        Shard {
+            primary: node(id, port),
+            replicas: vec![],
+        }
+    }
+
+    #[test]
+    fn ranges_map_slots_to_shards() {
+        let topo = Topology::from_ranges(
+            vec![shard("a", 7000), shard("b", 7001)],
+            &[(0, 0, 8191), (1, 8192, 16383)],
+        );
+        assert!(topo.is_complete());
+        assert_eq!(topo.primary_for(0).unwrap().endpoint.port, 7000);
+        assert_eq!(topo.primary_for(8191).unwrap().endpoint.port, 7000);
+        assert_eq!(topo.primary_for(8192).unwrap().endpoint.port, 7001);
+        assert_eq!(topo.ranges_of(1), vec![(8192, 16383)]);
+    }
+
+    #[test]
+    fn partial_maps_and_bad_ranges_are_visible() {
+        let topo = Topology::from_ranges(
+            vec![shard("a", 7000)],
+            &[(0, 0, 99), (5, 100, 200), (0, 300, 200), (0, 16000, 20000)],
+        );
+        assert_eq!(topo.covered_slots(), 100);
+        assert!(!topo.is_complete());
+        assert!(topo.primary_for(150).is_none());
+        assert!(Topology::empty().primary_for(0).is_none());
+    }
+
+    #[test]
+    fn endpoints_parse_and_print() {
+        let e = Endpoint::parse("127.0.0.1:7000").unwrap();
+        assert_eq!(e.to_string(), "127.0.0.1:7000");
+        let v6 = Endpoint::parse("::1:7000").unwrap();
+        assert_eq!(&*v6.host, "::1");
+        assert_eq!(v6.to_string(), "[::1]:7000");
+        assert_eq!(Endpoint::parse("[::1]:7000").unwrap(), v6);
+        assert!(Endpoint::parse("nope").is_none());
+        assert!(Endpoint::parse(":7000").is_none());
+    }
+}

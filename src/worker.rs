@@ -1,0 +1,98 @@
+//! One worker thread's world: its backend pool, cached snapshots and counters.
+//!
+//! Every worker runs a current-thread tokio runtime with its own listener (`SO_REUSEPORT`),
+//! its own client sessions and its own backend connections, and shares only the
+//! [`ProxyState`] with the others, so a request never crosses threads.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+use arc_swap::Cache;
+
+use crate::backend::{BackendSettings, Pool};
+use crate::commands::CommandTable;
+use crate::state::{ProxyState, WorkerStats};
+use crate::topology::Topology;
+
+/// Per-thread context handed to every session of the thread.
+pub struct Worker {
+    pub state: Arc<ProxyState>,
+    pub stats: Arc<WorkerStats>,
+    pub pool: Pool,
+    topology: RefCell<Cache<ArcSwapRef<Topology>, Arc<Topology>>>,
+    commands: RefCell<Cache<ArcSwapRef<CommandTable>, Arc<CommandTable>>>,
+    /// Rotates keyless commands over the primaries.
+    next_primary: Cell<usize>,
+}
+
+/// Lets an [`arc_swap::Cache`] borrow an `ArcSwap` inside the shared state.
+pub struct ArcSwapRef<T> {
+    state: Arc<ProxyState>,
+    pick: fn(&ProxyState) -> &arc_swap::ArcSwap<T>,
+}
+
+impl<T> std::ops::Deref for ArcSwapRef<T> {
+    type Target = arc_swap::ArcSwap<T>;
+    fn deref(&self) -> &Self::Target {
+        (self.pick)(&self.state)
+    }
+}
+
+impl Worker {
+    pub fn new(state: Arc<ProxyState>, index: usize) -> Self {
+        let stats = state.workers[index].clone();
+        let config = &state.config;
+        let settings = BackendSettings {
+            connect_timeout: config.backend_connect_timeout,
+            reply_timeout: config.backend_reply_timeout,
+            max_reply_depth: config.max_reply_depth,
+            // Values stored through other clients may exceed our request limit; never refuse
+            // a reply a default Redis could send.
+            max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
+        };
+        let topology = Cache::new(ArcSwapRef {
+            state: state.clone(),
+            pick: |s| &s.topology,
+        });
+        let commands = Cache::new(ArcSwapRef {
+            state: state.clone(),
+            pick: |s| &s.commands,
+        });
+        Self {
+            pool: Pool::new(settings, stats.clone()),
+            stats,
+            state,
+            topology: RefCell::new(topology),
+            commands: RefCell::new(commands),
+            next_primary: Cell::new(index),
+        }
+    }
+
+    /// The current slot map (one atomic load when unchanged).
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.borrow_mut().load().clone()
+    }
+
+    /// Runs `f` on the current slot map without touching its reference count, which
+    /// would bounce a cache line between threads on every request.
+    pub fn with_topology<R>(&self, f: impl FnOnce(&Topology) -> R) -> R {
+        f(self.topology.borrow_mut().load())
+    }
+
+    /// Runs `f` on the current command table; see [`Self::with_topology`].
+    pub fn with_commands<R>(&self, f: impl FnOnce(&CommandTable) -> R) -> R {
+        f(self.commands.borrow_mut().load())
+    }
+
+    /// The current command table.
+    pub fn commands(&self) -> Arc<CommandTable> {
+        self.commands.borrow_mut().load().clone()
+    }
+
+    /// A primary index for a keyless command, rotating over `count` primaries.
+    pub fn pick_primary(&self, count: usize) -> usize {
+        let next = self.next_primary.get().wrapping_add(1);
+        self.next_primary.set(next);
+        next % count.max(1)
+    }
+}

@@ -1,0 +1,336 @@
+//! One `redis-server` child process: [`RedisNode`].
+//!
+//! The node is configured entirely on the command line (no config file), listens on
+//! 127.0.0.1 only, keeps its files in its own dir, and writes stdout/stderr to `redis.log`
+//! there. Readiness means it answered `INFO server` with *its own* `process_id`, so a
+//! foreign server that grabbed the port in the meantime is never mistaken for ours.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{free_port, log_tail, redis_cli_path, redis_server_path, send_signal, temp_dir};
+
+/// How long a fresh redis-server may take to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bind races with other processes are retried this many times with fresh ports.
+const SPAWN_ATTEMPTS: usize = 8;
+/// Control-plane queries from the fixture give up after this long (a paused node never answers).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A `redis-server` child on 127.0.0.1. Killed (SIGKILL) and reaped on drop.
+pub struct RedisNode {
+    pub addr: SocketAddr,
+    pub port: u16,
+    /// The server's working dir (`--dir`): `redis.log`, `nodes.conf`.
+    pub dir: PathBuf,
+    /// `None` once stopped.
+    child: Option<Child>,
+    pid: u32,
+    cluster: bool,
+    /// Set by [`RedisNode::pause`]: a stopped process answers nothing, so cluster-wide
+    /// queries skip it instead of hanging on it.
+    paused: AtomicBool,
+    /// Standalone nodes own their temp dir; cluster nodes live in the cluster's.
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl RedisNode {
+    /// One plain (non-cluster) redis-server on a free port, in its own temp dir.
+    pub fn standalone() -> RedisNode {
+        let tmp = temp_dir("slotgate-redis-");
+        let base = tmp.path().to_path_buf();
+        let mut node = RedisNode::spawn_fresh(&base, false);
+        node._tmp = Some(tmp);
+        node
+    }
+
+    /// A cluster-enabled node (not yet part of any cluster) in a subdir of `parent`.
+    pub(super) fn cluster_node(parent: &Path) -> RedisNode {
+        RedisNode::spawn_fresh(parent, true)
+    }
+
+    /// Picks a free port and starts a server on it; on an early exit (typically a bind race
+    /// with another process) tries again with another port.
+    fn spawn_fresh(parent: &Path, cluster: bool) -> RedisNode {
+        let mut failures = Vec::new();
+        for _ in 0..SPAWN_ATTEMPTS {
+            let port = free_port();
+            let dir = if cluster {
+                parent.join(format!("node-{port}"))
+            } else {
+                parent.to_path_buf()
+            };
+            std::fs::create_dir_all(&dir).expect("create the node dir");
+            let child = spawn_server(port, &dir, cluster);
+            let pid = child.id();
+            let mut node = RedisNode {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                port,
+                dir,
+                child: Some(child),
+                pid,
+                cluster,
+                paused: AtomicBool::new(false),
+                _tmp: None,
+            };
+            match node.wait_ready() {
+                Ok(()) => return node,
+                Err(why) => {
+                    node.stop();
+                    if cluster {
+                        // A half-written nodes.conf must not leak into the next attempt.
+                        let _ = std::fs::remove_dir_all(&node.dir);
+                    } else {
+                        let _ = std::fs::remove_file(node.log_path());
+                    }
+                    failures.push(format!("port {port}: {why}"));
+                }
+            }
+        }
+        panic!(
+            "redis-server did not start after {SPAWN_ATTEMPTS} attempts:\n{}",
+            failures.join("\n---\n")
+        );
+    }
+
+    /// Waits until the server answers `INFO server` with our child's PID.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut last;
+        loop {
+            let child = self.child.as_mut().expect("waiting on a stopped node");
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "redis-server exited early ({status}); log tail:\n{}",
+                    log_tail(&self.log_path(), 20)
+                ));
+            }
+            match self.try_query::<String>(&["INFO", "server"]) {
+                Ok(info) => match info_field(&info, "process_id") {
+                    Some(pid) if pid == self.pid.to_string() => return Ok(()),
+                    Some(pid) => {
+                        return Err(format!(
+                            "port {} is served by another redis-server (pid {pid}, ours {})",
+                            self.port, self.pid
+                        ));
+                    }
+                    None => last = "INFO server without process_id".into(),
+                },
+                Err(e) => last = e,
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "no answer within {READY_TIMEOUT:?} (last: {last}); log tail:\n{}",
+                    log_tail(&self.log_path(), 20)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The child's PID (still the last one after [`RedisNode::stop`]).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Where the server's stdout/stderr go.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("redis.log")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.log_path()).unwrap_or_default()).into_owned()
+    }
+
+    /// Kills the server with SIGKILL (a crash, not a shutdown) and reaps it. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // kill() is SIGKILL to this exact child; it fails only if the child is already
+            // reaped, which wait() below covers.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Starts the server again on the same port and dir: a cluster node comes back with its
+    /// `nodes.conf`, i.e. its old node id (a crash-and-restart). Stops it first if running.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = spawn_server(self.port, &self.dir, self.cluster);
+        self.pid = child.id();
+        self.child = Some(child);
+        if let Err(why) = self.wait_ready() {
+            self.stop();
+            panic!(
+                "restarting redis-server on port {} failed: {why}",
+                self.port
+            );
+        }
+    }
+
+    /// Freezes the server with SIGSTOP: its sockets stay open but nothing is answered, like a
+    /// node that hangs or is cut off by the network.
+    pub fn pause(&self) {
+        assert!(self.child.is_some(), "pause() on a stopped node");
+        send_signal(self.pid, "STOP");
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Undoes [`RedisNode::pause`] with SIGCONT.
+    pub fn resume(&self) {
+        assert!(self.child.is_some(), "resume() on a stopped node");
+        send_signal(self.pid, "CONT");
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// True while the process runs and is not paused, i.e. when it can answer.
+    pub fn is_live(&self) -> bool {
+        self.child.is_some() && !self.paused.load(Ordering::SeqCst) && !is_zombie(self.pid)
+    }
+
+    /// Runs `redis-cli -h 127.0.0.1 -p <port> <args...>` and returns its stdout, trimmed.
+    /// redis-cli prints errors to stdout too (e.g. `ERR unknown command ...`, `MOVED 42 ...`),
+    /// so a test can assert on them. Panics only if redis-cli itself fails (e.g. no server).
+    pub fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new(redis_cli_path())
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli");
+        assert!(
+            out.status.success(),
+            "redis-cli -p {} {args:?} failed ({}): {}{}",
+            self.port,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A new synchronous redis-rs connection (RESP2) with 3 s timeouts, for typed queries.
+    pub fn conn(&self) -> redis::Connection {
+        self.try_conn()
+            .unwrap_or_else(|e| panic!("connect to redis-server on port {}: {e}", self.port))
+    }
+
+    fn try_conn(&self) -> Result<redis::Connection, String> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .map_err(|e| e.to_string())?;
+        let conn = client
+            .get_connection_with_timeout(QUERY_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(QUERY_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        conn.set_write_timeout(Some(QUERY_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        Ok(conn)
+    }
+
+    /// Runs one command on a fresh connection; a connection failure or an error reply is
+    /// `Err` with a readable message.
+    pub fn try_query<T: redis::FromRedisValue>(&self, args: &[&str]) -> Result<T, String> {
+        let mut cmd = redis::Cmd::new();
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        self.try_query_cmd(&cmd)
+    }
+
+    /// Like [`RedisNode::try_query`], for a prepared (possibly binary) command.
+    pub fn try_query_cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+        let mut conn = self.try_conn()?;
+        cmd.query(&mut conn)
+            .map_err(|e| format!("port {}: {e}", self.port))
+    }
+
+    /// Like [`RedisNode::try_query`], panicking on failure.
+    pub fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        self.try_query(args)
+            .unwrap_or_else(|e| panic!("{args:?} on redis-server port {}: {e}", self.port))
+    }
+
+    /// `CLUSTER MYID`.
+    pub fn node_id(&self) -> String {
+        self.query(&["CLUSTER", "MYID"])
+    }
+}
+
+impl Drop for RedisNode {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.child.is_some() {
+            eprintln!(
+                "[fixture] redis-server :{} (pid {}) log tail:\n{}",
+                self.port,
+                self.pid,
+                log_tail(&self.log_path(), 15)
+            );
+        }
+        self.stop();
+    }
+}
+
+/// Spawns redis-server with the whole config on the command line, output to `dir/redis.log`.
+fn spawn_server(port: u16, dir: &Path, cluster: bool) -> Child {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |k: &str, v: &str| {
+        args.push(k.into());
+        args.push(v.into());
+    };
+    push("--port", &port.to_string());
+    push("--bind", "127.0.0.1");
+    push("--dir", dir.to_str().expect("utf-8 temp dir"));
+    push("--appendonly", "no");
+    push("--save", "");
+    push("--daemonize", "no");
+    // Tests use DEBUG SLEEP / DEBUG SET-ACTIVE-EXPIRE to provoke slow or odd nodes.
+    push("--enable-debug-command", "yes");
+    if cluster {
+        push("--cluster-enabled", "yes");
+        push("--cluster-config-file", "nodes.conf");
+        // Short, so failover tests finish in seconds.
+        push("--cluster-node-timeout", "2000");
+    }
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("redis.log"))
+        .expect("open redis.log");
+    let log2 = log.try_clone().expect("clone redis.log handle");
+    Command::new(redis_server_path())
+        .args(&args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", redis_server_path().display()))
+}
+
+/// The value of `name:` in an `INFO`-style reply.
+pub(super) fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines().find_map(|line| {
+        let (k, v) = line.trim_end().split_once(':')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// True if `pid` has exited but is not reaped yet (state `Z` in `/proc/<pid>/stat`).
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            // The state follows the parenthesised command name, which may contain spaces.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_none_or(|state| state == "Z" || state == "X")
+        })
+        .unwrap_or(true)
+}
