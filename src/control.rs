@@ -1,18 +1,19 @@
 //! One-shot control-plane requests to a cluster node.
 //!
-//! Discovery (`CLUSTER SHARDS`, `CLUSTER SLOTS`) and command-table learning (`COMMAND`) are
+//! Discovery (`CLUSTER SHARDS`, `CLUSTER INFO`) and command-table learning (`COMMAND`) are
 //! rare and their replies are structured, so they use a short-lived RESP2 connection and the
 //! `redis-protocol` decoder instead of the multiplexed hot-path connections in [`crate::backend`].
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::types::OwnedFrame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::dns::Dns;
 use crate::resp::encode::encode_command;
 use crate::topology::Endpoint;
 
@@ -21,11 +22,8 @@ use crate::topology::Endpoint;
 pub enum ControlError {
     #[error("connecting to {0} timed out")]
     ConnectTimeout(Endpoint),
-    #[error("connecting to {endpoint} failed: {source}")]
-    Connect {
-        endpoint: Endpoint,
-        source: std::io::Error,
-    },
+    #[error("connecting to {endpoint} failed: {reason}")]
+    Connect { endpoint: Endpoint, reason: String },
     #[error("{0} did not answer in time")]
     ReplyTimeout(Endpoint),
     #[error("i/o with {endpoint} failed: {source}")]
@@ -51,13 +49,38 @@ pub struct ControlTimeouts {
 /// Sends one command to `endpoint` on a fresh connection and returns its decoded reply.
 /// A Redis error reply becomes [`ControlError::Server`].
 pub async fn request(
+    dns: &Dns,
     endpoint: &Endpoint,
     args: &[&[u8]],
     limits: ControlTimeouts,
 ) -> Result<OwnedFrame, ControlError> {
-    let mut stream = connect(endpoint, limits.connect).await?;
+    let mut replies = request_many(dns, endpoint, &[args], limits).await?;
+    replies
+        .pop()
+        .unwrap_or_else(|| Err(ControlError::Closed(endpoint.clone())))
+}
+
+/// Sends several commands in one write on a fresh connection and returns each reply in
+/// order (one round trip). Each Redis error reply becomes its own [`ControlError::Server`].
+pub async fn request_many(
+    dns: &Dns,
+    endpoint: &Endpoint,
+    commands: &[&[&[u8]]],
+    limits: ControlTimeouts,
+) -> Result<Vec<Result<OwnedFrame, ControlError>>, ControlError> {
+    let mut stream = timeout(limits.connect, dns.connect(endpoint))
+        .await
+        .map_err(|_| ControlError::ConnectTimeout(endpoint.clone()))?
+        .map_err(|reason| ControlError::Connect {
+            endpoint: endpoint.clone(),
+            reason,
+        })?;
+    // Control replies are small and latency matters more than batching here.
+    let _ = stream.set_nodelay(true);
     let mut out = BytesMut::new();
-    encode_command(&mut out, args);
+    for args in commands {
+        encode_command(&mut out, args);
+    }
     let exchange = async {
         stream
             .write_all(&out)
@@ -66,42 +89,37 @@ pub async fn request(
                 endpoint: endpoint.clone(),
                 source,
             })?;
-        read_frame(&mut stream, endpoint).await
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut replies = Vec::with_capacity(commands.len());
+        for _ in commands {
+            let frame = read_frame(&mut stream, &mut buf, endpoint).await?;
+            replies.push(match frame {
+                OwnedFrame::Error(message) => Err(ControlError::Server {
+                    endpoint: endpoint.clone(),
+                    message,
+                }),
+                frame => Ok(frame),
+            });
+        }
+        Ok(replies)
     };
-    let frame = timeout(limits.reply, exchange)
+    timeout(limits.reply, exchange)
         .await
-        .map_err(|_| ControlError::ReplyTimeout(endpoint.clone()))??;
-    match frame {
-        OwnedFrame::Error(message) => Err(ControlError::Server {
-            endpoint: endpoint.clone(),
-            message,
-        }),
-        frame => Ok(frame),
-    }
+        .map_err(|_| ControlError::ReplyTimeout(endpoint.clone()))?
 }
 
-async fn connect(endpoint: &Endpoint, limit: Duration) -> Result<TcpStream, ControlError> {
-    let attempt = TcpStream::connect((&*endpoint.host, endpoint.port));
-    let stream = timeout(limit, attempt)
-        .await
-        .map_err(|_| ControlError::ConnectTimeout(endpoint.clone()))?
-        .map_err(|source| ControlError::Connect {
-            endpoint: endpoint.clone(),
-            source,
-        })?;
-    // Control replies are small and latency matters more than batching here.
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
-}
-
+/// Reads one frame, leaving any bytes after it in `buf` for the next call.
 async fn read_frame(
     stream: &mut TcpStream,
+    buf: &mut BytesMut,
     endpoint: &Endpoint,
 ) -> Result<OwnedFrame, ControlError> {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
     loop {
-        match decode(&buf) {
-            Ok(Some((frame, _))) => return Ok(frame),
+        match decode(buf) {
+            Ok(Some((frame, used))) => {
+                buf.advance(used);
+                return Ok(frame);
+            }
             Ok(None) => {}
             Err(e) => {
                 return Err(ControlError::Protocol {
@@ -111,7 +129,7 @@ async fn read_frame(
             }
         }
         let n = stream
-            .read_buf(&mut buf)
+            .read_buf(buf)
             .await
             .map_err(|source| ControlError::Io {
                 endpoint: endpoint.clone(),

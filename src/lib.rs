@@ -11,6 +11,7 @@ pub mod backend;
 pub mod commands;
 pub mod config;
 pub mod control;
+pub mod dns;
 pub mod resp;
 pub mod router;
 pub mod server;

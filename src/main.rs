@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let config = match Config::load(&cli) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("slotgate: invalid configuration:\n{e}");
+            eprintln!("slotgate: {e}");
             return ExitCode::from(2);
         }
     };

@@ -6,7 +6,7 @@
 //! worker only ([`WorkerStats`]), summed when someone asks (`INFO`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
@@ -28,6 +28,10 @@ pub struct ProxyState {
     /// address so every replica of one deployment reports the same id.
     pub node_id: String,
     pub started: tokio::time::Instant,
+    /// A complete slot map is loaded and every primary answered the last discovery round.
+    pub ready: AtomicBool,
+    /// When the last discovery round finished, in milliseconds since the Unix epoch (0: never).
+    pub last_refresh_unix_ms: AtomicU64,
     /// Open client connections over all workers, checked against `maxclients`.
     pub clients: AtomicUsize,
     /// Source of client ids, unique over all workers (`CLIENT ID`).
@@ -46,6 +50,8 @@ impl ProxyState {
             workers,
             node_id,
             started: tokio::time::Instant::now(),
+            ready: AtomicBool::new(false),
+            last_refresh_unix_ms: AtomicU64::new(0),
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
         }

@@ -5,12 +5,14 @@
 //! [`ProxyState`] with the others, so a request never crosses threads.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use arc_swap::Cache;
 
 use crate::backend::{BackendSettings, Pool};
 use crate::commands::CommandTable;
+use crate::dns::Dns;
 use crate::state::{ProxyState, WorkerStats};
 use crate::topology::Topology;
 
@@ -23,6 +25,8 @@ pub struct Worker {
     commands: RefCell<Cache<ArcSwapRef<CommandTable>, Arc<CommandTable>>>,
     /// Rotates keyless commands over the primaries.
     next_primary: Cell<usize>,
+    /// The map generation the pool was last pruned for.
+    pruned_generation: Cell<u64>,
 }
 
 /// Lets an [`arc_swap::Cache`] borrow an `ArcSwap` inside the shared state.
@@ -58,13 +62,15 @@ impl Worker {
             state: state.clone(),
             pick: |s| &s.commands,
         });
+        let dns = Rc::new(Dns::new(config.dns_server.as_ref()));
         Self {
-            pool: Pool::new(settings, stats.clone()),
+            pool: Pool::new(settings, stats.clone(), dns),
             stats,
             state,
             topology: RefCell::new(topology),
             commands: RefCell::new(commands),
             next_primary: Cell::new(index),
+            pruned_generation: Cell::new(0),
         }
     }
 
@@ -76,7 +82,13 @@ impl Worker {
     /// Runs `f` on the current slot map without touching its reference count, which
     /// would bounce a cache line between threads on every request.
     pub fn with_topology<R>(&self, f: impl FnOnce(&Topology) -> R) -> R {
-        f(self.topology.borrow_mut().load())
+        let mut cache = self.topology.borrow_mut();
+        let topology = cache.load();
+        if topology.generation != self.pruned_generation.get() {
+            self.pruned_generation.set(topology.generation);
+            self.pool.retain(&topology.endpoints());
+        }
+        f(topology)
     }
 
     /// Runs `f` on the current command table; see [`Self::with_topology`].

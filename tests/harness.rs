@@ -13,17 +13,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{RedisCluster, RedisNode, RespConn, free_port, key_slot};
+use common::{RedisCluster, RedisNode, RespConn, free_port, key_slot, process_state};
 
 fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// The state letter of `/proc/<pid>/stat` (`T` = stopped by SIGSTOP).
-fn process_state(pid: u32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = stat.rsplit_once(')').unwrap().1;
-    after_name.trim_start().chars().next().unwrap()
 }
 
 fn cluster_info(node: &RedisNode, field: &str) -> String {
@@ -309,14 +302,14 @@ fn pause_and_resume_freeze_and_thaw_the_server() {
     assert_eq!(conn.cmd_str(&["PING"]), b"+PONG\r\n");
 
     node.pause();
-    assert_eq!(process_state(node.pid()), 'T');
+    assert_eq!(process_state(node.pid()), Some('T'));
     assert!(!node.is_live());
     conn.set_read_timeout(Duration::from_millis(300));
     conn.send_raw(b"PING\r\n");
     assert!(conn.try_read_reply().is_err(), "a paused server answered");
 
     node.resume();
-    assert_ne!(process_state(node.pid()), 'T');
+    assert_ne!(process_state(node.pid()), Some('T'));
     assert!(node.is_live());
     conn.set_read_timeout(Duration::from_secs(5));
     assert_eq!(conn.read_reply(), b"+PONG\r\n");

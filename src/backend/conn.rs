@@ -22,6 +22,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, warn};
 
 use super::{BackendSettings, Failure, Outcome, ReplySink, Request, classify_reply};
+use crate::dns::Dns;
 use crate::resp::encode::{Protocol, encode_command};
 use crate::resp::walk::{ReplyKind, ReplyWalker};
 use crate::state::WorkerStats;
@@ -50,6 +51,9 @@ pub struct Backend {
     in_flight: RefCell<VecDeque<InFlight>>,
     wake_writer: Notify,
     broken: Cell<bool>,
+    /// Fired by [`Backend::close`] to end the connection task.
+    closed: Notify,
+    dns: Rc<Dns>,
 }
 
 impl Backend {
@@ -59,6 +63,7 @@ impl Backend {
         protocol: Protocol,
         settings: BackendSettings,
         stats: Arc<WorkerStats>,
+        dns: Rc<Dns>,
     ) -> Rc<Self> {
         let backend = Rc::new(Self {
             endpoint,
@@ -69,6 +74,8 @@ impl Backend {
             in_flight: RefCell::default(),
             wake_writer: Notify::new(),
             broken: Cell::new(false),
+            closed: Notify::new(),
+            dns,
         });
         tokio::task::spawn_local(backend.clone().run());
         backend
@@ -101,8 +108,27 @@ impl Backend {
         self.wake_writer.notify_one();
     }
 
+    /// Ends the connection (its node left the cluster). Requests it holds are settled as
+    /// for any failure: retried if never written, reported unknown otherwise.
+    pub fn close(&self) {
+        self.broken.set(true);
+        self.closed.notify_one();
+    }
+
     async fn run(self: Rc<Self>) {
-        let failure = match self.connect().await {
+        let left = || Failure::ConnectionLost {
+            node: self.endpoint.clone(),
+            reason: "the node left the cluster".into(),
+        };
+        let failure = tokio::select! {
+            failure = self.serve() => failure,
+            _ = self.closed.notified() => left(),
+        };
+        self.fail(failure);
+    }
+
+    async fn serve(&self) -> Failure {
+        match self.connect().await {
             Ok(stream) => {
                 let (reader, writer) = stream.into_split();
                 tokio::select! {
@@ -111,8 +137,7 @@ impl Backend {
                 }
             }
             Err(failure) => failure,
-        };
-        self.fail(failure);
+        }
     }
 
     async fn connect(&self) -> Result<TcpStream, Failure> {
@@ -120,11 +145,11 @@ impl Backend {
             node: self.endpoint.clone(),
             reason,
         };
-        let attempt = TcpStream::connect((&*self.endpoint.host, self.endpoint.port));
+        let attempt = self.dns.connect(&self.endpoint);
         let mut stream = timeout(self.settings.connect_timeout, attempt)
             .await
             .map_err(|_| connect_failure("timed out".into()))?
-            .map_err(|e| connect_failure(e.to_string()))?;
+            .map_err(connect_failure)?;
         let _ = stream.set_nodelay(true);
         if self.protocol == Protocol::Resp3 {
             // Replies must reach RESP3 clients untouched, so this connection speaks RESP3.

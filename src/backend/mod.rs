@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 pub use conn::Backend;
 pub use outcome::{Failure, Outcome, classify_reply};
 
+use crate::dns::Dns;
 use crate::resp::encode::Protocol;
 use crate::state::WorkerStats;
 use crate::topology::Endpoint;
@@ -51,6 +52,7 @@ pub struct BackendSettings {
 pub struct Pool {
     settings: BackendSettings,
     stats: Arc<WorkerStats>,
+    dns: Rc<Dns>,
     backends: RefCell<FxHashMap<Endpoint, ByProtocol>>,
 }
 
@@ -71,10 +73,11 @@ impl ByProtocol {
 }
 
 impl Pool {
-    pub fn new(settings: BackendSettings, stats: Arc<WorkerStats>) -> Self {
+    pub fn new(settings: BackendSettings, stats: Arc<WorkerStats>, dns: Rc<Dns>) -> Self {
         Self {
             settings,
             stats,
+            dns,
             backends: RefCell::default(),
         }
     }
@@ -108,7 +111,25 @@ impl Pool {
             protocol,
             self.settings.clone(),
             self.stats.clone(),
+            self.dns.clone(),
         )
+    }
+
+    /// Closes and forgets the connections to nodes not in `keep`: nodes that left the
+    /// cluster must not keep sockets (or pod IPs) alive.
+    pub fn retain(&self, keep: &[Endpoint]) {
+        self.backends.borrow_mut().retain(|endpoint, by_protocol| {
+            let kept = keep.contains(endpoint);
+            if !kept {
+                for backend in [&by_protocol.resp2, &by_protocol.resp3]
+                    .into_iter()
+                    .flatten()
+                {
+                    backend.close();
+                }
+            }
+            kept
+        });
     }
 
     /// Number of nodes this worker has connections to.

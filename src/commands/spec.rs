@@ -287,6 +287,10 @@ pub enum KeyError {
     /// names no key although the command needs one.
     #[error("the keyword preceding the keys is missing")]
     KeywordMissing,
+    /// Options that contradict each other where keys are named (MIGRATE with both a key and
+    /// KEYS).
+    #[error("contradictory key arguments")]
+    Syntax,
 }
 
 /// How a command's keys are found: its key specs, or for the two core commands whose specs
@@ -418,9 +422,14 @@ impl CommandSpec {
         }
     }
 
-    /// `getKeysUsingKeySpecs` from Redis' db.c, with two deliberate differences: an empty
-    /// open-ended list (SUNSUBSCRIBE with no channel) is no key rather than an error, and
-    /// specs Redis cannot evaluate contribute nothing instead of failing the whole request.
+    /// `getKeysUsingKeySpecs` from Redis' db.c (with `NOT_KEY` specs included), except:
+    /// - an empty open-ended list (PFMERGE dst, SUNSUBSCRIBE) is no key, not an error;
+    /// - specs of unknown type contribute nothing instead of failing the whole request;
+    /// - numkeys 0 is fine for `no_mandatory_keys` commands (EVAL), where Redis falls back
+    ///   to the command's own key function to the same effect;
+    /// - a request whose only keys follow a missing keyword (XREAD without STREAMS) is an
+    ///   error, as `COMMAND GETKEYS` reports it;
+    /// - keynum `keystep` spaces keys apart (Redis only ever uses 1 there).
     fn keys_from_specs(
         &self,
         args: &ArgView<'_>,
@@ -531,6 +540,9 @@ fn find_keyword(args: &ArgView<'_>, keyword: &[u8], startfrom: i32) -> Option<us
     let matches = |i: usize| args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(keyword));
     if startfrom > 0 {
         (startfrom as usize..argc.saturating_sub(1)).find(|&i| matches(i))
+    } else if startfrom == 0 {
+        // Redis starts such a search at argc and finds nothing.
+        None
     } else {
         let start = argc.checked_sub(startfrom.unsigned_abs() as usize)?;
         (2..=start).rev().find(|&i| i < argc && matches(i))
@@ -584,7 +596,7 @@ fn sort_keys(args: &ArgView<'_>, f: &mut impl FnMut(usize)) -> Result<(), KeyErr
 
 /// Redis' `migrateGetKeys`: argument 3, or with an empty argument 3, every argument after
 /// the KEYS option (searched from index 6, skipping AUTH/AUTH2 credentials that could spell
-/// "keys").
+/// "keys"). A non-empty argument 3 together with KEYS is a syntax error.
 fn migrate_keys(args: &ArgView<'_>, f: &mut impl FnMut(usize)) -> Result<(), KeyError> {
     let argc = args.len();
     let Some(key) = args.get(3) else {
@@ -596,12 +608,13 @@ fn migrate_keys(args: &ArgView<'_>, f: &mut impl FnMut(usize)) -> Result<(), Key
     while i < argc {
         let arg = args.get(i).unwrap_or_default();
         if arg.eq_ignore_ascii_case(b"keys") {
-            // Redis ignores KEYS (and keeps looking) when the key argument is not empty.
-            if key.is_empty() {
-                first = i + 1;
-                num = argc - first;
-                break;
+            if !key.is_empty() {
+                // Both a key and KEYS: MIGRATE answers a syntax error.
+                return Err(KeyError::Syntax);
             }
+            first = i + 1;
+            num = argc - first;
+            break;
         } else if arg.eq_ignore_ascii_case(b"auth") {
             i += 1;
         } else if arg.eq_ignore_ascii_case(b"auth2") {

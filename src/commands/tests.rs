@@ -354,8 +354,9 @@ fn migrate() {
         "MIGRATE host 6379 \"\" 0 5000 AUTH2 keys keys KEYS a b",
         &["a", "b"],
     );
-    // KEYS with a non-empty key argument is ignored, like Redis does.
-    assert_keys("MIGRATE host 6379 k 0 5000 KEYS a b", &["k"]);
+    // KEYS with a non-empty key argument is a syntax error.
+    assert_key_error("MIGRATE host 6379 k 0 5000 KEYS a b", KeyError::Syntax);
+    assert_key_error("MIGRATE host 6379", KeyError::TooFewArguments);
 }
 
 #[test]
@@ -657,4 +658,30 @@ fn builtin_line_parser_rejects_garbage() {
     builtin::parse_line(&mut table, "# comment").unwrap();
     builtin::parse_line(&mut table, "get 2 readonly @read i1/r0,1,0/RO").unwrap();
     assert_eq!(table.len(), 1);
+}
+
+#[test]
+fn keyword_search_directions() {
+    let mut table = CommandTable::empty();
+    for line in [
+        "mod.back -2 - - kw:KEYS:-2/r-1,1,0/RW",
+        "mod.fwd -2 - - kw:KEYS:2/r0,1,0/RW",
+        "mod.zero -2 - - kw:KEYS:0/r0,1,0/RW",
+        "mod.neg -2 - - i-2/r0,1,0/RW",
+    ] {
+        builtin::parse_line(&mut table, line).unwrap();
+    }
+    let keys = |line| keys_in(&table, line).1;
+    let ok = |keys: &[&str]| Ok(keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+    // Backward from argc-2: the last KEYS before the end wins, index 1 is never checked.
+    assert_eq!(keys("mod.back a KEYS k1 k2"), ok(&["k1", "k2"]));
+    assert_eq!(keys("mod.back KEYS KEYS k1"), ok(&["k1"]));
+    assert_eq!(keys("mod.back KEYS k1"), Err(KeyError::KeywordMissing));
+    // Forward from startfrom, never the last argument (no key could follow).
+    assert_eq!(keys("mod.fwd KEYS x KEYS k"), ok(&["k"]));
+    assert_eq!(keys("mod.fwd a b KEYS"), Err(KeyError::KeywordMissing));
+    assert_eq!(keys("mod.zero KEYS k"), Err(KeyError::KeywordMissing));
+    // A negative index counts from the end.
+    assert_eq!(keys("mod.neg a b c"), ok(&["b"]));
+    assert_eq!(keys("mod.neg"), Err(KeyError::TooFewArguments));
 }

@@ -412,7 +412,7 @@ impl Checker {
             return;
         }
         let describe = |s: &Sourced<u64>| match s.origin {
-            Origin::Default => format!("{} (default)", units::format_size(s.value)),
+            Origin::Default => format!("default {}", units::format_size(s.value)),
             _ => units::format_size(s.value),
         };
         // Blame the key the user set; if both were set, the buffer limit.
@@ -563,6 +563,14 @@ fn seconds(value: Scalar) -> Result<Duration, String> {
 fn parse_listen(text: String) -> Result<SocketAddr, String> {
     let trimmed = text.trim();
     if let Ok(addr) = trimmed.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            // Every worker binds its own SO_REUSEPORT socket: port 0 would give each one a
+            // different random port, and clients could not be told which.
+            return Err(
+                "port 0 is not allowed: every worker thread would get its own random port"
+                    .to_owned(),
+            );
+        }
         return Ok(addr);
     }
     Err(match trimmed.parse::<HostPort>() {

@@ -57,12 +57,10 @@ impl FromStr for LogFormat {
 /// `docs/configuration.md` for each key's meaning, units and default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Address the client listener binds (`listen`, default 127.0.0.1:6380).
+    /// Address the client listeners bind (`listen`, default 127.0.0.1:6380); never port 0.
     pub listen: SocketAddr,
     /// Address cluster-mode clients are told (CLUSTER SLOTS, CLUSTER SHARDS and the
-    /// like). Defaults to `listen`, with loopback in place of an unspecified IP. When
-    /// `listen`'s port is 0 the port here is 0 too: the server should substitute the port
-    /// it actually bound.
+    /// like). Defaults to `listen`, with loopback in place of an unspecified IP.
     pub announce: HostPort,
     /// Cluster nodes the topology is discovered from; never empty, no duplicates.
     pub seeds: Vec<HostPort>,

@@ -280,8 +280,6 @@ fn announce_defaults_follow_listen() {
     assert_eq!(v6.announce, HostPort::new("::1", 7002));
     let specific = assert_valid(r#"listen = "[fd00::5]:7003""#);
     assert_eq!(specific.announce, HostPort::new("fd00::5", 7003));
-    let ephemeral = assert_valid(r#"listen = "127.0.0.1:0""#);
-    assert_eq!(ephemeral.announce, HostPort::new("127.0.0.1", 0));
     let explicit = assert_valid(
         r#"listen = "0.0.0.0:6380"
         announce = "slotgate.ns.svc:6380""#,
@@ -297,6 +295,11 @@ fn network_rules() {
         "host name cannot be listened on",
     );
     assert_problem(r#"listen = "1.2.3.4""#, "listen", "missing port");
+    assert_problem(
+        r#"listen = "127.0.0.1:0""#,
+        "listen",
+        "port 0 is not allowed",
+    );
     assert_problem(r#"announce = "[::1]""#, "announce", "missing port");
     assert_problem(r#"announce = "a:0""#, "announce", "port \"0\"");
     assert_problem(
@@ -421,13 +424,13 @@ fn query_buffer_must_exceed_bulk_len() {
     assert_problem(
         r#"proto-max-bulk-len = "1gb""#,
         "proto-max-bulk-len",
-        "1gb must be less than client-query-buffer-limit (1gb (default))",
+        "1gb must be less than client-query-buffer-limit (default 1gb)",
     );
     // The user lowered the buffer alone: blame the buffer.
     assert_problem(
         r#"client-query-buffer-limit = "100mb""#,
         "client-query-buffer-limit",
-        "100mb must be greater than proto-max-bulk-len (512mb (default))",
+        "100mb must be greater than proto-max-bulk-len (default 512mb)",
     );
     // Both set: the buffer limit is blamed.
     assert_problem(

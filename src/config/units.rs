@@ -153,9 +153,9 @@ fn scale_decimal(number: &str, unit_nanos: u128) -> Result<u128, UnitError> {
 pub fn format_size(bytes: u64) -> String {
     match bytes {
         0 => "0 bytes".to_owned(),
-        b if b % GB == 0 => format!("{}gb", b / GB),
-        b if b % MB == 0 => format!("{}mb", b / MB),
-        b if b % KB == 0 => format!("{}kb", b / KB),
+        b if b.is_multiple_of(GB) => format!("{}gb", b / GB),
+        b if b.is_multiple_of(MB) => format!("{}mb", b / MB),
+        b if b.is_multiple_of(KB) => format!("{}kb", b / KB),
         b => format!("{b} bytes"),
     }
 }
@@ -163,15 +163,15 @@ pub fn format_size(bytes: u64) -> String {
 /// Renders a duration the way [`parse_duration`] reads it: `100ms`, `5s`, `2m`, `1h`.
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if duration.subsec_nanos() % 1_000_000 != 0 {
+    if !duration.subsec_nanos().is_multiple_of(1_000_000) {
         // Finer than milliseconds: Debug prints an exact, still readable value ("1.0000001s").
         return format!("{duration:?}");
     }
     match millis {
         0 => "0s".to_owned(),
-        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        ms if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        ms if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
         ms => format!("{ms}ms"),
     }
 }

@@ -325,9 +325,12 @@ fn info(args: &ArgView<'_>, client: &ClientState, state: &ProxyState, out: &mut 
     if want("proxy") {
         let topo = state.topology.load();
         text.push_str(&format!(
-            "# Proxy\r\nthreads:{}\r\nslot_map_generation:{}\r\nslots_covered:{}\r\nshards:{}\r\ncommands_local:{}\r\ncommands_rejected:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries:{}\r\nbackend_errors:{}\r\nprotocol_errors:{}\r\ncommand_table_size:{}\r\n\r\n",
+            "# Proxy\r\nthreads:{}\r\nready:{}\r\nslot_map_generation:{}\r\nslot_map_epoch:{}\r\nlast_refresh_unix_ms:{}\r\nslots_covered:{}\r\nshards:{}\r\ncommands_local:{}\r\ncommands_rejected:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries:{}\r\nbackend_errors:{}\r\nprotocol_errors:{}\r\ncommand_table_size:{}\r\n\r\n",
             state.config.threads,
+            u8::from(state.ready.load(std::sync::atomic::Ordering::Relaxed)),
             topo.generation,
+            topo.epoch,
+            state.last_refresh_unix_ms.load(std::sync::atomic::Ordering::Relaxed),
             topo.covered_slots(),
             topo.shards().len(),
             total(|w| &w.commands_local),

@@ -12,6 +12,7 @@ use redis_protocol::resp2::types::OwnedFrame;
 
 use super::{Endpoint, Node, Shard, Topology};
 use crate::control::{self, ControlError, ControlTimeouts};
+use crate::dns::Dns;
 
 /// Why a node's answer could not become a slot map.
 #[derive(Debug, thiserror::Error)]
@@ -26,20 +27,57 @@ pub enum DiscoveryError {
     },
 }
 
-/// Asks `endpoint` for its view of the slot map.
+/// One node's answer: its slot map and how recent its knowledge of the cluster is.
+#[derive(Debug)]
+pub struct NodeView {
+    pub topology: Topology,
+    /// `cluster_current_epoch` from `CLUSTER INFO`: the newest configuration this node knows.
+    pub current_epoch: u64,
+    /// `cluster_state:ok` on this node.
+    pub state_ok: bool,
+}
+
+/// Asks `endpoint` for its view of the slot map, in one round trip.
 pub async fn fetch(
+    dns: &Dns,
     endpoint: &Endpoint,
     limits: ControlTimeouts,
-) -> Result<Topology, DiscoveryError> {
-    match control::request(endpoint, &[b"CLUSTER", b"SHARDS"], limits).await {
-        Ok(reply) => parse_shards(&reply, endpoint),
+) -> Result<NodeView, DiscoveryError> {
+    let commands: [&[&[u8]]; 2] = [&[b"CLUSTER", b"SHARDS"], &[b"CLUSTER", b"INFO"]];
+    let mut replies = control::request_many(dns, endpoint, &commands, limits)
+        .await?
+        .into_iter();
+    let (Some(shards), Some(info)) = (replies.next(), replies.next()) else {
+        return Err(malformed(endpoint, "CLUSTER SHARDS", "missing reply"));
+    };
+    let (current_epoch, state_ok) = parse_info(&info?);
+    let topology = match shards {
+        Ok(reply) => parse_shards(&reply, endpoint)?,
         // Servers before 7.0 do not know CLUSTER SHARDS; everything else is a real failure.
         Err(ControlError::Server { message, .. }) if is_unknown_subcommand(&message) => {
-            let reply = control::request(endpoint, &[b"CLUSTER", b"SLOTS"], limits).await?;
-            parse_slots(&reply, endpoint)
+            let reply = control::request(dns, endpoint, &[b"CLUSTER", b"SLOTS"], limits).await?;
+            parse_slots(&reply, endpoint)?
         }
-        Err(e) => Err(e.into()),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(NodeView {
+        topology,
+        current_epoch,
+        state_ok,
+    })
+}
+
+/// Reads `cluster_current_epoch` and `cluster_state` from a `CLUSTER INFO` reply.
+fn parse_info(reply: &OwnedFrame) -> (u64, bool) {
+    let text = text(reply).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+    };
+    let epoch = field("cluster_current_epoch")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (epoch, field("cluster_state") == Some("ok"))
 }
 
 fn is_unknown_subcommand(message: &str) -> bool {
@@ -357,6 +395,14 @@ mod tests {
         // NULL and empty endpoints mean "the address you asked".
         assert_eq!(&*topo.primary_for(150).unwrap().endpoint.host, "127.0.0.5");
         assert_eq!(topo.shards()[0].replicas.len(), 1);
+    }
+
+    #[test]
+    fn info_gives_epoch_and_state() {
+        let info = b("cluster_enabled:1\r\ncluster_state:ok\r\ncluster_current_epoch:7\r\n");
+        assert_eq!(parse_info(&info), (7, true));
+        let failing = b("cluster_state:fail\r\ncluster_current_epoch:x\r\n");
+        assert_eq!(parse_info(&failing), (0, false));
     }
 
     #[test]

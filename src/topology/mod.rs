@@ -76,6 +76,8 @@ pub struct Topology {
     pub generation: u64,
     slots: Box<[u16]>,
     shards: Vec<Shard>,
+    /// `cluster_current_epoch` of the node this map came from.
+    pub epoch: u64,
     /// Where this map came from, for logs and `INFO`.
     pub source: Option<Endpoint>,
 }
@@ -87,6 +89,7 @@ impl Topology {
             generation: 0,
             slots: vec![NO_SHARD; SLOT_COUNT].into_boxed_slice(),
             shards: Vec::new(),
+            epoch: 0,
             source: None,
         }
     }
@@ -95,12 +98,27 @@ impl Topology {
     ///
     /// `ranges` pairs a shard index with an inclusive slot range. Out-of-range slots and
     /// indexes are ignored rather than trusted.
-    pub fn from_ranges(shards: Vec<Shard>, ranges: &[(usize, u16, u16)]) -> Self {
+    /// Shards and replicas are put in node-id order, so two nodes describing the same
+    /// cluster in a different order yield equal snapshots.
+    pub fn from_ranges(mut shards: Vec<Shard>, ranges: &[(usize, u16, u16)]) -> Self {
+        for shard in &mut shards {
+            shard.replicas.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        let mut order: Vec<usize> = (0..shards.len()).collect();
+        order.sort_by(|&a, &b| shards[a].primary.id.cmp(&shards[b].primary.id));
+        // new_index[old] = position of shard `old` after sorting.
+        let mut new_index = vec![0usize; shards.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old] = new;
+        }
+        let mut sorted: Vec<Option<Shard>> = shards.into_iter().map(Some).collect();
+        let shards: Vec<Shard> = order.iter().filter_map(|&old| sorted[old].take()).collect();
         let mut slots = vec![NO_SHARD; SLOT_COUNT].into_boxed_slice();
         for &(shard, start, end) in ranges {
             if shard >= shards.len() || start > end || usize::from(end) >= SLOT_COUNT {
                 continue;
             }
+            let shard = new_index[shard];
             for slot in &mut slots[usize::from(start)..=usize::from(end)] {
                 *slot = shard as u16;
             }
@@ -109,6 +127,7 @@ impl Topology {
             generation: 0,
             slots,
             shards,
+            epoch: 0,
             source: None,
         }
     }
@@ -157,6 +176,17 @@ impl Topology {
         ranges
     }
 
+    /// A copy of the layout (slots, shards, source) with generation and epoch reset.
+    pub fn clone_layout(&self) -> Topology {
+        Topology {
+            generation: 0,
+            slots: self.slots.clone(),
+            shards: self.shards.clone(),
+            epoch: 0,
+            source: self.source.clone(),
+        }
+    }
+
     /// True when both snapshots route every slot to the same primaries and list the same nodes.
     pub fn same_layout(&self, other: &Topology) -> bool {
         self.slots == other.slots && self.shards == other.shards
@@ -202,6 +232,20 @@ mod tests {
         assert_eq!(topo.primary_for(8191).unwrap().endpoint.port, 7000);
         assert_eq!(topo.primary_for(8192).unwrap().endpoint.port, 7001);
         assert_eq!(topo.ranges_of(1), vec![(8192, 16383)]);
+    }
+
+    #[test]
+    fn order_of_description_does_not_matter() {
+        let a = Topology::from_ranges(
+            vec![shard("a", 7000), shard("b", 7001)],
+            &[(0, 0, 8191), (1, 8192, 16383)],
+        );
+        let b = Topology::from_ranges(
+            vec![shard("b", 7001), shard("a", 7000)],
+            &[(1, 0, 8191), (0, 8192, 16383)],
+        );
+        assert!(a.same_layout(&b));
+        assert_eq!(b.primary_for(0).unwrap().endpoint.port, 7000);
     }
 
     #[test]

@@ -1,50 +1,109 @@
 //! Keeps the shared slot map fresh.
 //!
-//! Runs on the main runtime. It wakes on a timer (`topology-refresh-interval`) or when a
-//! worker asks ([`ProxyState::request_refresh`], after a `MOVED` or a connection failure),
-//! never more often than `topology-refresh-min-interval`. Each round asks the known nodes
-//! and then the seeds for their map, keeps the first complete one (or the most complete, if
-//! no node has a full map and it beats the one in force) and swaps it in when it differs.
-//! Once a node answers, the command table is learned from its `COMMAND` reply.
+//! Runs on the main runtime. A round starts on a timer (`topology-refresh-interval`), when
+//! a worker asks ([`ProxyState::request_refresh`], after a `MOVED` or a connection
+//! failure) or when a DNS answer expires, never sooner than
+//! `topology-refresh-min-interval` after the previous one. A round:
+//!
+//! 1. re-resolves the DNS seeds whose answer expired (TTL, clamped to
+//!    [`DNS_MIN_TTL`]..[`DNS_MAX_TTL`]), or all of them when known nodes stopped answering;
+//! 2. asks every known node and every seed address at once for `CLUSTER SHARDS` +
+//!    `CLUSTER INFO` (one round trip each), waiting at most [`ROUND_LIMIT`] so a hung node
+//!    cannot stall discovery;
+//! 3. keeps only complete maps, prefers the one from the node with the newest
+//!    `cluster_current_epoch`, refuses one older than the newest epoch already seen (until
+//!    [`STALE_ROUNDS_BEFORE_RESET`] rounds agree on it: the cluster was recreated), and swaps
+//!    it in when it differs from the map in force;
+//! 4. updates readiness: a complete map is loaded and every primary answered.
+//!
+//! The first node to answer also provides the command table (`COMMAND`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::discovery;
+use super::discovery::{self, NodeView};
 use super::{Endpoint, Topology};
 use crate::commands::CommandTable;
 use crate::control::{self, ControlTimeouts};
+use crate::dns::Dns;
 use crate::state::ProxyState;
 
-/// The refresher's view of where to look.
+/// Shortest time a DNS answer is trusted, whatever its TTL (Kubernetes answers with 5 s or
+/// 30 s; a TTL of 0 must not turn into a query storm).
+pub const DNS_MIN_TTL: Duration = Duration::from_secs(1);
+/// Longest time a DNS answer is trusted, whatever its TTL.
+pub const DNS_MAX_TTL: Duration = Duration::from_secs(30);
+/// How long one discovery round waits for answers.
+pub const ROUND_LIMIT: Duration = Duration::from_secs(2);
+/// Rounds in a row whose newest epoch is older than one seen before, after which the
+/// older epoch is accepted (the cluster was recreated from scratch).
+pub const STALE_ROUNDS_BEFORE_RESET: u32 = 3;
+
+/// A configured seed: an IP or a DNS name kept forever and re-resolved.
+struct Seed {
+    host: String,
+    port: u16,
+    is_name: bool,
+    addresses: Vec<Endpoint>,
+    next_resolve: Instant,
+}
+
+/// The refresher's own state between rounds.
 pub struct Refresher {
     state: Arc<ProxyState>,
-    seeds: Vec<Endpoint>,
+    dns: Arc<Dns>,
+    seeds: Vec<Seed>,
     limits: ControlTimeouts,
     commands_learned: bool,
+    newest_epoch: u64,
+    stale_rounds: u32,
+    /// Re-resolve every DNS seed at the next round (known nodes stopped answering).
+    resolve_all: bool,
 }
 
 impl Refresher {
     pub fn new(state: Arc<ProxyState>) -> Self {
         let config = &state.config;
+        let now = Instant::now();
         let seeds = config
             .seeds
             .iter()
-            .map(|s| Endpoint::new(&s.host, s.port))
+            .map(|s| {
+                let is_name = s.ip().is_none();
+                Seed {
+                    host: s.host.clone(),
+                    port: s.port,
+                    is_name,
+                    addresses: if is_name {
+                        Vec::new()
+                    } else {
+                        vec![Endpoint::new(&s.host, s.port)]
+                    },
+                    next_resolve: now,
+                }
+            })
             .collect();
         let limits = ControlTimeouts {
             connect: config.backend_connect_timeout,
-            reply: config.backend_reply_timeout,
+            reply: config.backend_reply_timeout.min(ROUND_LIMIT),
         };
+        let dns = Arc::new(Dns::new(config.dns_server.as_ref()));
         Self {
             state,
+            dns,
             seeds,
             limits,
             commands_learned: false,
+            newest_epoch: 0,
+            stale_rounds: 0,
+            resolve_all: true,
         }
     }
 
@@ -54,80 +113,217 @@ impl Refresher {
         let floor = self.state.config.topology_refresh_min_interval;
         let mut last = Instant::now();
         loop {
+            let dns_due = self.next_dns_due();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = sleep(interval) => {}
                 _ = self.state.refresh.notified() => {}
+                _ = sleep_until(dns_due.unwrap_or_else(|| Instant::now() + interval)), if dns_due.is_some() => {}
             }
             sleep_until(last + floor).await;
             last = Instant::now();
-            self.refresh_once().await;
+            self.round().await;
         }
     }
 
-    /// One discovery round. Returns true when a new map was swapped in.
-    pub async fn refresh_once(&mut self) -> bool {
+    /// One full round: DNS, discovery, decision. Returns true when a new map was swapped in.
+    pub async fn round(&mut self) -> bool {
+        self.resolve_seeds().await;
         let current = self.state.topology.load_full();
-        let mut best: Option<Topology> = None;
-        for endpoint in self.candidates(&current) {
-            match discovery::fetch(&endpoint, self.limits).await {
-                Ok(topo) if topo.is_complete() => {
-                    best = Some(topo);
-                    break;
-                }
-                Ok(topo) => {
-                    debug!(node = %endpoint, covered = topo.covered_slots(), "partial slot map");
-                    if best
-                        .as_ref()
-                        .is_none_or(|b| topo.covered_slots() > b.covered_slots())
-                    {
-                        best = Some(topo);
-                    }
-                }
-                Err(e) => debug!(node = %endpoint, error = %e, "discovery failed"),
+        let known: Vec<Endpoint> = current.endpoints();
+        let mut views = self.gather(self.candidates(&known)).await;
+        let known_answered = views.iter().any(|(e, _)| known.contains(e));
+        if !known.is_empty() && !known_answered {
+            // Every known address is dead: after a full restart only DNS knows the new ones.
+            warn!(
+                known = known.len(),
+                "no known node answered; re-resolving the seeds now"
+            );
+            self.resolve_all = true;
+            self.resolve_seeds().await;
+            views = self.gather(self.candidates(&[])).await;
+        }
+        let changed = self.decide(&current, &views).await;
+        if changed {
+            // Primaries of a new map that were not asked yet: ask them now, so readiness
+            // reflects them instead of waiting for the next round.
+            let asked: Vec<Endpoint> = views.iter().map(|(e, _)| e.clone()).collect();
+            let unasked: Vec<Endpoint> = self
+                .state
+                .topology
+                .load()
+                .shards()
+                .iter()
+                .map(|s| s.primary.endpoint.clone())
+                .filter(|e| !asked.contains(e))
+                .collect();
+            if !unasked.is_empty() {
+                views.extend(self.gather(unasked).await);
             }
         }
-        let Some(mut topo) = best else {
-            warn!(
-                seeds = %self.seeds.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
-                "no node answered CLUSTER SHARDS/SLOTS; keeping the current slot map"
-            );
-            return false;
-        };
-        if !self.commands_learned {
-            if let Some(source) = topo.source.clone() {
-                self.learn_commands(&source).await;
-            }
+        let primaries_missing = self.update_readiness(&views);
+        if primaries_missing {
+            // Some primary did not answer: its pod may have a new address.
+            self.resolve_all = true;
         }
-        if topo.same_layout(&current) {
-            return false;
-        }
-        if !topo.is_complete() && topo.covered_slots() <= current.covered_slots() {
-            warn!(
-                covered = topo.covered_slots(),
-                "only partial slot maps were offered; keeping the current one"
-            );
-            return false;
-        }
-        topo.generation = current.generation + 1;
-        log_change(&current, &topo);
-        self.state.topology.store(Arc::new(topo));
-        true
+        changed
     }
 
-    /// Known primaries, then known replicas, then the seeds; each once.
-    fn candidates(&self, current: &Topology) -> Vec<Endpoint> {
-        let mut list = current.endpoints();
-        for seed in &self.seeds {
-            if !list.contains(seed) {
-                list.push(seed.clone());
+    fn next_dns_due(&self) -> Option<Instant> {
+        self.seeds
+            .iter()
+            .filter(|s| s.is_name)
+            .map(|s| s.next_resolve)
+            .min()
+    }
+
+    async fn resolve_seeds(&mut self) {
+        let now = Instant::now();
+        let all = std::mem::take(&mut self.resolve_all);
+        for seed in self.seeds.iter_mut().filter(|s| s.is_name) {
+            if !all && seed.next_resolve > now {
+                continue;
+            }
+            match self.dns.resolve(&seed.host).await {
+                Ok(resolved) => {
+                    let addresses: Vec<Endpoint> = resolved
+                        .addresses
+                        .iter()
+                        .map(|ip| Endpoint::new(&ip.to_string(), seed.port))
+                        .collect();
+                    if addresses != seed.addresses {
+                        info!(seed = %seed.host, addresses = ?addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed resolved to new addresses");
+                    }
+                    seed.addresses = addresses;
+                    seed.next_resolve = now + resolved.ttl.clamp(DNS_MIN_TTL, DNS_MAX_TTL);
+                }
+                Err(e) => {
+                    // Keep the last addresses: a DNS hiccup must not make us forget the cluster.
+                    warn!(seed = %seed.host, error = %e, "cannot resolve seed; keeping its last addresses");
+                    seed.next_resolve = now + DNS_MIN_TTL;
+                }
+            }
+        }
+    }
+
+    /// Known nodes first, then every seed address; each once.
+    fn candidates(&self, known: &[Endpoint]) -> Vec<Endpoint> {
+        let mut list = known.to_vec();
+        for address in self.seeds.iter().flat_map(|s| s.addresses.iter()) {
+            if !list.contains(address) {
+                list.push(address.clone());
             }
         }
         list
     }
 
+    /// Asks every candidate at once; returns the answers that came within [`ROUND_LIMIT`].
+    async fn gather(&self, candidates: Vec<Endpoint>) -> Vec<(Endpoint, NodeView)> {
+        let mut tasks = JoinSet::new();
+        for endpoint in candidates {
+            let dns = self.dns.clone();
+            let limits = self.limits;
+            tasks.spawn(async move {
+                let view = discovery::fetch(&dns, &endpoint, limits).await;
+                (endpoint, view)
+            });
+        }
+        let deadline = Instant::now() + ROUND_LIMIT;
+        let mut views = Vec::new();
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => match next {
+                    None => break,
+                    Some(Ok((endpoint, Ok(view)))) => views.push((endpoint, view)),
+                    Some(Ok((endpoint, Err(e)))) => debug!(node = %endpoint, error = %e, "discovery failed"),
+                    Some(Err(e)) => debug!(error = %e, "discovery task failed"),
+                },
+                _ = sleep_until(deadline) => {
+                    debug!(pending = tasks.len(), "discovery round limit reached");
+                    tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        views
+    }
+
+    /// Chooses the map to serve from this round's answers and swaps it in if it is new.
+    async fn decide(&mut self, current: &Topology, views: &[(Endpoint, NodeView)]) -> bool {
+        let Some((source, best)) = views
+            .iter()
+            .filter(|(_, v)| v.topology.is_complete())
+            .max_by_key(|(_, v)| (v.current_epoch, agreement(v, views)))
+        else {
+            let covered = views
+                .iter()
+                .map(|(_, v)| v.topology.covered_slots())
+                .max()
+                .unwrap_or(0);
+            warn!(
+                answered = views.len(),
+                best_covered = covered,
+                "no node offered a complete slot map; keeping the current one"
+            );
+            return false;
+        };
+        if !self.commands_learned {
+            self.learn_commands(source).await;
+        }
+        if best.current_epoch < self.newest_epoch {
+            self.stale_rounds += 1;
+            if self.stale_rounds < STALE_ROUNDS_BEFORE_RESET {
+                warn!(
+                    offered = best.current_epoch,
+                    newest_seen = self.newest_epoch,
+                    "refusing a slot map older than one already seen; keeping the current one"
+                );
+                return false;
+            }
+            warn!(
+                epoch = best.current_epoch,
+                "every node reports an older epoch than seen before; accepting it (cluster recreated?)"
+            );
+        }
+        self.stale_rounds = 0;
+        self.newest_epoch = best.current_epoch;
+        if best.topology.same_layout(current) {
+            return false;
+        }
+        let mut topology = best.topology.clone_layout();
+        topology.generation = current.generation + 1;
+        topology.epoch = best.current_epoch;
+        log_change(current, &topology);
+        self.state.topology.store(Arc::new(topology));
+        true
+    }
+
+    /// Ready: a complete map, and every primary in it answered this round. Returns true
+    /// when some primary did not answer.
+    fn update_readiness(&self, views: &[(Endpoint, NodeView)]) -> bool {
+        let topology = self.state.topology.load();
+        let answered: HashSet<&Endpoint> = views.iter().map(|(e, _)| e).collect();
+        let missing = topology
+            .shards()
+            .iter()
+            .filter(|s| !answered.contains(&s.primary.endpoint))
+            .count();
+        let ready = topology.is_complete() && missing == 0;
+        let was = self.state.ready.swap(ready, Ordering::Relaxed);
+        if was != ready {
+            info!(ready, primaries_missing = missing, "readiness changed");
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.state
+            .last_refresh_unix_ms
+            .store(now_ms, Ordering::Relaxed);
+        missing > 0
+    }
+
     async fn learn_commands(&mut self, endpoint: &Endpoint) {
-        match control::request(endpoint, &[b"COMMAND"], self.limits).await {
+        match control::request(&self.dns, endpoint, &[b"COMMAND"], self.limits).await {
             Ok(reply) => match CommandTable::from_command_reply(&reply) {
                 Ok(table) => {
                     info!(node = %endpoint, commands = table.len(), "learned the command table");
@@ -143,6 +339,14 @@ impl Refresher {
     }
 }
 
+/// How many answers share this view's layout (a tie-breaker between equal epochs).
+fn agreement(view: &NodeView, views: &[(Endpoint, NodeView)]) -> usize {
+    views
+        .iter()
+        .filter(|(_, other)| other.topology.same_layout(&view.topology))
+        .count()
+}
+
 fn log_change(old: &Topology, new: &Topology) {
     let describe = |t: &Topology| {
         t.shards()
@@ -154,8 +358,8 @@ fn log_change(old: &Topology, new: &Topology) {
     };
     info!(
         generation = new.generation,
+        epoch = new.epoch,
         shards = new.shards().len(),
-        covered = new.covered_slots(),
         source = %new.source.as_ref().map(ToString::to_string).unwrap_or_default(),
         before = %describe(old),
         after = %describe(new),
@@ -163,12 +367,13 @@ fn log_change(old: &Topology, new: &Topology) {
     );
 }
 
-/// Keeps retrying the first discovery until a map is loaded or `limit` passes, so the
-/// listeners open with a usable map in the common case.
+/// Keeps retrying the first discovery until a complete map is loaded or `limit` passes,
+/// so the listeners open with a usable map in the common case.
 pub async fn initial_load(refresher: &mut Refresher, limit: Duration) {
     let deadline = Instant::now() + limit;
-    while !refresher.refresh_once().await && Instant::now() < deadline {
-        if refresher.state.topology.load().is_complete() {
+    loop {
+        refresher.round().await;
+        if refresher.state.topology.load().is_complete() || Instant::now() >= deadline {
             return;
         }
         sleep(Duration::from_millis(200)).await;

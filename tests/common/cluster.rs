@@ -32,6 +32,10 @@ pub struct RedisCluster {
     tmp: tempfile::TempDir,
 }
 
+/// What all nodes must agree on after `start`: per node id, primary or not, its primary,
+/// its slots; sorted by id.
+type TopologyView = Vec<(String, bool, Option<String>, Vec<(u16, u16)>)>;
+
 /// One line of `CLUSTER NODES`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeLine {
@@ -154,7 +158,7 @@ impl RedisCluster {
     /// same full topology, no handshake/fail flags, and every replica's link is up.
     fn wait_formed(&self, timeout: Duration) {
         wait_for("the cluster to form", timeout, POLL, |last| {
-            let mut first: Option<Vec<(String, bool, Option<String>, Vec<(u16, u16)>)>> = None;
+            let mut first: Option<TopologyView> = None;
             for node in &self.nodes {
                 let info = match node.try_query::<String>(&["CLUSTER", "INFO"]) {
                     Ok(info) => info,

@@ -33,8 +33,14 @@ mod ports;
 mod proxy;
 mod resp;
 
+pub mod dns;
+pub mod extra;
+pub mod load;
+pub mod pods;
+pub mod topology;
+
 pub use cluster::RedisCluster;
-pub use node::RedisNode;
+pub use node::{RedisNode, process_state};
 pub use ports::free_port;
 pub use proxy::Slotgate;
 pub use resp::RespConn;

@@ -13,7 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{free_port, log_tail, redis_cli_path, redis_server_path, send_signal, temp_dir};
+use super::{
+    free_port, log_tail, redis_cli_path, redis_server_path, send_signal, temp_dir, wait_for,
+};
 
 /// How long a fresh redis-server may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,6 +23,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const SPAWN_ATTEMPTS: usize = 8;
 /// Control-plane queries from the fixture give up after this long (a paused node never answers).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often pause/resume look at `/proc/<pid>/stat`.
+const POLL_STATE: Duration = Duration::from_millis(2);
 
 /// A `redis-server` child on 127.0.0.1. Killed (SIGKILL) and reaped on drop.
 pub struct RedisNode {
@@ -177,16 +181,36 @@ impl RedisNode {
 
     /// Freezes the server with SIGSTOP: its sockets stay open but nothing is answered, like a
     /// node that hangs or is cut off by the network.
+    /// Returns once the kernel reports the process stopped (signals are asynchronous).
     pub fn pause(&self) {
         assert!(self.child.is_some(), "pause() on a stopped node");
         send_signal(self.pid, "STOP");
         self.paused.store(true, Ordering::SeqCst);
+        wait_for(
+            "SIGSTOP to take effect",
+            READY_TIMEOUT,
+            POLL_STATE,
+            |last| {
+                *last = format!("state {:?}", process_state(self.pid));
+                (process_state(self.pid) == Some('T')).then_some(())
+            },
+        );
     }
 
     /// Undoes [`RedisNode::pause`] with SIGCONT.
+    /// Returns once the kernel no longer reports the process stopped.
     pub fn resume(&self) {
         assert!(self.child.is_some(), "resume() on a stopped node");
         send_signal(self.pid, "CONT");
+        wait_for(
+            "SIGCONT to take effect",
+            READY_TIMEOUT,
+            POLL_STATE,
+            |last| {
+                *last = format!("state {:?}", process_state(self.pid));
+                (process_state(self.pid) != Some('T')).then_some(())
+            },
+        );
         self.paused.store(false, Ordering::SeqCst);
     }
 
@@ -293,6 +317,8 @@ fn spawn_server(port: u16, dir: &Path, cluster: bool) -> Child {
     push("--daemonize", "no");
     // Tests use DEBUG SLEEP / DEBUG SET-ACTIVE-EXPIRE to provoke slow or odd nodes.
     push("--enable-debug-command", "yes");
+    // Replicas sync at once instead of waiting the default 5 s for more replicas to join.
+    push("--repl-diskless-sync-delay", "0");
     if cluster {
         push("--cluster-enabled", "yes");
         push("--cluster-config-file", "nodes.conf");
@@ -323,14 +349,16 @@ pub(super) fn info_field(info: &str, name: &str) -> Option<String> {
     })
 }
 
-/// True if `pid` has exited but is not reaped yet (state `Z` in `/proc/<pid>/stat`).
+/// True if `pid` has exited, reaped or not.
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            // The state follows the parenthesised command name, which may contain spaces.
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_none_or(|state| state == "Z" || state == "X")
-        })
-        .unwrap_or(true)
+    matches!(process_state(pid), None | Some('Z' | 'X'))
+}
+
+/// The state letter in `/proc/<pid>/stat` (`R`, `S`, `T` stopped, `Z` zombie ...), `None` if
+/// there is no such process.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the parenthesised command name, which may contain spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
 }

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# dev-cluster.sh: a throw-away local Redis Cluster with slotgate in front, to try things by hand.
+#
+# Starts P primaries and P*R replicas (redis-server, 127.0.0.1 only, ports BASE..; the cluster
+# bus uses port+10000, so everything stays below 32768), creates the cluster with
+# `redis-cli --cluster create`, builds slotgate (`cargo build --release`) and runs it on
+# 127.0.0.1:PORT with every node as a seed. Installs redis-server and redis-tools with apt-get
+# when they are missing. Stays in the foreground: Ctrl-C stops everything it started.
+# Data and logs go to ./.dev-cluster/ (gitignored, wiped at the next start).
+#
+# Usage: scripts/dev-cluster.sh [options]
+#   --port N         slotgate's port                            (default 6380)
+#   --primaries N    number of primaries, at least 3            (default 3)
+#   --replicas N     replicas per primary                       (default 1)
+#   --base-port N    first Redis node port                      (default 7000)
+#   --no-proxy       only the cluster; do not build or run slotgate
+#   -h, --help       this text
+set -euo pipefail
+
+PORT=6380
+PRIMARIES=3
+REPLICAS=1
+BASE_PORT=7000
+PROXY=1
+
+die() {
+    echo "dev-cluster: error: $*" >&2
+    exit 1
+}
+
+usage() {
+    # The header comment above, without the shebang and the leading '# '.
+    sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+}
+
+need_value() {
+    [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || die "$1 needs a number (see --help)"
+}
+
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --port) need_value "$@"; PORT=$2; shift 2 ;;
+        --primaries) need_value "$@"; PRIMARIES=$2; shift 2 ;;
+        --replicas) need_value "$@"; REPLICAS=$2; shift 2 ;;
+        --base-port) need_value "$@"; BASE_PORT=$2; shift 2 ;;
+        --no-proxy) PROXY=0; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) die "unknown argument '$1' (see --help)" ;;
+    esac
+done
+
+NODES=$((PRIMARIES * (1 + REPLICAS)))
+LAST_PORT=$((BASE_PORT + NODES - 1))
+((PRIMARIES >= 3)) || die "--primaries must be at least 3 (redis-cli --cluster create refuses fewer)"
+((BASE_PORT >= 1024 && LAST_PORT + 10000 < 32768)) ||
+    die "node ports $BASE_PORT..$LAST_PORT and their bus ports (+10000) must lie in 1024..32767"
+((PORT < BASE_PORT || PORT > LAST_PORT)) || die "--port $PORT collides with the node ports"
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DATA=$ROOT/.dev-cluster
+cd "$ROOT"
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "need root or sudo to run: $*"
+    fi
+}
+
+ensure_redis() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        command -v apt-get >/dev/null ||
+            die "missing ${missing[*]} and no apt-get here; install Redis 7 yourself"
+        echo "dev-cluster: installing ${missing[*]} with apt-get"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends redis-server redis-tools
+    fi
+    command -v redis-server >/dev/null || die "redis-server is still missing after apt-get install"
+    command -v redis-cli >/dev/null || die "redis-cli is still missing after apt-get install"
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Every process we started, so that we stop exactly those (never by name).
+PIDS=()
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap, which shellcheck cannot see
+cleanup() {
+    trap - EXIT INT TERM
+    [[ ${#PIDS[@]} -gt 0 ]] || return 0
+    echo "dev-cluster: stopping ${#PIDS[@]} processes"
+    kill -TERM "${PIDS[@]}" 2>/dev/null || true
+    local pid tries
+    for pid in "${PIDS[@]}"; do
+        for ((tries = 0; tries < 50; tries++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Polls "$@" every 0.1 s until it succeeds; dies with $1 ... after $2 seconds.
+wait_until() {
+    local what=$1 seconds=$2 tries
+    shift 2
+    for ((tries = 0; tries < seconds * 10; tries++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    die "timed out after ${seconds}s waiting for $what"
+}
+
+# shellcheck disable=SC2317 # invoked through wait_until "$@"
+node_answers() {
+    [[ $(redis-cli -p "$1" PING 2>/dev/null) == PONG ]]
+}
+
+# shellcheck disable=SC2317 # invoked through wait_until "$@"
+cluster_ok() {
+    local port
+    for ((port = BASE_PORT; port <= LAST_PORT; port++)); do
+        redis-cli -p "$port" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+    done
+}
+
+start_nodes() {
+    local port dir
+    for ((port = BASE_PORT; port <= LAST_PORT; port++)); do
+        if port_in_use "$port" || port_in_use $((port + 10000)); then
+            die "port $port or $((port + 10000)) is in use (an old dev cluster?); try --base-port"
+        fi
+    done
+    rm -rf "$DATA"
+    for ((port = BASE_PORT; port <= LAST_PORT; port++)); do
+        dir=$DATA/$port
+        mkdir -p "$dir"
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
+            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+            --appendonly no --save '' --repl-diskless-sync-delay 0 --daemonize no \
+            >"$dir/redis.log" 2>&1 &
+        PIDS+=("$!")
+    done
+    for ((port = BASE_PORT; port <= LAST_PORT; port++)); do
+        wait_until "redis-server on port $port (log: $DATA/$port/redis.log)" 10 node_answers "$port"
+    done
+}
+
+create_cluster() {
+    local addrs=() port
+    for ((port = BASE_PORT; port <= LAST_PORT; port++)); do
+        addrs+=("127.0.0.1:$port")
+    done
+    echo "dev-cluster: creating the cluster ($PRIMARIES primaries, $REPLICAS replicas each)"
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$REPLICAS" --cluster-yes \
+        >"$DATA/cluster-create.log" 2>&1 ||
+        die "redis-cli --cluster create failed; see $DATA/cluster-create.log"
+    wait_until "cluster_state:ok on every node" 30 cluster_ok
+    SEEDS=$(IFS=,; echo "${addrs[*]}")
+}
+
+start_proxy() {
+    echo "dev-cluster: building slotgate (cargo build --release)"
+    cargo build --release ||
+        die "cargo build --release failed (see above). The cluster itself came up fine;" \
+            "run with --no-proxy to keep just the cluster."
+    local bin=$ROOT/target/release/slotgate
+    [[ -x $bin ]] ||
+        die "the build produced no $bin: the crate has no slotgate binary (src/main.rs) yet." \
+            "The cluster itself came up fine; run with --no-proxy to keep just the cluster."
+    if port_in_use "$PORT"; then
+        die "port $PORT is in use; pick another with --port"
+    fi
+    echo "dev-cluster: starting slotgate on 127.0.0.1:$PORT (RUST_LOG=${RUST_LOG:-info})"
+    RUST_LOG=${RUST_LOG:-info} "$bin" --listen "127.0.0.1:$PORT" --seeds "$SEEDS" &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    local tries
+    for ((tries = 0; tries < 150; tries++)); do
+        kill -0 "$PROXY_PID" 2>/dev/null || die "slotgate exited during startup (see its output above)"
+        node_answers "$PORT" && return 0
+        sleep 0.1
+    done
+    die "slotgate did not answer PING on 127.0.0.1:$PORT within 15s (see its output above)"
+}
+
+ensure_redis
+start_nodes
+create_cluster
+
+if [[ $PROXY -eq 1 ]]; then
+    start_proxy
+    cat <<EOF
+
+slotgate is listening on 127.0.0.1:$PORT in front of a Redis Cluster of $PRIMARIES primaries
+and $REPLICAS replica(s) each on 127.0.0.1:$BASE_PORT-$LAST_PORT. Connect with:
+
+    redis-cli -p $PORT         # slotgate as one standalone server
+    redis-cli -c -p $PORT      # cluster mode (follows redirects)
+    redis-cli -c -p $BASE_PORT      # the cluster itself, bypassing slotgate
+
+Node logs: $DATA/<port>/redis.log. slotgate logs below. Ctrl-C stops everything.
+
+EOF
+    status=0
+    wait "$PROXY_PID" || status=$?
+    echo "dev-cluster: slotgate exited with status $status; stopping the cluster" >&2
+    exit "$status"
+else
+    cat <<EOF
+
+Redis Cluster of $PRIMARIES primaries and $REPLICAS replica(s) each on 127.0.0.1:$BASE_PORT-$LAST_PORT
+(slotgate not started: --no-proxy). Connect with:
+
+    redis-cli -c -p $BASE_PORT
+
+Node logs: $DATA/<port>/redis.log. Ctrl-C stops everything.
+
+EOF
+    status=0
+    wait -n || status=$?
+    echo "dev-cluster: a redis-server exited (status $status); stopping the cluster" >&2
+    exit 1
+fi
