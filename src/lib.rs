@@ -5,18 +5,25 @@
 //! node owning its hash slot ([`router`], [`topology`]) over a multiplexed backend
 //! connection ([`backend`]), and its reply is handed back to the client in request order
 //! ([`session`]). [`server`] wires worker threads ([`worker`]), listeners and the topology
-//! refresher. `docs/architecture.md` draws the whole picture.
+//! refresher. [`admin`], [`metrics`], [`slowlog`], [`clients`] and [`reload`] make it
+//! observable and operable (`docs/operations.md`). `docs/architecture.md` draws the whole
+//! picture.
 
+pub mod admin;
 pub mod backend;
+pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod metrics;
+pub mod reload;
 pub mod resp;
 pub mod router;
 pub mod server;
 pub mod session;
 pub mod slot;
+pub mod slowlog;
 pub mod state;
 pub mod topology;
 pub mod worker;

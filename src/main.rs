@@ -1,9 +1,15 @@
 //! The `slotgate` binary: parse the command line, load the config, start logging, run.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use slotgate::config::{Cli, Config, LogFormat};
+use slotgate::reload::LogFilterHandle;
+use slotgate::server::RunOptions;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, reload};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    let log_filter = init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -25,7 +31,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(slotgate::server::run(config)) {
+    let options = RunOptions {
+        cli: Some(cli),
+        log_filter: Some(log_filter),
+    };
+    match runtime.block_on(slotgate::server::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -35,13 +45,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::new(&config.log_level);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Human => builder.init(),
-    }
+/// Logs to stderr in the configured format, through a filter a reload can replace.
+fn init_logging(config: &Config) -> LogFilterHandle {
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(&config.log_level));
+    let format = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let format = match config.log_format {
+        LogFormat::Json => format.json().boxed(),
+        LogFormat::Human => format.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(format)
+        .init();
+    Arc::new(move |level: &str| {
+        handle
+            .reload(EnvFilter::new(level))
+            .map_err(|e| e.to_string())
+    })
 }

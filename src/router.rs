@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use crate::commands::{CommandFlags, CommandTable};
 use crate::resp::ArgView;
+use crate::session::merge::Merge;
 use crate::slot::key_slot;
 
 /// Commands slotgate answers itself.
@@ -30,12 +31,44 @@ pub enum Local {
     Ok,
 }
 
+/// Multi-key commands that may be split by slot, and how their parts combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitKind {
+    /// MGET: values merged back in the client's key order.
+    Mget,
+    /// MSET: key-value pairs split; +OK when every part is.
+    Mset,
+    /// DEL, UNLINK, EXISTS, TOUCH: counts summed.
+    CountKeys,
+}
+
+/// Transaction commands, which change the session's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxCommand {
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+}
+
 /// The routing decision for one request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Route {
     Local(Local),
     Slot(u16),
     AnyPrimary,
+    /// Keys in several slots: send one part per slot and merge.
+    Split(SplitKind),
+    /// Send to every primary and merge the replies.
+    Fanout(Merge),
+    /// SCAN over every primary in turn, with one client-visible cursor.
+    Scan,
+    /// A command that may block: a dedicated connection, so no other client waits.
+    /// `None` for keyless ones (WAIT).
+    Blocking(Option<u16>),
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+    Transaction(TxCommand),
     /// A full error line without the leading `-`, e.g. `CROSSSLOT Keys ...`.
     Error(Cow<'static, str>),
 }
@@ -68,14 +101,8 @@ pub fn route(table: &CommandTable, args: &ArgView<'_>) -> Route {
             spec.name
         )));
     }
-    if spec.flags.contains(CommandFlags::BLOCKING)
-        && blocks(&lower[..name.len().min(MAX_LOCAL_NAME)], args)
-    {
-        return Route::Error(Cow::Owned(format!(
-            "ERR slotgate does not support blocking command '{}' yet: it would stall a connection shared with other clients",
-            spec.name
-        )));
-    }
+    let lower = &lower[..name.len().min(MAX_LOCAL_NAME)];
+    let blocking = spec.flags.contains(CommandFlags::BLOCKING) && blocks(lower, args);
     let mut slot: Option<u16> = None;
     let mut crossed = false;
     let found = spec.for_each_key(args, |index| {
@@ -90,9 +117,25 @@ pub fn route(table: &CommandTable, args: &ArgView<'_>) -> Route {
     match (found, crossed, slot) {
         // Malformed key arguments: let a server produce its own, exact error.
         (Err(_), _, _) => Route::AnyPrimary,
-        (Ok(()), true, _) => Route::Error(Cow::Borrowed(CROSSSLOT)),
+        (Ok(()), true, _) => match split_kind(lower) {
+            Some(kind) => Route::Split(kind),
+            None => Route::Error(Cow::Borrowed(CROSSSLOT)),
+        },
+        (Ok(()), false, slot) if blocking => Route::Blocking(slot),
         (Ok(()), false, Some(slot)) => Route::Slot(slot),
         (Ok(()), false, None) => Route::AnyPrimary,
+    }
+}
+
+/// Multi-key commands that are safe to split: each key is independent, so running the
+/// parts separately gives the same result (MSET loses only its atomicity across slots,
+/// which Redis Cluster never offered).
+fn split_kind(lower_name: &[u8]) -> Option<SplitKind> {
+    match lower_name {
+        b"mget" => Some(SplitKind::Mget),
+        b"mset" => Some(SplitKind::Mset),
+        b"del" | b"unlink" | b"exists" | b"touch" => Some(SplitKind::CountKeys),
+        _ => None,
     }
 }
 
@@ -123,26 +166,36 @@ fn route_by_name(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
         b"info" => local(Local::Info),
         b"readonly" | b"readwrite" | b"asking" => local(Local::Ok),
         b"cluster" => Some(route_cluster(args)),
-        b"wait" | b"waitaof" => refuse(
-            "ERR slotgate does not support WAIT/WAITAOF yet: replication acknowledgement is per node connection",
-        ),
-        b"multi" | b"exec" | b"discard" | b"watch" | b"unwatch" => refuse(
-            "ERR slotgate does not support transactions yet: MULTI/EXEC/WATCH need a connection pinned to one node",
-        ),
+        b"wait" => Some(Route::Blocking(None)),
+        b"waitaof" => {
+            refuse("ERR slotgate does not support WAITAOF: it reports on one node's persistence")
+        }
+        b"multi" => Some(Route::Transaction(TxCommand::Multi)),
+        b"exec" => Some(Route::Transaction(TxCommand::Exec)),
+        b"discard" => Some(Route::Transaction(TxCommand::Discard)),
+        b"watch" => Some(Route::Transaction(TxCommand::Watch)),
+        b"unwatch" => Some(Route::Transaction(TxCommand::Unwatch)),
         b"subscribe" | b"psubscribe" | b"unsubscribe" | b"punsubscribe" | b"ssubscribe"
         | b"sunsubscribe" => refuse(
             "ERR slotgate does not support subscriptions yet: they need a dedicated connection",
         ),
-        b"monitor" => {
-            refuse("ERR slotgate does not support MONITOR: it would mirror one node only")
-        }
-        b"keys" | b"scan" | b"dbsize" | b"randomkey" | b"flushall" | b"flushdb" | b"script"
-        | b"function" | b"pubsub" | b"slowlog" | b"latency" | b"config" | b"save" | b"bgsave"
-        | b"bgrewriteaof" | b"lastsave" | b"memory" | b"swapdb" | b"move" => {
+        b"monitor" => refuse("ERR slotgate refuses MONITOR: it would mirror one node only"),
+        b"scan" => Some(Route::Scan),
+        b"keys" => fanout(Merge::ConcatArrays),
+        b"dbsize" => fanout(Merge::SumIntegers),
+        b"randomkey" => fanout(Merge::FirstNonNull),
+        b"flushall" | b"flushdb" => fanout(Merge::AllOk),
+        b"script" => route_script(args),
+        b"function" => route_function(args),
+        b"pubsub" => route_pubsub(args),
+        b"save" | b"bgsave" | b"bgrewriteaof" | b"lastsave" => refuse(
+            "ERR slotgate refuses persistence commands: each node persists on its own; run them on the nodes",
+        ),
+        b"slowlog" | b"latency" | b"config" | b"memory" | b"swapdb" | b"move" => {
             route_node_wide(lower, args)
         }
         b"shutdown" | b"debug" | b"failover" | b"replicaof" | b"slaveof" | b"sync" | b"psync"
-        | b"module" | b"acl" | b"migrate" | b"restore-asking" => {
+        | b"module" | b"acl" | b"migrate" | b"restore-asking" | b"replconf" => {
             Some(Route::Error(Cow::Owned(format!(
                 "ERR slotgate refuses '{}': it administers a single node; run it on the nodes directly",
                 String::from_utf8_lossy(lower)
@@ -156,8 +209,57 @@ fn refuse(message: &'static str) -> Option<Route> {
     Some(Route::Error(Cow::Borrowed(message)))
 }
 
-/// Commands whose answer depends on every node. Until they fan out, refuse them rather
-/// than answer for one node only; `MEMORY USAGE key` is keyed, so it routes normally.
+fn fanout(merge: Merge) -> Option<Route> {
+    Some(Route::Fanout(merge))
+}
+
+fn subcommand(args: &ArgView<'_>) -> Vec<u8> {
+    args.get(1)
+        .map(<[u8]>::to_ascii_lowercase)
+        .unwrap_or_default()
+}
+
+/// Scripts live in each node's cache: changes go to every primary, answered once.
+fn route_script(args: &ArgView<'_>) -> Option<Route> {
+    match subcommand(args).as_slice() {
+        b"load" => fanout(Merge::AllEqual),
+        b"exists" => fanout(Merge::AllOfIntegerArrays),
+        b"flush" => fanout(Merge::AllOk),
+        b"kill" => refuse(
+            "ERR slotgate refuses SCRIPT KILL: a running script lives on one node; kill it there",
+        ),
+        b"debug" => refuse(
+            "ERR slotgate refuses SCRIPT DEBUG: it would change a node connection shared with other clients",
+        ),
+        _ => Some(Route::AnyPrimary),
+    }
+}
+
+/// Functions are loaded on every primary, so any primary can describe them.
+fn route_function(args: &ArgView<'_>) -> Option<Route> {
+    match subcommand(args).as_slice() {
+        b"load" => fanout(Merge::AllEqual),
+        b"delete" | b"flush" | b"restore" => fanout(Merge::AllOk),
+        b"list" | b"dump" => fanout(Merge::First),
+        b"kill" | b"stats" => refuse(
+            "ERR slotgate refuses FUNCTION KILL/STATS: a running function lives on one node; ask it there",
+        ),
+        _ => Some(Route::AnyPrimary),
+    }
+}
+
+/// Channel introspection sums or unites what every primary knows.
+fn route_pubsub(args: &ArgView<'_>) -> Option<Route> {
+    match subcommand(args).as_slice() {
+        b"channels" | b"shardchannels" => fanout(Merge::UnionArrays),
+        b"numsub" | b"shardnumsub" => fanout(Merge::SumPairs),
+        b"numpat" => fanout(Merge::SumIntegers),
+        _ => Some(Route::AnyPrimary),
+    }
+}
+
+/// Node administration and introspection that would describe one node only. `MEMORY
+/// USAGE key` is keyed, so it routes normally.
 fn route_node_wide(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
     if lower == b"memory"
         && args
@@ -170,7 +272,7 @@ fn route_node_wide(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
         return refuse("ERR slotgate refuses SWAPDB and MOVE: Redis Cluster has database 0 only");
     }
     Some(Route::Error(Cow::Owned(format!(
-        "ERR slotgate does not support '{}' yet: its answer spans every node of the cluster",
+        "ERR slotgate does not support '{}' yet: its answer would describe a single node of the cluster",
         String::from_utf8_lossy(lower)
     ))))
 }
@@ -241,75 +343,112 @@ mod tests {
         route(&CommandTable::builtin(), &ArgView::new(&frame, &ranges))
     }
 
+    fn error_of(parts: &[&str]) -> String {
+        match route_of(parts) {
+            Route::Error(e) => e.into_owned(),
+            other => panic!("{parts:?} routed to {other:?}, expected an error"),
+        }
+    }
+
     #[test]
     fn single_key_commands_route_by_slot() {
-        assert_eq!(route_of(&["GET", "foo"]), Route::Slot(12182));
-        assert_eq!(route_of(&["set", "bar", "v"]), Route::Slot(5061));
+        assert!(matches!(route_of(&["GET", "foo"]), Route::Slot(12182)));
+        assert!(matches!(route_of(&["set", "bar", "v"]), Route::Slot(5061)));
     }
 
     #[test]
-    fn multi_key_commands_need_one_slot() {
-        assert_eq!(
-            route_of(&["MGET", "{u}a", "{u}b"]),
-            Route::Slot(key_slot(b"u"))
-        );
-        assert_eq!(
+    fn multi_key_commands_split_or_need_one_slot() {
+        let tagged = key_slot(b"u");
+        assert!(matches!(route_of(&["MGET", "{u}a", "{u}b"]), Route::Slot(s) if s == tagged));
+        assert!(matches!(
             route_of(&["MGET", "foo", "bar"]),
-            Route::Error(Cow::Borrowed(CROSSSLOT))
-        );
-        assert_eq!(
+            Route::Split(SplitKind::Mget)
+        ));
+        assert!(matches!(
             route_of(&["MSET", "foo", "1", "bar", "2"]),
-            Route::Error(Cow::Borrowed(CROSSSLOT))
-        );
+            Route::Split(SplitKind::Mset)
+        ));
+        assert!(matches!(
+            route_of(&["DEL", "foo", "bar"]),
+            Route::Split(SplitKind::CountKeys)
+        ));
+        assert_eq!(error_of(&["MSETNX", "foo", "1", "bar", "2"]), CROSSSLOT);
+        assert_eq!(error_of(&["RENAME", "foo", "bar"]), CROSSSLOT);
+        assert_eq!(error_of(&["SUNIONSTORE", "d", "foo", "bar"]), CROSSSLOT);
     }
 
     #[test]
-    fn local_and_keyless_commands() {
-        assert_eq!(route_of(&["PING"]), Route::Local(Local::Ping));
-        assert_eq!(
+    fn local_keyless_and_fanout_commands() {
+        assert!(matches!(route_of(&["PING"]), Route::Local(Local::Ping)));
+        assert!(matches!(
             route_of(&["cluster", "slots"]),
             Route::Local(Local::Cluster)
-        );
-        assert_eq!(
+        ));
+        assert!(matches!(
             route_of(&["CLUSTER", "COUNTKEYSINSLOT", "42"]),
             Route::Slot(42)
-        );
-        assert_eq!(route_of(&["TIME"]), Route::AnyPrimary);
-        assert_eq!(route_of(&["MEMORY", "USAGE", "foo"]), Route::Slot(12182));
+        ));
+        assert!(matches!(route_of(&["TIME"]), Route::AnyPrimary));
+        assert!(matches!(
+            route_of(&["MEMORY", "USAGE", "foo"]),
+            Route::Slot(12182)
+        ));
+        assert!(matches!(
+            route_of(&["KEYS", "*"]),
+            Route::Fanout(Merge::ConcatArrays)
+        ));
+        assert!(matches!(
+            route_of(&["DBSIZE"]),
+            Route::Fanout(Merge::SumIntegers)
+        ));
+        assert!(matches!(
+            route_of(&["SCRIPT", "LOAD", "return 1"]),
+            Route::Fanout(Merge::AllEqual)
+        ));
+        assert!(matches!(
+            route_of(&["pubsub", "numsub", "c"]),
+            Route::Fanout(Merge::SumPairs)
+        ));
+        assert!(matches!(route_of(&["scan", "0"]), Route::Scan));
+        assert!(matches!(
+            route_of(&["MULTI"]),
+            Route::Transaction(TxCommand::Multi)
+        ));
+    }
+
+    #[test]
+    fn blocking_commands_get_their_own_route() {
+        assert!(matches!(
+            route_of(&["BLPOP", "a", "0"]),
+            Route::Blocking(Some(_))
+        ));
+        assert!(matches!(
+            route_of(&["WAIT", "1", "0"]),
+            Route::Blocking(None)
+        ));
+        assert!(matches!(
+            route_of(&["XREAD", "STREAMS", "s", "0"]),
+            Route::Slot(_)
+        ));
+        assert!(matches!(
+            route_of(&["XREAD", "BLOCK", "0", "STREAMS", "s", "0"]),
+            Route::Blocking(Some(_))
+        ));
     }
 
     #[test]
     fn refusals_and_errors_name_the_command() {
-        let Route::Error(e) = route_of(&["NOSUCH", "a"]) else {
-            panic!()
-        };
         assert_eq!(
-            e,
+            error_of(&["NOSUCH", "a"]),
             "ERR unknown command 'NOSUCH', with args beginning with: 'a' "
         );
-        let Route::Error(e) = route_of(&["GET"]) else {
-            panic!()
-        };
-        assert_eq!(e, "ERR wrong number of arguments for 'get' command");
-        let Route::Error(e) = route_of(&["BLPOP", "a", "0"]) else {
-            panic!()
-        };
-        assert!(e.contains("blpop"), "{e}");
-        let Route::Error(e) = route_of(&["CLUSTER", "FAILOVER"]) else {
-            panic!()
-        };
-        assert!(e.contains("CLUSTER FAILOVER"), "{e}");
-        let Route::Error(e) = route_of(&["KEYS", "*"]) else {
-            panic!()
-        };
-        assert!(e.contains("keys"), "{e}");
         assert_eq!(
-            route_of(&["XREAD", "STREAMS", "s", "0"]),
-            Route::Slot(key_slot(b"s"))
+            error_of(&["GET"]),
+            "ERR wrong number of arguments for 'get' command"
         );
-        assert!(matches!(
-            route_of(&["XREAD", "BLOCK", "0", "STREAMS", "s", "0"]),
-            Route::Error(_)
-        ));
+        assert!(error_of(&["CLUSTER", "FAILOVER"]).contains("CLUSTER FAILOVER"));
+        assert!(error_of(&["SWAPDB", "0", "1"]).contains("SWAPDB"));
+        assert!(error_of(&["MONITOR"]).contains("MONITOR"));
+        assert!(error_of(&["SHUTDOWN"]).contains("shutdown"));
     }
 }

@@ -1,9 +1,22 @@
-//! Process wiring: worker threads, listeners, the topology refresher and shutdown.
+//! Process wiring: worker threads, listeners, the admin listener, the topology refresher,
+//! signals, reload and graceful shutdown.
 //!
-//! [`run`] loads the first slot map, then starts `threads` workers. Each worker is a
-//! current-thread tokio runtime with a `LocalSet`, its own `SO_REUSEPORT` listener on the
-//! same address (the kernel spreads connections over them) and its own backend
-//! connections. The calling thread keeps the refresher and waits for a stop signal.
+//! [`run`] starts the admin listener (so probes answer "starting" at once), loads the
+//! first slot map, then starts `threads` workers. Each worker is a current-thread tokio
+//! runtime with a `LocalSet`, its own `SO_REUSEPORT` listener on the same address (the
+//! kernel spreads connections over them) and its own backend connections. The calling
+//! thread keeps the refresher and the admin listener and waits for signals:
+//!
+//! ```text
+//!  SIGHUP ─────────────► reload::Reloader (config re-read, validated, swapped)
+//!  SIGTERM / SIGINT ───► ProxyState::draining fires ─► /readyz 503
+//!                          ├─ every worker closes its listener (no new clients)
+//!                          ├─ every session answers what it already received, then
+//!                          │  closes once idle (sessions select on `draining`)
+//!                          └─ each worker's TaskTracker empties ─► its thread ends
+//!                        exit when all threads ended, at `shutdown-timeout`, or at once
+//!                        on a second stop signal
+//! ```
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -13,10 +26,15 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
+use crate::admin;
+use crate::config::{Cli, Config};
+use crate::reload::{LogFilterHandle, Reloader};
 use crate::session;
 use crate::state::{ProxyState, WorkerStats};
 use crate::topology::refresher::{Refresher, initial_load};
@@ -33,45 +51,170 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen on {addr} (admin-listen): {source}")]
+    Admin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start worker thread {index}: {source}")]
     Thread {
         index: usize,
         source: std::io::Error,
     },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
-/// Runs the proxy until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> Result<(), StartError> {
+/// What [`run`] needs besides the config, for reloads.
+#[derive(Default)]
+pub struct RunOptions {
+    /// The parsed command line: a reload runs `Config::load` on it again. Without it,
+    /// SIGHUP and `POST /reload` are refused.
+    pub cli: Option<Cli>,
+    /// Applies a reloaded `log-level` to the running subscriber.
+    pub log_filter: Option<LogFilterHandle>,
+}
+
+/// Runs the proxy until SIGINT or SIGTERM, then drains (see the module docs).
+pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     let state = Arc::new(ProxyState::new(config));
+    let mut signals = Signals::new().map_err(StartError::Signals)?;
     let shutdown = CancellationToken::new();
+    let reloader = Arc::new(Reloader::new(
+        state.clone(),
+        options.cli,
+        options.log_filter,
+    ));
+    let admin_task = match state.config().admin_listen {
+        Some(addr) => {
+            let listener = admin::bind(addr)
+                .await
+                .map_err(|source| StartError::Admin { addr, source })?;
+            Some(admin::serve(
+                listener,
+                state.clone(),
+                reloader.clone(),
+                shutdown.clone(),
+            ))
+        }
+        None => None,
+    };
+
     let mut refresher = Refresher::new(state.clone());
-    initial_load(&mut refresher, INITIAL_LOAD_LIMIT).await;
+    {
+        let load = initial_load(&mut refresher, INITIAL_LOAD_LIMIT);
+        tokio::pin!(load);
+        loop {
+            tokio::select! {
+                () = &mut load => break,
+                signal = signals.recv() => match signal {
+                    Signal::Reload => {
+                        let _ = reloader.reload("SIGHUP");
+                    }
+                    Signal::Stop(name) => {
+                        info!(signal = name, "stop signal during startup; exiting");
+                        shutdown.cancel();
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
     if !state.topology.load().is_complete() {
         warn!("starting without a complete slot map; commands for unserved slots wait for one");
     }
-    let listeners = (0..state.config.threads)
-        .map(|_| bind(state.config.listen))
+
+    let config = state.config_arc();
+    let listeners = (0..config.threads)
+        .map(|_| bind(config.listen))
         .collect::<Result<Vec<_>, _>>()?;
+    let workers = TaskTracker::new();
     let mut threads = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
         let state = state.clone();
-        let shutdown = shutdown.clone();
+        let token = workers.token();
         let handle = std::thread::Builder::new()
             .name(format!("slotgate-worker-{index}"))
-            .spawn(move || run_worker(state, index, listener, shutdown))
+            .spawn(move || run_worker(state, index, listener, token))
             .map_err(|source| StartError::Thread { index, source })?;
         threads.push(handle);
     }
-    info!(listen = %state.config.listen, threads = state.config.threads, "slotgate is serving");
+    workers.close();
+    state.serving.store(true, Ordering::Relaxed);
+    info!(listen = %config.listen, threads = config.threads, "slotgate is serving");
+    drop(config);
     let refresher_task = tokio::spawn(refresher.run(shutdown.clone()));
-    wait_for_signal().await;
-    info!("stop signal received; shutting down");
+
+    let first = loop {
+        match signals.recv().await {
+            Signal::Reload => {
+                let _ = reloader.reload("SIGHUP");
+            }
+            Signal::Stop(name) => break name,
+        }
+    };
+    let drained = drain(&state, &workers, &mut signals, &reloader, first).await;
     shutdown.cancel();
-    let _ = refresher_task.await;
-    for thread in threads {
-        let _ = thread.join();
+    refresher_task.abort();
+    if let Some(task) = admin_task {
+        task.abort();
     }
+    if drained {
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+    info!("slotgate stopped");
     Ok(())
+}
+
+/// Fires `draining` and waits until every worker is done, `shutdown-timeout` passes or a
+/// second stop signal arrives. Returns true when every connection closed by itself.
+async fn drain(
+    state: &ProxyState,
+    workers: &TaskTracker,
+    signals: &mut Signals,
+    reloader: &Reloader,
+    signal: &'static str,
+) -> bool {
+    let timeout = state.config().shutdown_timeout;
+    info!(
+        signal,
+        open_connections = state.clients.load(Ordering::Relaxed),
+        shutdown_timeout = ?timeout,
+        "draining: readiness is off, listeners close, received commands are answered; \
+         a second signal exits at once"
+    );
+    state.draining.cancel();
+    let deadline = Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            () = workers.wait() => {
+                info!("drained: every client connection closed");
+                return true;
+            }
+            () = sleep_until(deadline) => {
+                warn!(
+                    open_connections = state.clients.load(Ordering::Relaxed),
+                    "shutdown-timeout reached with client connections still open; exiting anyway"
+                );
+                return false;
+            }
+            signal = signals.recv() => match signal {
+                Signal::Stop(name) => {
+                    warn!(
+                        signal = name,
+                        open_connections = state.clients.load(Ordering::Relaxed),
+                        "second stop signal: exiting now"
+                    );
+                    return false;
+                }
+                Signal::Reload => {
+                    let _ = reloader.reload("SIGHUP");
+                }
+            },
+        }
+    }
 }
 
 /// A listening socket with `SO_REUSEPORT`, so every worker can have its own.
@@ -89,11 +232,13 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     Ok(socket.into())
 }
 
+/// One worker thread: accepts until `draining` fires, then waits for its sessions.
+/// `_token` keeps the main thread's tracker open until this thread is done.
 fn run_worker(
     state: Arc<ProxyState>,
     index: usize,
     listener: std::net::TcpListener,
-    shutdown: CancellationToken,
+    _token: TaskTrackerToken,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -114,12 +259,15 @@ fn run_worker(
                 return;
             }
         };
+        let draining = state.draining.clone();
         let worker = Rc::new(Worker::new(state, index));
+        let sessions = TaskTracker::new();
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                biased;
+                () = draining.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => admit(stream, peer, &worker),
+                    Ok((stream, peer)) => admit(stream, peer, &worker, index, &sessions),
                     Err(e) => {
                         // EMFILE and friends: back off briefly instead of spinning.
                         warn!(worker = index, error = %e, "accept failed");
@@ -128,17 +276,33 @@ fn run_worker(
                 },
             }
         }
+        drop(listener);
+        sessions.close();
+        debug!(
+            worker = index,
+            sessions = sessions.len(),
+            "listener closed; waiting for sessions to finish"
+        );
+        sessions.wait().await;
+        debug!(worker = index, "worker drained");
     });
 }
 
 /// Starts a session for a new client, or turns it away when `maxclients` is reached.
-fn admit(stream: TcpStream, peer: SocketAddr, worker: &Rc<Worker>) {
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    worker: &Rc<Worker>,
+    index: usize,
+    sessions: &TaskTracker,
+) {
     let state = &worker.state;
     let stats = &worker.stats;
-    if state.clients.fetch_add(1, Ordering::Relaxed) >= state.config.maxclients {
+    let maxclients = state.config().maxclients;
+    if state.clients.fetch_add(1, Ordering::Relaxed) >= maxclients {
         state.clients.fetch_sub(1, Ordering::Relaxed);
         WorkerStats::bump(&stats.connections_rejected);
-        tokio::task::spawn_local(async move {
+        sessions.spawn_local(async move {
             let mut stream = stream;
             let _ = stream
                 .write_all(b"-ERR max number of clients reached\r\n")
@@ -149,32 +313,69 @@ fn admit(stream: TcpStream, peer: SocketAddr, worker: &Rc<Worker>) {
     WorkerStats::bump(&stats.connections_accepted);
     WorkerStats::bump(&stats.connections_current);
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let local = stream.local_addr().unwrap_or(peer);
+    let registration = state.client_list.register(index, id, peer, local);
     let worker = worker.clone();
-    tokio::task::spawn_local(async move {
-        session::serve(stream, peer, worker.clone(), id).await;
+    sessions.spawn_local(async move {
+        let killed = registration.entry().kill_token().clone();
+        tokio::select! {
+            () = session::serve(stream, peer, worker.clone(), id) => {}
+            // Dropping the session closes its socket; replies still due are abandoned.
+            () = killed.cancelled() => debug!(client = id, %peer, "client killed (CLIENT KILL)"),
+        }
+        drop(registration);
         worker.state.clients.fetch_sub(1, Ordering::Relaxed);
         WorkerStats::drop_one(&worker.stats.connections_current);
     });
 }
 
-async fn wait_for_signal() {
+/// A signal the main thread acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    /// SIGTERM or SIGINT: drain, or exit now if already draining.
+    Stop(&'static str),
+    /// SIGHUP: reload the config.
+    Reload,
+}
+
+/// The process's signal handlers, installed once at start.
+struct Signals {
     #[cfg(unix)]
-    {
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn recv(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop("SIGTERM"),
+            _ = self.int.recv() => Signal::Stop("SIGINT"),
+            _ = self.hup.recv() => Signal::Reload,
         }
     }
+
     #[cfg(not(unix))]
-    {
+    async fn recv(&mut self) -> Signal {
         let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop("ctrl-c")
     }
 }

@@ -45,7 +45,7 @@ impl<T> std::ops::Deref for ArcSwapRef<T> {
 impl Worker {
     pub fn new(state: Arc<ProxyState>, index: usize) -> Self {
         let stats = state.workers[index].clone();
-        let config = &state.config;
+        let config = state.config();
         let settings = BackendSettings {
             connect_timeout: config.backend_connect_timeout,
             reply_timeout: config.backend_reply_timeout,

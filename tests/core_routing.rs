@@ -334,14 +334,21 @@ fn commands_of_every_kind_route_to_their_slot_and_errors_keep_the_connection() {
         "the sample keys should cover all 3 primaries"
     );
     for (key, slot) in keys.iter().zip(&slots) {
+        let owner = cluster.node_by_port(owners[usize::from(*slot)]);
+        let exists: i64 = owner.query(&["EXISTS", key]);
+        assert_eq!(
+            exists, 1,
+            "key {key} (slot {slot}) on its owner {}",
+            owner.port
+        );
         for primary in cluster.primaries() {
-            let exists: i64 = primary.query(&["EXISTS", key]);
-            let owner = primary.port == owners[usize::from(*slot)];
+            let n: i64 = primary.query(&["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]);
             assert_eq!(
-                exists,
-                i64::from(owner),
-                "key {key} (slot {slot}) on primary {} (owner: {owner})",
-                primary.port
+                n > 0,
+                primary.port == owner.port,
+                "slot {slot} of key {key} has {n} keys on primary {} (owner {})",
+                primary.port,
+                owner.port
             );
         }
     }
@@ -437,13 +444,16 @@ fn commands_of_every_kind_route_to_their_slot_and_errors_keep_the_connection() {
     assert_eq!(text(&reply), text(CROSSSLOT), "EVAL with keys in 2 slots");
     assert_pong(&mut conn, "a cross-slot EVAL");
     // Nothing of the refused commands ran.
-    for primary in cluster.primaries() {
-        let n: i64 = primary.query(&["EXISTS", "foo", "bar", "dst"]);
-        assert_eq!(
-            n, 0,
-            "a refused cross-slot command wrote on {}",
-            primary.port
-        );
+    for key in ["foo", "bar", "dst"] {
+        let slot = key_slot(key.as_bytes()).to_string();
+        for primary in cluster.primaries() {
+            let n: i64 = primary.query(&["CLUSTER", "COUNTKEYSINSLOT", &slot]);
+            assert_eq!(
+                n, 0,
+                "a refused cross-slot command wrote {key} on {}",
+                primary.port
+            );
+        }
     }
 
     // --- Keyless commands.

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{RedisCluster, RedisNode, RespConn, free_port, key_slot, process_state};
+use common::{RedisCluster, RedisNode, RespConn, Slotgate, free_port, key_slot, process_state};
 
 fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -361,4 +361,31 @@ fn drop_and_stop_kill_every_process() {
     node.pause();
     drop(node);
     assert!(!process_exists(pid));
+}
+
+#[test]
+fn slotgate_fixture_starts_the_proxy_logs_and_stops_it() {
+    let cluster = RedisCluster::start(3, 0);
+    let proxy = Slotgate::start(&cluster.seeds(), &[]);
+    assert!(proxy.addr.ip().is_loopback());
+    let mut conn = RespConn::connect(proxy.addr);
+    assert_eq!(conn.cmd_str(&["PING"]), b"+PONG\r\n");
+    assert_eq!(conn.cmd_str(&["SET", "through-proxy", "1"]), b"+OK\r\n");
+    let owner = cluster.node_for_slot(key_slot(b"through-proxy"));
+    assert_eq!(owner.cmd(&["GET", "through-proxy"]), "1");
+    assert!(
+        !proxy.log().is_empty(),
+        "slotgate logged nothing at debug level"
+    );
+
+    let pid = proxy.pid();
+    drop(proxy);
+    assert!(!process_exists(pid), "slotgate {pid} survived the drop");
+}
+
+#[test]
+#[should_panic(expected = "did not start")]
+fn slotgate_fixture_fails_loudly_when_the_proxy_cannot_start() {
+    // An unknown flag makes the binary exit at once; the fixture must say so, not hang.
+    let _proxy = Slotgate::start("127.0.0.1:1", &["--no-such-flag-for-the-harness"]);
 }

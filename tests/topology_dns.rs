@@ -67,6 +67,30 @@ fn audit_and_record(env: &TopologyEnv, scenario: &str, report: &LoadReport) {
     audit.assert_clean(scenario);
 }
 
+/// The DNS fixture itself: several A records, updates seen at once, removal is NXDOMAIN,
+/// TTL 1 s (checked by slotgate's resolver in the scenarios, here by the answers).
+#[test]
+fn dns_fixture_serves_and_updates_records() {
+    use common::dns::DnsServer;
+    use common::pods::alias;
+    let dns = DnsServer::start();
+    let name = "fixture-check.test.local";
+    assert_eq!(dns.resolve(name), Ok(vec![]), "unknown names are NXDOMAIN");
+    dns.set(name, &[alias(11), alias(12), alias(13)]);
+    let mut got = dns.resolve(name).unwrap();
+    got.sort();
+    assert_eq!(got, vec![alias(11), alias(12), alias(13)]);
+    dns.set(name, &[alias(21)]);
+    assert_eq!(dns.resolve(name), Ok(vec![alias(21)]));
+    dns.remove(name);
+    assert_eq!(dns.resolve(name), Ok(vec![]));
+    assert!(
+        dns.queries_for(name) >= 4,
+        "queries are logged:\n{}",
+        dns.log()
+    );
+}
+
 #[test]
 fn full_restart_on_new_addresses_is_found_through_dns_within_1s_of_cluster_ok() {
     let _serial = serial();

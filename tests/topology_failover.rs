@@ -180,7 +180,8 @@ fn primary_killed_errors_stop_within_1s_of_the_cluster_being_ok_again() {
         (primaries[1].index, primaries[0].index)
     };
     let victim_endpoint = env.cluster.nodes[victim].endpoint();
-    println!("SIGKILL primary pod {victim} ({victim_endpoint})");
+    let victim_keys = env.keys_of(&env.cluster.nodes[victim]);
+    println!("SIGKILL primary pod {victim} ({victim_endpoint}), keys {victim_keys:?}");
     let t_kill = Instant::now();
     env.cluster.nodes[victim].kill();
 
@@ -207,6 +208,15 @@ fn primary_killed_errors_stop_within_1s_of_the_cluster_being_ok_again() {
     std::thread::sleep(Duration::from_secs(2));
     let caught_up = load.wait_all_acked_since(Instant::now(), Duration::from_secs(10));
     let report = load.stop();
+    // When the victim's keys were served again: the first INCR sent after the kill, whether
+    // slotgate held it through the failover or it was sent after.
+    let victim_back = report
+        .keys
+        .iter()
+        .filter(|k| victim_keys.contains(&k.key))
+        .map(|k| k.oks.iter().find(|op| op.sent >= t_kill).map(|op| op.done))
+        .collect::<Option<Vec<Instant>>>()
+        .and_then(|firsts| firsts.into_iter().max());
 
     let errors = report.errors();
     let cluster_failover = t_ok - t_kill;
@@ -250,6 +260,14 @@ fn primary_killed_errors_stop_within_1s_of_the_cluster_being_ok_again() {
         .max()
         .unwrap_or_default();
     record_figure(scenario, "max_incr_latency_ms", ms(max_latency), "ms");
+    if let Some(t) = victim_back {
+        record_figure(
+            scenario,
+            "killed_shard_served_after_cluster_ok_ms",
+            ms_between(t_ok, t),
+            "ms",
+        );
+    }
     println!(
         "error window {window} ms vs cluster failover {} ms; errors:\n{}",
         ms(cluster_failover),
@@ -272,6 +290,19 @@ fn primary_killed_errors_stop_within_1s_of_the_cluster_being_ok_again() {
         "[{scenario}] not every key was written again after the failover:\n{}\nslotgate:\n{}",
         report.error_lines(30),
         env.log_excerpt(&[&victim_endpoint, "refresh"])
+    );
+    let Some(victim_back) = victim_back else {
+        panic!(
+            "[{scenario}] the killed primary's keys were never written again\nslotgate:\n{}",
+            env.log_excerpt(&[&victim_endpoint, "refresh"])
+        );
+    };
+    assert!(
+        victim_back <= t_ok + Duration::from_secs(1),
+        "[{scenario}] the killed primary's slots were served again {} ms after the cluster was \
+         ok (allowed 1000 ms)\nslotgate:\n{}",
+        ms_between(t_ok, victim_back),
+        env.log_excerpt(&[&victim_endpoint, "refresh", "MOVED"])
     );
     audit_and_record(&env, scenario, &report);
 }
@@ -391,11 +422,25 @@ fn hung_primary_costs_only_its_own_keys_a_timeout_error() {
         problems.push("not every key was written again within 10 s of SIGCONT".into());
     }
 
+    let hung_max_latency = report
+        .keys
+        .iter()
+        .filter(|k| hung_keys.contains(&k.key))
+        .flat_map(|k| &k.oks)
+        .map(|op| op.done - op.sent)
+        .max()
+        .unwrap_or_default();
     record_figure(
         scenario,
         "hung_shard_errors",
         hung_errors.len() as f64,
         "errors",
+    );
+    record_figure(
+        scenario,
+        "hung_shard_max_success_latency_ms",
+        ms(hung_max_latency),
+        "ms",
     );
     record_figure(
         scenario,

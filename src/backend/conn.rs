@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, warn};
 
-use super::{BackendSettings, Failure, Outcome, ReplySink, Request, classify_reply};
+use super::{BackendSettings, Failure, Mode, Outcome, ReplySink, Request, classify_reply};
 use crate::dns::Dns;
 use crate::resp::encode::{Protocol, encode_command};
 use crate::resp::walk::{ReplyKind, ReplyWalker};
@@ -36,15 +36,20 @@ const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
 /// A request written to the node and waiting for its reply.
 struct InFlight {
-    /// `None` for an `ASKING` sent ahead of a request; its `+OK` is swallowed.
+    /// `None` for a command whose reply is swallowed: an `ASKING` sent ahead of a request,
+    /// or the MULTI and queued commands of a transaction.
     sink: Option<(Rc<dyn ReplySink>, u64)>,
     written_at: Instant,
+    /// A redirect seen in a swallowed reply of the same request, reported instead of the
+    /// final reply if that is an error (EXECABORT: nothing ran, so following it is safe).
+    stash: Option<Outcome>,
 }
 
 /// A connection to one node; see the module docs.
 pub struct Backend {
     endpoint: Endpoint,
     protocol: Protocol,
+    mode: Mode,
     settings: BackendSettings,
     stats: Arc<WorkerStats>,
     queue: RefCell<VecDeque<Request>>,
@@ -53,6 +58,8 @@ pub struct Backend {
     broken: Cell<bool>,
     /// Fired by [`Backend::close`] to end the connection task.
     closed: Notify,
+    /// Close once nothing is queued or in flight ([`Backend::close_when_idle`]).
+    retiring: Cell<bool>,
     dns: Rc<Dns>,
 }
 
@@ -61,6 +68,7 @@ impl Backend {
     pub fn open(
         endpoint: Endpoint,
         protocol: Protocol,
+        mode: Mode,
         settings: BackendSettings,
         stats: Arc<WorkerStats>,
         dns: Rc<Dns>,
@@ -68,6 +76,7 @@ impl Backend {
         let backend = Rc::new(Self {
             endpoint,
             protocol,
+            mode,
             settings,
             stats,
             queue: RefCell::default(),
@@ -75,6 +84,7 @@ impl Backend {
             wake_writer: Notify::new(),
             broken: Cell::new(false),
             closed: Notify::new(),
+            retiring: Cell::new(false),
             dns,
         });
         tokio::task::spawn_local(backend.clone().run());
@@ -113,6 +123,21 @@ impl Backend {
     pub fn close(&self) {
         self.broken.set(true);
         self.closed.notify_one();
+    }
+
+    /// Closes the connection once every request it was given is answered.
+    pub fn close_when_idle(&self) {
+        self.retiring.set(true);
+        self.close_if_retired();
+    }
+
+    fn close_if_retired(&self) {
+        if self.retiring.get()
+            && self.queue.borrow().is_empty()
+            && self.in_flight.borrow().is_empty()
+        {
+            self.close();
+        }
     }
 
     async fn run(self: Rc<Self>) {
@@ -242,16 +267,21 @@ impl Backend {
             let Some(request) = queue.pop_front() else {
                 break;
             };
+            let swallowed = u32::from(request.asking) + request.swallow;
             if request.asking {
                 batch.extend_from_slice(ASKING);
+            }
+            for _ in 0..swallowed {
                 in_flight.push_back(InFlight {
                     sink: None,
                     written_at: now,
+                    stash: None,
                 });
             }
             in_flight.push_back(InFlight {
                 sink: Some((request.sink, request.seq)),
                 written_at: now,
+                stash: None,
             });
             if large {
                 return Some(request.frame);
@@ -268,7 +298,11 @@ impl Backend {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut walker = self.walker();
         loop {
-            let oldest = self.in_flight.borrow().front().map(|f| f.written_at);
+            // A single-use connection carries a command that may block on purpose.
+            let oldest = match self.mode {
+                Mode::Shared => self.in_flight.borrow().front().map(|f| f.written_at),
+                Mode::SingleUse => None,
+            };
             let read = reader.read_buf(&mut buf);
             let n = match oldest {
                 Some(written_at) => tokio::select! {
@@ -289,8 +323,15 @@ impl Backend {
                 match walker.walk(&buf) {
                     Ok(Some(walked)) => {
                         let reply = buf.split_to(walked.len).freeze();
-                        if let Err(failure) = self.deliver(reply, walked.kind) {
-                            return failure;
+                        match self.deliver(reply, walked.kind) {
+                            Err(failure) => return failure,
+                            Ok(true) if self.mode == Mode::SingleUse => {
+                                return Failure::ConnectionLost {
+                                    node: self.endpoint.clone(),
+                                    reason: "single-use connection done".into(),
+                                };
+                            }
+                            Ok(_) => {}
                         }
                     }
                     Ok(None) => break,
@@ -308,23 +349,41 @@ impl Backend {
         }
     }
 
-    /// Hands one reply to the oldest request in flight.
-    fn deliver(&self, reply: Bytes, kind: ReplyKind) -> Result<(), Failure> {
+    /// Hands one reply to the oldest request in flight. Returns true when it answered a
+    /// request (rather than being swallowed).
+    fn deliver(&self, reply: Bytes, kind: ReplyKind) -> Result<bool, Failure> {
         if kind == ReplyKind::Push {
             // Shared connections never subscribe; a stray push frame answers no request.
             debug!(node = %self.endpoint, "ignoring push frame on a shared connection");
-            return Ok(());
+            return Ok(false);
         }
-        let Some(entry) = self.in_flight.borrow_mut().pop_front() else {
+        let mut in_flight = self.in_flight.borrow_mut();
+        let Some(entry) = in_flight.pop_front() else {
             return Err(Failure::Protocol {
                 node: self.endpoint.clone(),
                 reason: "reply with no request in flight".into(),
             });
         };
-        if let Some((sink, seq)) = entry.sink {
-            sink.complete(seq, classify_reply(reply, kind, &self.endpoint));
-        }
-        Ok(())
+        let outcome = classify_reply(reply, kind, &self.endpoint);
+        let Some((sink, seq)) = entry.sink else {
+            if matches!(
+                outcome,
+                Outcome::Moved { .. } | Outcome::Ask { .. } | Outcome::NotNow(_)
+            ) {
+                if let Some(owner) = in_flight.iter_mut().find(|f| f.sink.is_some()) {
+                    owner.stash.get_or_insert(outcome);
+                }
+            }
+            return Ok(false);
+        };
+        drop(in_flight);
+        let outcome = match (entry.stash, &outcome) {
+            (Some(stashed), Outcome::Reply(r)) if r.first() == Some(&b'-') => stashed,
+            _ => outcome,
+        };
+        sink.complete(seq, outcome);
+        self.close_if_retired();
+        Ok(true)
     }
 
     fn lost(&self, error: std::io::Error) -> Failure {

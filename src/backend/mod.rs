@@ -37,6 +37,20 @@ pub struct Request {
     pub frame: Bytes,
     /// Send `ASKING` first, on the same connection (an `ASK` redirect is being followed).
     pub asking: bool,
+    /// `frame` holds this many commands before the one whose reply answers the request
+    /// (a transaction: MULTI and the queued commands before EXEC). Their replies are
+    /// swallowed, but a redirect among them is reported if the last reply is an error.
+    pub swallow: u32,
+}
+
+/// How a connection is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Multiplexed: many requests, `backend-reply-timeout` applies.
+    Shared,
+    /// One request that may block for as long as the command says (BLPOP, WAIT, ...):
+    /// no reply timeout, and the connection closes after the reply.
+    SingleUse,
 }
 
 /// Settings every backend connection of a worker uses.
@@ -105,10 +119,24 @@ impl Pool {
         backend
     }
 
+    /// A new connection outside the pool, owned by one client: for blocking commands
+    /// ([`Mode::SingleUse`]) and watched transactions ([`Mode::Shared`], pinned).
+    pub fn dedicated(&self, endpoint: &Endpoint, protocol: Protocol, mode: Mode) -> Rc<Backend> {
+        Backend::open(
+            endpoint.clone(),
+            protocol,
+            mode,
+            self.settings.clone(),
+            self.stats.clone(),
+            self.dns.clone(),
+        )
+    }
+
     fn open(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<Backend> {
         Backend::open(
             endpoint.clone(),
             protocol,
+            Mode::Shared,
             self.settings.clone(),
             self.stats.clone(),
             self.dns.clone(),

@@ -38,6 +38,11 @@ pub const DEFAULT_TOPOLOGY_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_TOPOLOGY_REFRESH_MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_MAX_REDIRECTS: u64 = 5;
 pub const DEFAULT_RETRY_DEADLINE: Duration = Duration::from_secs(10);
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redis's default for `slowlog-log-slower-than`, in microseconds.
+pub const DEFAULT_SLOWLOG_LOG_SLOWER_THAN: i64 = 10_000;
+/// Redis's default for `slowlog-max-len`.
+pub const DEFAULT_SLOWLOG_MAX_LEN: u64 = 128;
 
 const THREADS: RangeInclusive<u64> = 1..=1024;
 /// Redis's own bounds for `maxclients` (an unsigned int, at least 1).
@@ -46,6 +51,8 @@ const MAXCLIENTS: RangeInclusive<u64> = 1..=u32::MAX as u64;
 const MAX_REQUEST_ARGS: RangeInclusive<u64> = 1..=i32::MAX as u64;
 const MAX_REPLY_DEPTH: RangeInclusive<u64> = 1..=4096;
 const MAX_INFLIGHT_PER_CLIENT: RangeInclusive<u64> = 1..=1024 * 1024;
+/// Each entry holds up to 32 arguments of 128 bytes: a million entries is ~4 GB already.
+const SLOWLOG_MAX_LEN: RangeInclusive<u64> = 0..=1_000_000;
 /// At least one, because MOVED/ASK must never reach a client.
 const MAX_REDIRECTS: RangeInclusive<u64> = 1..=64;
 /// Redis's minimum for `proto-max-bulk-len` (smaller values break its own replication).
@@ -90,6 +97,9 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         // Derived from listen: only known when listen itself is valid.
         None => listen.map(|_| None),
     };
+    let admin_input = pick_text(&cli.admin_listen, raw.admin_listen);
+    let admin_origin = origin_of(&admin_input);
+    let admin_listen = c.check(keys::ADMIN_LISTEN, admin_input, None, parse_admin_listen);
     let seeds = c.seeds(pick_list(&cli.seeds, raw.seeds));
     let threads = c.check(
         keys::THREADS,
@@ -230,7 +240,28 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         None,
         |text| parse_dns_server(&text).map(Some),
     );
+    let shutdown_timeout = c.check(
+        keys::SHUTDOWN_TIMEOUT,
+        pick_scalar(&cli.shutdown_timeout, raw.shutdown_timeout),
+        DEFAULT_SHUTDOWN_TIMEOUT,
+        duration,
+    );
+    let slowlog_log_slower_than = c.check(
+        keys::SLOWLOG_LOG_SLOWER_THAN,
+        pick_scalar(&cli.slowlog_log_slower_than, raw.slowlog_log_slower_than),
+        DEFAULT_SLOWLOG_LOG_SLOWER_THAN,
+        signed_integer,
+    );
+    let slowlog_max_len = c.check(
+        keys::SLOWLOG_MAX_LEN,
+        pick_scalar(&cli.slowlog_max_len, raw.slowlog_max_len),
+        DEFAULT_SLOWLOG_MAX_LEN,
+        |v| integer(v, SLOWLOG_MAX_LEN),
+    );
 
+    if let (Some(listen), Some(Some(admin))) = (listen, admin_listen) {
+        c.admin_apart_from_listen(listen, Sourced::new(admin, admin_origin));
+    }
     if let (Some(bulk), Some(query)) = (proto_max_bulk_len, client_query_buffer_limit) {
         c.query_buffer_holds_bulk(
             Sourced::new(bulk, bulk_origin),
@@ -252,6 +283,7 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         Some(Config {
             listen,
             announce: announce?.unwrap_or_else(|| default_announce(listen)),
+            admin_listen: admin_listen?,
             seeds: seeds?,
             threads: to_usize(threads?),
             log_level: log_level?,
@@ -270,6 +302,9 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             max_redirects: u32::try_from(max_redirects?).ok()?,
             retry_deadline: retry_deadline?,
             dns_server: dns_server?,
+            shutdown_timeout: shutdown_timeout?,
+            slowlog_log_slower_than: slowlog_log_slower_than?,
+            slowlog_max_len: to_usize(slowlog_max_len?),
             config_file: cli.config.clone(),
         })
     })();
@@ -436,6 +471,20 @@ impl Checker {
         }
     }
 
+    /// The admin listener cannot share the client listener's socket address.
+    fn admin_apart_from_listen(&mut self, listen: SocketAddr, admin: Sourced<SocketAddr>) {
+        let overlaps = listen.ip() == admin.value.ip()
+            || listen.ip().is_unspecified()
+            || admin.value.ip().is_unspecified();
+        if listen.port() == admin.value.port() && overlaps {
+            let message = format!(
+                "{} collides with listen ({listen}): the admin listener needs a port of its own, e.g. 9121",
+                admin.value
+            );
+            self.report(keys::ADMIN_LISTEN, admin.origin, message);
+        }
+    }
+
     fn floor_below_interval(&mut self, interval: Sourced<Duration>, floor: Sourced<Duration>) {
         if floor.value <= interval.value {
             return;
@@ -473,6 +522,23 @@ fn out_of_range(number: &dyn std::fmt::Display, range: &RangeInclusive<u64>) -> 
         range.start(),
         range.end()
     )
+}
+
+/// A whole number that may be negative (`slowlog-log-slower-than`), from a TOML integer or text.
+fn signed_integer(value: Scalar) -> Result<i64, String> {
+    match value {
+        Scalar::Int(n) => Ok(n),
+        Scalar::Text(text) => {
+            let trimmed = text.trim();
+            let digits = trimmed.strip_prefix('-').unwrap_or(trimmed);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{text:?} is not a whole number"));
+            }
+            trimmed
+                .parse()
+                .map_err(|_| format!("{text:?} is out of range"))
+        }
+    }
 }
 
 /// Digits only, so "+5", "5.0" and "5k" are refused with the value quoted.
@@ -580,6 +646,23 @@ fn parse_listen(text: String) -> Result<SocketAddr, String> {
         ),
         Err(why) => format!("{text:?} is not IP:port ({why})"),
     })
+}
+
+/// The admin listener's address: an IP and port like `listen`, or `off` for none.
+fn parse_admin_listen(text: String) -> Result<Option<SocketAddr>, String> {
+    let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("off") || trimmed.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match trimmed.parse::<SocketAddr>() {
+        Ok(addr) if addr.port() == 0 => Err(
+            "port 0 is not allowed: probes and scrapers need a known port, e.g. 9121".to_owned(),
+        ),
+        Ok(addr) => Ok(Some(addr)),
+        Err(_) => Err(format!(
+            "{text:?} is not IP:port (or off): e.g. 0.0.0.0:9121 for every interface"
+        )),
+    }
 }
 
 fn parse_host_port(text: &str) -> Result<HostPort, String> {

@@ -35,6 +35,11 @@ pub struct Cli {
     #[arg(long, env = "SLOTGATE_ANNOUNCE", value_name = "HOST:PORT")]
     pub announce: Option<String>,
 
+    /// Address of the admin HTTP listener (/metrics, /healthz, /readyz, /topology, POST
+    /// /reload); unset = no admin listener [default: none].
+    #[arg(long, env = "SLOTGATE_ADMIN_LISTEN", value_name = "IP:PORT")]
+    pub admin_listen: Option<String>,
+
     /// Cluster nodes to discover the topology from, comma separated; DNS names are
     /// re-resolved forever [required].
     #[arg(
@@ -130,6 +135,25 @@ pub struct Cli {
     /// [default: from /etc/resolv.conf].
     #[arg(long, env = "SLOTGATE_DNS_SERVER", value_name = "IP[:PORT]")]
     pub dns_server: Option<String>,
+
+    /// On SIGTERM/SIGINT, how long open client connections get to finish what they sent
+    /// before the process exits anyway [default: 10s].
+    #[arg(long, env = "SLOTGATE_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<String>,
+
+    /// Commands slower than this many microseconds go to SLOWLOG; negative disables, 0
+    /// logs every command, as in redis.conf [default: 10000].
+    #[arg(
+        long,
+        env = "SLOTGATE_SLOWLOG_LOG_SLOWER_THAN",
+        value_name = "MICROSECONDS",
+        allow_hyphen_values = true
+    )]
+    pub slowlog_log_slower_than: Option<String>,
+
+    /// Most entries SLOWLOG keeps, as in redis.conf [default: 128].
+    #[arg(long, env = "SLOTGATE_SLOWLOG_MAX_LEN", value_name = "N")]
+    pub slowlog_max_len: Option<String>,
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! against this table, and the example file and reference doc against it too.
 //!
 //! Keys take redis.conf names where Redis has the same setting (`timeout`, `maxclients`,
-//! `proto-max-bulk-len`, `client-query-buffer-limit`), kebab-case otherwise. Never add a key
+//! `proto-max-bulk-len`, `client-query-buffer-limit`, `slowlog-log-slower-than`,
+//! `slowlog-max-len`), kebab-case otherwise. Never add a key
 //! named `port` or `service-*`: Kubernetes injects `SLOTGATE_PORT` and
 //! `SLOTGATE_SERVICE_HOST` into pods when a Service is called `slotgate`.
 
@@ -36,6 +37,7 @@ macro_rules! keys {
 keys! {
     LISTEN = "listen", "LISTEN";
     ANNOUNCE = "announce", "ANNOUNCE";
+    ADMIN_LISTEN = "admin-listen", "ADMIN_LISTEN";
     SEEDS = "seeds", "SEEDS";
     THREADS = "threads", "THREADS";
     LOG_LEVEL = "log-level", "LOG_LEVEL";
@@ -54,6 +56,9 @@ keys! {
     MAX_REDIRECTS = "max-redirects", "MAX_REDIRECTS";
     RETRY_DEADLINE = "retry-deadline", "RETRY_DEADLINE";
     DNS_SERVER = "dns-server", "DNS_SERVER";
+    SHUTDOWN_TIMEOUT = "shutdown-timeout", "SHUTDOWN_TIMEOUT";
+    SLOWLOG_LOG_SLOWER_THAN = "slowlog-log-slower-than", "SLOWLOG_LOG_SLOWER_THAN";
+    SLOWLOG_MAX_LEN = "slowlog-max-len", "SLOWLOG_MAX_LEN";
 }
 
 /// The environment variable naming the config file (`--config`).

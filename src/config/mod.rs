@@ -10,7 +10,9 @@
 //!                                                                               (every problem at once)
 //! ```
 //!
-//! [`Config`] is plain data handed to the server at start (and, later, on reload).
+//! [`Config`] is plain data handed to the server at start and swapped whole on a reload
+//! (`crate::reload`: the same pipeline runs again on the same [`Cli`], so flags and
+//! environment variables keep winning over the file).
 //! `docs/configuration.md` is the reference for users; `config/slotgate.toml` is the
 //! commented example, and a test checks that it yields the defaults it states.
 
@@ -62,6 +64,9 @@ pub struct Config {
     /// Address cluster-mode clients are told (CLUSTER SLOTS, CLUSTER SHARDS and the
     /// like). Defaults to `listen`, with loopback in place of an unspecified IP.
     pub announce: HostPort,
+    /// Address of the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, `/topology`,
+    /// `POST /reload`); `None` (the default) runs none. Never port 0.
+    pub admin_listen: Option<SocketAddr>,
     /// Cluster nodes the topology is discovered from; never empty, no duplicates.
     pub seeds: Vec<HostPort>,
     /// Worker threads, 1..=1024 (default: available parallelism).
@@ -98,6 +103,14 @@ pub struct Config {
     pub retry_deadline: Duration,
     /// DNS server to use instead of /etc/resolv.conf; its host is always an IP.
     pub dns_server: Option<HostPort>,
+    /// After SIGTERM/SIGINT, how long client connections get to finish what they sent
+    /// before the process exits anyway; zero exits once the listeners are closed.
+    pub shutdown_timeout: Duration,
+    /// `SLOWLOG` threshold in microseconds, as in redis.conf: negative disables the slow
+    /// log, 0 logs every command.
+    pub slowlog_log_slower_than: i64,
+    /// Most `SLOWLOG` entries kept, 0..=1000000.
+    pub slowlog_max_len: usize,
     /// The `--config` file these values were read from, if any (for reload).
     pub config_file: Option<PathBuf>,
 }
@@ -137,6 +150,7 @@ impl Config {
         Config {
             listen,
             announce: build::default_announce(listen),
+            admin_listen: None,
             seeds,
             threads: build::default_threads(),
             log_level: build::DEFAULT_LOG_LEVEL.to_owned(),
@@ -155,6 +169,9 @@ impl Config {
             max_redirects: build::DEFAULT_MAX_REDIRECTS as u32,
             retry_deadline: build::DEFAULT_RETRY_DEADLINE,
             dns_server: None,
+            shutdown_timeout: build::DEFAULT_SHUTDOWN_TIMEOUT,
+            slowlog_log_slower_than: build::DEFAULT_SLOWLOG_LOG_SLOWER_THAN,
+            slowlog_max_len: build::DEFAULT_SLOWLOG_MAX_LEN as usize,
             config_file: None,
         }
     }

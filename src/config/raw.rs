@@ -20,6 +20,7 @@ use super::keys;
 pub struct RawConfig {
     pub listen: Option<String>,
     pub announce: Option<String>,
+    pub admin_listen: Option<String>,
     pub seeds: Option<Vec<String>>,
     pub threads: Option<Scalar>,
     pub log_level: Option<String>,
@@ -38,6 +39,9 @@ pub struct RawConfig {
     pub max_redirects: Option<Scalar>,
     pub retry_deadline: Option<Scalar>,
     pub dns_server: Option<String>,
+    pub shutdown_timeout: Option<Scalar>,
+    pub slowlog_log_slower_than: Option<Scalar>,
+    pub slowlog_max_len: Option<Scalar>,
 }
 
 /// A number or size or duration as written: a TOML integer (`maxclients = 10000`) or a

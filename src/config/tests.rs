@@ -83,6 +83,10 @@ fn defaults() {
     assert_eq!(config.max_redirects, 5);
     assert_eq!(config.retry_deadline, Duration::from_secs(10));
     assert_eq!(config.dns_server, None);
+    assert_eq!(config.admin_listen, None);
+    assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+    assert_eq!(config.slowlog_log_slower_than, 10_000);
+    assert_eq!(config.slowlog_max_len, 128);
     assert_eq!(config.config_file, None);
 }
 
@@ -117,6 +121,10 @@ fn file_values_are_used() {
         max-redirects = 64
         retry-deadline = 0
         dns-server = "10.96.0.10"
+        admin-listen = "0.0.0.0:9121"
+        shutdown-timeout = "30s"
+        slowlog-log-slower-than = -1
+        slowlog-max-len = 1000
     "#;
     let config = Config::from_parts(&Cli::default(), Some(toml)).unwrap();
     assert_eq!(config.listen, "0.0.0.0:7000".parse().unwrap());
@@ -145,6 +153,10 @@ fn file_values_are_used() {
     assert_eq!(config.max_redirects, 64);
     assert_eq!(config.retry_deadline, Duration::ZERO);
     assert_eq!(config.dns_server, Some(HostPort::new("10.96.0.10", 53)));
+    assert_eq!(config.admin_listen, Some("0.0.0.0:9121".parse().unwrap()));
+    assert_eq!(config.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(config.slowlog_log_slower_than, -1);
+    assert_eq!(config.slowlog_max_len, 1000);
 }
 
 #[test]
@@ -665,4 +677,84 @@ fn reference_doc_names_every_key_flag_and_variable() {
         }
     }
     assert!(REFERENCE.contains(keys::CONFIG_ENV));
+}
+
+#[test]
+fn admin_listen_rules() {
+    assert_eq!(
+        assert_valid(r#"admin-listen = "127.0.0.1:9121""#).admin_listen,
+        Some("127.0.0.1:9121".parse().unwrap())
+    );
+    assert_eq!(assert_valid(r#"admin-listen = "off""#).admin_listen, None);
+    assert_problem(r#"admin-listen = "127.0.0.1:0""#, "admin-listen", "port 0");
+    assert_problem(
+        r#"admin-listen = "localhost:9121""#,
+        "admin-listen",
+        "is not IP:port",
+    );
+    // The default listen address is 127.0.0.1:6380.
+    assert_problem(
+        r#"admin-listen = "0.0.0.0:6380""#,
+        "admin-listen",
+        "collides with listen",
+    );
+    assert_valid(r#"admin-listen = "127.0.0.2:6380""#);
+    let cli = Cli {
+        admin_listen: Some("127.0.0.1:9999".into()),
+        ..cli_with_seeds(&["a:1"])
+    };
+    let config = Config::from_parts(&cli, Some(r#"admin-listen = "127.0.0.1:9121""#)).unwrap();
+    assert_eq!(config.admin_listen, Some("127.0.0.1:9999".parse().unwrap()));
+}
+
+#[test]
+fn shutdown_and_slowlog_rules() {
+    assert_eq!(
+        assert_valid(r#"shutdown-timeout = "0s""#).shutdown_timeout,
+        Duration::ZERO
+    );
+    assert_problem("shutdown-timeout = 5", "shutdown-timeout", "has no unit");
+    assert_eq!(
+        assert_valid("slowlog-log-slower-than = 0").slowlog_log_slower_than,
+        0
+    );
+    assert_eq!(
+        assert_valid(r#"slowlog-log-slower-than = "-5""#).slowlog_log_slower_than,
+        -5
+    );
+    assert_problem(
+        r#"slowlog-log-slower-than = "10ms""#,
+        "slowlog-log-slower-than",
+        "not a whole number",
+    );
+    assert_eq!(assert_valid("slowlog-max-len = 0").slowlog_max_len, 0);
+    assert_problem(
+        "slowlog-max-len = 1000001",
+        "slowlog-max-len",
+        "must be from 0 to 1000000",
+    );
+    assert_problem("slowlog-max-len = -1", "slowlog-max-len", "must be from 0");
+    let cli = Cli {
+        slowlog_log_slower_than: Some("-1".into()),
+        ..cli_with_seeds(&["a:1"])
+    };
+    assert_eq!(
+        Config::from_parts(&cli, None)
+            .unwrap()
+            .slowlog_log_slower_than,
+        -1
+    );
+}
+
+#[test]
+fn negative_slowlog_threshold_parses_as_a_flag() {
+    let cli = Cli::try_parse_from([
+        "slotgate",
+        "--seeds",
+        "a:1",
+        "--slowlog-log-slower-than",
+        "-1",
+    ])
+    .unwrap();
+    assert_eq!(cli.slowlog_log_slower_than.as_deref(), Some("-1"));
 }

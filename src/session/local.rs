@@ -1,15 +1,20 @@
 //! Commands slotgate answers itself, without asking a node.
 //!
 //! Connection state (`HELLO`, `SELECT`, `CLIENT SETNAME`, ...) belongs to the client's
-//! session, since backend connections are shared; `INFO` describes the proxy; and the
-//! `CLUSTER` family describes slotgate as a one-node cluster owning all 16384 slots at its
-//! announced address, so cluster-mode clients pointed at slotgate route everything here.
+//! session, since backend connections are shared (changes are mirrored into the shared
+//! [`crate::clients::ClientRegistry`] so `CLIENT LIST` shows them); `INFO`, `SLOWLOG` and
+//! `CLIENT LIST`/`KILL` describe the proxy from [`ProxyState`] (counters summed over
+//! workers, the slow log, the client registry); and the `CLUSTER` family describes
+//! slotgate as a one-node cluster owning all 16384 slots at its announced address, so
+//! cluster-mode clients pointed at slotgate route everything here.
 
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
+use crate::clients::{ClientEntry, ClientLine};
+use crate::metrics::{CommandId, CommandOutcome};
 use crate::resp::ArgView;
 use crate::resp::encode::{self, Protocol};
 use crate::router::Local;
@@ -63,15 +68,19 @@ pub fn execute(
             return After::Close;
         }
         Local::Select => select(args, out),
-        Local::Hello => hello(args, client, out),
+        Local::Hello => {
+            hello(args, client, out);
+            mirror_to_registry(client, state);
+        }
         Local::Auth => auth(args, out),
         Local::Reset => {
             client.protocol = Protocol::Resp2;
             client.name = None;
+            mirror_to_registry(client, state);
             encode::simple(out, "RESET");
         }
         Local::Ok => encode::simple(out, "OK"),
-        Local::Client => client_command(args, client, state, out),
+        Local::Client => return client_command(args, client, state, out),
         Local::Info => info(args, client, state, out),
         Local::Cluster => cluster(args, state, out, proto),
     }
@@ -192,9 +201,10 @@ fn client_command(
     client: &mut ClientState,
     state: &ProxyState,
     out: &mut BytesMut,
-) {
+) -> After {
     let Some(sub) = args.get(1) else {
-        return wrong_arity(out, "client");
+        wrong_arity(out, "client");
+        return After::Continue;
     };
     let sub = sub.to_ascii_lowercase();
     match (sub.as_slice(), args.len()) {
@@ -206,22 +216,25 @@ fn client_command(
         (b"setname", 3) => {
             let name = args.get(2).unwrap_or_default();
             if !valid_client_name(name) {
-                return encode::error(
+                encode::error(
                     out,
                     "ERR Client names cannot contain spaces, newlines or special characters.",
                 );
+                return After::Continue;
             }
             client.name = (!name.is_empty()).then(|| Bytes::copy_from_slice(name));
+            mirror_to_registry(client, state);
             encode::simple(out, "OK");
         }
         (b"setinfo", 4) => {
             let attr = args.get(2).unwrap_or_default().to_ascii_lowercase();
             let value = args.get(3).unwrap_or_default();
             if !valid_client_name(value) && !value.is_empty() {
-                return encode::error(
+                encode::error(
                     out,
                     "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.",
                 );
+                return After::Continue;
             }
             let value = (!value.is_empty()).then(|| Bytes::copy_from_slice(value));
             match attr.as_slice() {
@@ -229,20 +242,24 @@ fn client_command(
                 b"lib-ver" => client.lib_ver = value,
                 _ => {
                     let attr = String::from_utf8_lossy(&attr);
-                    return encode::error(out, &format!("ERR Unrecognized option '{attr}'"));
+                    encode::error(out, &format!("ERR Unrecognized option '{attr}'"));
+                    return After::Continue;
                 }
             }
+            mirror_to_registry(client, state);
             encode::simple(out, "OK");
         }
         (b"info", 2) => {
-            let line = client_info_line(client, state);
+            let line = client_info_line(client);
             encode::text(out, line.as_bytes(), client.protocol);
         }
+        (b"list", _) => client_list(args, client, state, out),
+        (b"kill", 3..) => return client_kill(args, client, state, out),
         (b"tracking", _) => encode::error(
             out,
             "ERR slotgate does not support CLIENT TRACKING: invalidations cannot be routed back through shared node connections",
         ),
-        (b"id" | b"getname" | b"setname" | b"setinfo" | b"info", _) => {
+        (b"id" | b"getname" | b"setname" | b"setinfo" | b"info" | b"kill", _) => {
             let sub = String::from_utf8_lossy(&sub);
             wrong_arity(out, &format!("client|{sub}"));
         }
@@ -251,86 +268,395 @@ fn client_command(
             encode::error(
                 out,
                 &format!(
-                    "ERR slotgate does not support 'CLIENT {sub}': client state is kept per proxy connection and only ID, GETNAME, SETNAME, SETINFO and INFO are served"
+                    "ERR slotgate does not support 'CLIENT {sub}': client state is kept per proxy connection and only ID, GETNAME, SETNAME, SETINFO, INFO, LIST and KILL are served"
                 ),
+            );
+        }
+    }
+    After::Continue
+}
+
+/// Copies what `CLIENT LIST` shows of this client into the shared registry (after a
+/// change of name, library or protocol: rare, so a lookup is fine).
+fn mirror_to_registry(client: &ClientState, state: &ProxyState) {
+    if let Some(entry) = state.client_list.get(client.id) {
+        entry.set_name(client.name.as_deref());
+        entry.set_lib_name(client.lib_name.as_deref());
+        entry.set_lib_ver(client.lib_ver.as_deref());
+        entry.set_protocol(client.protocol.version() as u8);
+    }
+}
+
+/// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]`: every client of
+/// every worker, by id.
+fn client_list(args: &ArgView<'_>, client: &ClientState, state: &ProxyState, out: &mut BytesMut) {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 2;
+    while let Some(option) = args.get(i) {
+        if option.eq_ignore_ascii_case(b"type") && args.len() == i + 2 {
+            let kind = args.get(i + 1).unwrap_or_default().to_ascii_lowercase();
+            match kind.as_slice() {
+                // Every slotgate client is a normal one; pub/sub and replication
+                // connections are not kept by slotgate.
+                b"normal" => {}
+                b"master" | b"replica" | b"slave" | b"pubsub" => ids = Some(Vec::new()),
+                _ => {
+                    let kind = String::from_utf8_lossy(&kind);
+                    return encode::error(out, &format!("ERR Unknown client type '{kind}'"));
+                }
+            }
+            i += 2;
+        } else if option.eq_ignore_ascii_case(b"id") && args.len() > i + 1 {
+            let mut list = Vec::new();
+            for raw in args.iter().skip(i + 1) {
+                match parse_u64(raw) {
+                    Some(id) if id > 0 => list.push(id),
+                    _ => return encode::error(out, "ERR Invalid client ID"),
+                }
+            }
+            ids = Some(list);
+            i = args.len();
+        } else {
+            return encode::error(out, "ERR syntax error");
+        }
+    }
+    let now = Instant::now();
+    let mut text = String::new();
+    for entry in state.client_list.all() {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&entry.id)) {
+            continue;
+        }
+        let cmd = (entry.id == client.id).then_some("client|list");
+        text.push_str(&entry.line(now, cmd));
+    }
+    encode::text(out, text.as_bytes(), client.protocol);
+}
+
+/// `CLIENT KILL ip:port` (answers `+OK`) or `CLIENT KILL <filter> <value> ...` (answers
+/// the number killed) with the filters ID, ADDR, LADDR, TYPE, USER, SKIPME and MAXAGE.
+/// Killing the caller itself closes its connection after the reply.
+fn client_kill(
+    args: &ArgView<'_>,
+    client: &ClientState,
+    state: &ProxyState,
+    out: &mut BytesMut,
+) -> After {
+    let now = Instant::now();
+    let entries = state.client_list.all();
+    if args.len() == 3 {
+        let addr = String::from_utf8_lossy(args.get(2).unwrap_or_default()).into_owned();
+        return match entries.iter().find(|e| e.peer.to_string() == addr) {
+            Some(entry) => {
+                encode::simple(out, "OK");
+                kill(entry, client)
+            }
+            None => {
+                encode::error(out, "ERR No such client");
+                After::Continue
+            }
+        };
+    }
+    if args.len() % 2 != 0 {
+        encode::error(out, "ERR syntax error");
+        return After::Continue;
+    }
+    let mut filters: Vec<Box<dyn Fn(&ClientEntry) -> bool>> = Vec::new();
+    let mut skip_me = true;
+    let mut i = 2;
+    while let (Some(name), Some(value)) = (args.get(i), args.get(i + 1)) {
+        let name = name.to_ascii_lowercase();
+        let text = String::from_utf8_lossy(value).into_owned();
+        match name.as_slice() {
+            b"id" => match parse_u64(value) {
+                Some(id) if id > 0 => filters.push(Box::new(move |e| e.id == id)),
+                _ => {
+                    encode::error(out, "ERR client-id should be greater than 0");
+                    return After::Continue;
+                }
+            },
+            b"addr" => filters.push(Box::new(move |e| e.peer.to_string() == text)),
+            b"laddr" => filters.push(Box::new(move |e| e.local.to_string() == text)),
+            b"type" => match text.to_ascii_lowercase().as_str() {
+                "normal" => {}
+                "master" | "replica" | "slave" | "pubsub" => filters.push(Box::new(|_| false)),
+                _ => {
+                    encode::error(out, &format!("ERR Unknown client type '{text}'"));
+                    return After::Continue;
+                }
+            },
+            b"user" => {
+                let default = text == "default";
+                filters.push(Box::new(move |_| default));
+            }
+            b"skipme" => match text.to_ascii_lowercase().as_str() {
+                "yes" => skip_me = true,
+                "no" => skip_me = false,
+                _ => {
+                    encode::error(out, "ERR syntax error");
+                    return After::Continue;
+                }
+            },
+            b"maxage" => match parse_u64(value) {
+                Some(max) => filters.push(Box::new(move |e| e.age(now) >= max)),
+                None => {
+                    encode::error(out, "ERR syntax error");
+                    return After::Continue;
+                }
+            },
+            _ => {
+                encode::error(out, "ERR syntax error");
+                return After::Continue;
+            }
+        }
+        i += 2;
+    }
+    let mut after = After::Continue;
+    let mut killed = 0;
+    for entry in &entries {
+        if skip_me && entry.id == client.id {
+            continue;
+        }
+        if filters.iter().all(|f| f(entry)) {
+            killed += 1;
+            if kill(entry, client) == After::Close {
+                after = After::Close;
+            }
+        }
+    }
+    encode::integer(out, killed);
+    after
+}
+
+/// Kills `entry`; the caller itself is closed by its own session after the reply instead.
+fn kill(entry: &ClientEntry, client: &ClientState) -> After {
+    if entry.id == client.id {
+        After::Close
+    } else {
+        entry.kill();
+        After::Continue
+    }
+}
+
+fn parse_u64(raw: &[u8]) -> Option<u64> {
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+/// One `CLIENT INFO` line, in Redis's field format.
+fn client_info_line(client: &ClientState) -> String {
+    let text = |b: &Option<Bytes>| b.as_deref().unwrap_or_default().to_vec();
+    let (name, lib_name, lib_ver) = (
+        text(&client.name),
+        text(&client.lib_name),
+        text(&client.lib_ver),
+    );
+    ClientLine {
+        id: client.id,
+        addr: client.peer,
+        laddr: client.local,
+        name: &name,
+        age: client.connected_at.elapsed().as_secs(),
+        idle: 0,
+        cmd: "client|info",
+        resp: client.protocol.version() as u8,
+        lib_name: &lib_name,
+        lib_ver: &lib_ver,
+    }
+    .format()
+}
+
+/// `SLOWLOG GET [count] | LEN | RESET | HELP`, over the slow log shared by all workers.
+/// Entries are `[id, unix time, microseconds, [args...], client addr, client name]`,
+/// as in Redis 7.
+#[allow(dead_code)] // Reached once the router sends SLOWLOG here (`Local::Slowlog`).
+pub fn slowlog(args: &ArgView<'_>, state: &ProxyState, out: &mut BytesMut) {
+    let sub = args.get(1).unwrap_or_default().to_ascii_lowercase();
+    match (sub.as_slice(), args.len()) {
+        (b"get", 2 | 3) => {
+            let count = match args.get(2) {
+                None => Some(10),
+                Some(raw) => match std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                {
+                    Some(-1) => None,
+                    Some(n) if n >= 0 => Some(n as usize),
+                    _ => {
+                        return encode::error(
+                            out,
+                            "ERR count should be greater than or equal to -1",
+                        );
+                    }
+                },
+            };
+            let entries = state.slowlog.get(count);
+            encode::array_header(out, entries.len());
+            for entry in entries {
+                encode::array_header(out, 6);
+                encode::integer(out, entry.id as i64);
+                encode::integer(out, entry.unix_secs as i64);
+                encode::integer(out, i64::try_from(entry.duration_us).unwrap_or(i64::MAX));
+                encode::array_header(out, entry.args.len());
+                for arg in &entry.args {
+                    encode::bulk(out, arg);
+                }
+                encode::bulk(out, entry.client_addr.as_bytes());
+                encode::bulk(out, &entry.client_name);
+            }
+        }
+        (b"len", 2) => encode::integer(out, state.slowlog.len() as i64),
+        (b"reset", 2) => {
+            state.slowlog.reset();
+            encode::simple(out, "OK");
+        }
+        (b"help", 2) => {
+            let lines = [
+                "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "    Entries are made of:",
+                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                "    client name",
+                "LEN",
+                "    Return the length of the slowlog.",
+                "RESET",
+                "    Reset the slowlog.",
+                "HELP",
+                "    Print this help.",
+            ];
+            encode::array_header(out, lines.len());
+            for line in lines {
+                encode::simple(out, line);
+            }
+        }
+        (b"get" | b"len" | b"reset" | b"help", _) => {
+            let sub = String::from_utf8_lossy(&sub);
+            wrong_arity(out, &format!("slowlog|{sub}"));
+        }
+        (b"", _) => wrong_arity(out, "slowlog"),
+        _ => {
+            let sub = String::from_utf8_lossy(args.get(1).unwrap_or_default()).into_owned();
+            encode::error(
+                out,
+                &format!("ERR unknown subcommand '{sub}'. Try SLOWLOG HELP."),
             );
         }
     }
 }
 
-/// One `CLIENT INFO` line, in Redis's field format.
-fn client_info_line(client: &ClientState, state: &ProxyState) -> String {
-    let text = |b: &Option<Bytes>| {
-        b.as_ref()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default()
-    };
-    let _ = state;
-    format!(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|info user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
-        client.id,
-        client.peer,
-        client.local,
-        text(&client.name),
-        client.connected_at.elapsed().as_secs(),
-        client.protocol.version(),
-        text(&client.lib_name),
-        text(&client.lib_ver),
-    )
+/// `INFO [section ...]`: slotgate's own sections in Redis's `field:value` format.
+///
+/// Redis's sections where they make sense for a proxy (server, clients, persistence, stats,
+/// replication, commandstats, cluster) and slotgate's own (proxy, topology); there is no
+/// keyspace section, since slotgate holds no keys. `commandstats` is only in `all`,
+/// `everything` or when named, as in Redis.
+fn info(args: &ArgView<'_>, client: &ClientState, state: &ProxyState, out: &mut BytesMut) {
+    let text = info_text(args, state);
+    encode::text(out, text.trim_end().as_bytes(), client.protocol);
 }
 
-/// `INFO [section ...]`: slotgate's own sections in Redis's `field:value` format.
-fn info(args: &ArgView<'_>, client: &ClientState, state: &ProxyState, out: &mut BytesMut) {
+fn info_text(args: &ArgView<'_>, state: &ProxyState) -> String {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering;
+
     let wanted: Vec<String> = args
         .iter()
         .skip(1)
         .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|s| matches!(s.as_str(), "all" | "everything" | "default"));
-    let want = |section: &str| all || wanted.iter().any(|s| s == section);
+    let everything = wanted
+        .iter()
+        .any(|s| matches!(s.as_str(), "all" | "everything"));
+    let default = wanted.is_empty() || everything || wanted.iter().any(|s| s == "default");
+    let want = |section: &str| default || wanted.iter().any(|s| s == section);
+    let config = state.config();
     let mut text = String::new();
     let total = |c: fn(&WorkerStats) -> &std::sync::atomic::AtomicU64| state.total(c);
+    let metric_sum = |f: fn(&crate::metrics::WorkerMetrics) -> u64| -> u64 {
+        state.workers.iter().map(|w| f(&w.metrics)).sum()
+    };
+    let uptime = state.started.elapsed().as_secs();
+    // `write!` to a String cannot fail.
     if want("server") {
-        text.push_str(&format!(
-            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\nslotgate_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nio_threads_active:{}\r\n\r\n",
+        let _ = write!(
+            text,
+            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\nslotgate_version:{}\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nio_threads_active:{}\r\nconfig_file:{}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            usize::BITS,
             std::process::id(),
-            state.config.listen.port(),
-            state.started.elapsed().as_secs(),
-            state.config.threads,
-        ));
+            state.node_id,
+            config.listen.port(),
+            crate::state::unix_ms() * 1000,
+            uptime / 86_400,
+            config.threads,
+            config
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
     }
     if want("clients") {
-        text.push_str(&format!(
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
-            total(|w| &w.connections_current),
-            state.config.maxclients,
-        ));
+        let _ = write!(
+            text,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\nbuffered_bytes:{}\r\n\r\n",
+            state.clients.load(Ordering::Relaxed),
+            config.maxclients,
+            metric_sum(|m| m.buffered()),
+        );
     }
     if want("persistence") {
         // Clients such as ioredis wait for `loading:0` before sending commands.
-        text.push_str("# Persistence\r\nloading:0\r\n\r\n");
+        text.push_str("# Persistence\r\nloading:0\r\nasync_loading:0\r\n\r\n");
     }
     if want("stats") {
-        text.push_str(&format!(
-            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\n\r\n",
+        let mut errors = 0;
+        for index in 0..CommandId::COUNT {
+            let id = CommandId(index as u16);
+            for outcome in [
+                CommandOutcome::Error,
+                CommandOutcome::Rejected,
+                CommandOutcome::Failed,
+            ] {
+                errors += state
+                    .workers
+                    .iter()
+                    .map(|w| w.metrics.calls(id, outcome))
+                    .sum::<u64>();
+            }
+        }
+        let _ = write!(
+            text,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\ntotal_error_replies:{errors}\r\nslowlog_len:{}\r\n\r\n",
             total(|w| &w.connections_accepted),
-            total(|w| &w.connections_rejected),
             total(|w| &w.commands),
-        ));
+            metric_sum(|m| m.client_bytes_in()),
+            metric_sum(|m| m.client_bytes_out()),
+            total(|w| &w.connections_rejected),
+            state.slowlog.len(),
+        );
     }
+    if want("replication") {
+        text.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    }
+    let topo = state.topology.load();
     if want("proxy") {
-        let topo = state.topology.load();
-        text.push_str(&format!(
-            "# Proxy\r\nthreads:{}\r\nready:{}\r\nslot_map_generation:{}\r\nslot_map_epoch:{}\r\nlast_refresh_unix_ms:{}\r\nslots_covered:{}\r\nshards:{}\r\ncommands_local:{}\r\ncommands_rejected:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries:{}\r\nbackend_errors:{}\r\nprotocol_errors:{}\r\ncommand_table_size:{}\r\n\r\n",
-            state.config.threads,
-            u8::from(state.ready.load(std::sync::atomic::Ordering::Relaxed)),
+        let _ = write!(
+            text,
+            "# Proxy\r\nthreads:{}\r\nready:{}\r\nreadiness:{}\r\ndraining:{}\r\nslot_map_generation:{}\r\nslot_map_epoch:{}\r\nlast_refresh_unix_ms:{}\r\nslots_covered:{}\r\nshards:{}\r\ncommands_local:{}\r\ncommands_rejected:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries:{}\r\nbackend_errors:{}\r\nprotocol_errors:{}\r\ncommand_table_size:{}\r\nconfig_reloads:{}\r\nconfig_reloads_failed:{}\r\n\r\n",
+            config.threads,
+            u8::from(state.ready.load(Ordering::Relaxed)),
+            match state.readiness() {
+                crate::state::Readiness::Starting => "starting",
+                crate::state::Readiness::Draining => "draining",
+                crate::state::Readiness::Degraded => "degraded",
+                crate::state::Readiness::Ready => "ready",
+            },
+            u8::from(state.is_draining()),
             topo.generation,
             topo.epoch,
-            state.last_refresh_unix_ms.load(std::sync::atomic::Ordering::Relaxed),
+            state.last_refresh_unix_ms.load(Ordering::Relaxed),
             topo.covered_slots(),
             topo.shards().len(),
             total(|w| &w.commands_local),
@@ -341,19 +667,100 @@ fn info(args: &ArgView<'_>, client: &ClientState, state: &ProxyState, out: &mut 
             total(|w| &w.backend_errors),
             total(|w| &w.protocol_errors),
             state.commands.load().len(),
-        ));
+            state.metrics.reloads(true),
+            state.metrics.reloads(false),
+        );
+    }
+    if want("topology") {
+        let replicas: usize = topo.shards().iter().map(|s| s.replicas.len()).sum();
+        let _ = write!(
+            text,
+            "# Topology\r\ncomplete:{}\r\nepoch:{}\r\ngeneration:{}\r\nsource:{}\r\nprimaries:{}\r\nreplicas:{replicas}\r\n",
+            u8::from(topo.is_complete()),
+            topo.epoch,
+            topo.generation,
+            topo.source
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            topo.shards().len(),
+        );
+        for (index, shard) in topo.shards().iter().enumerate() {
+            let slots: Vec<String> = topo
+                .ranges_of(index)
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect();
+            let replicas: Vec<String> = shard
+                .replicas
+                .iter()
+                .map(|r| r.endpoint.to_string())
+                .collect();
+            let _ = write!(
+                text,
+                "shard{index}:primary={},id={},replicas={},slots={}\r\n",
+                shard.primary.endpoint,
+                shard.primary.id,
+                replicas.join("|"),
+                slots.join("|"),
+            );
+        }
+        text.push_str("\r\n");
+    }
+    if everything || wanted.iter().any(|s| s == "commandstats") {
+        text.push_str("# Commandstats\r\n");
+        for index in 0..CommandId::COUNT {
+            let id = CommandId(index as u16);
+            let count = |outcome| -> u64 {
+                state
+                    .workers
+                    .iter()
+                    .map(|w| w.metrics.calls(id, outcome))
+                    .sum()
+            };
+            let (ok, error, rejected, failed) = (
+                count(CommandOutcome::Ok),
+                count(CommandOutcome::Error),
+                count(CommandOutcome::Rejected),
+                count(CommandOutcome::Failed),
+            );
+            let calls = ok + error + failed;
+            if calls + rejected == 0 {
+                continue;
+            }
+            let usec: u64 = state.workers.iter().map(|w| w.metrics.usec(id)).sum();
+            let per_call = if calls + rejected == 0 {
+                0.0
+            } else {
+                usec as f64 / (calls + rejected) as f64
+            };
+            let _ = write!(
+                text,
+                "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={}\r\n",
+                id.name(),
+                error + failed,
+            );
+        }
+        text.push_str("\r\n");
     }
     if want("cluster") {
         text.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");
     }
-    encode::text(out, text.trim_end().as_bytes(), client.protocol);
+    text
 }
 
 /// The `CLUSTER` emulation: a one-node cluster at the announced address.
 fn cluster(args: &ArgView<'_>, state: &ProxyState, out: &mut BytesMut, proto: Protocol) {
     let sub = args.get(1).unwrap_or_default().to_ascii_lowercase();
-    let host = &state.config.announce.host;
-    let port = i64::from(state.config.announce.port);
+    let config = state.config();
+    let host = &config.announce.host;
+    let port = i64::from(config.announce.port);
     let id = state.node_id.as_bytes();
     match sub.as_slice() {
         b"info" => {
@@ -404,7 +811,7 @@ fn cluster(args: &ArgView<'_>, state: &ProxyState, out: &mut BytesMut, proto: Pr
         b"nodes" => {
             let line = format!(
                 "{} {}@0 myself,master - 0 0 1 connected 0-16383\n",
-                state.node_id, state.config.announce
+                state.node_id, config.announce
             );
             encode::text(out, line.as_bytes(), proto);
         }

@@ -8,8 +8,13 @@
 //! idle connection holds no buffers.
 
 mod local;
+pub mod merge;
 pub mod queue;
+pub mod scan_cursor;
+mod split;
+mod tx;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
@@ -22,9 +27,9 @@ use tracing::debug;
 
 use local::After;
 pub use local::{COMPAT_REDIS_VERSION, ClientState};
-use queue::{Entry, EntryState, ReplyQueue, Target};
+use queue::{Channel, Entry, EntryState, ReplyQueue, Target};
 
-use crate::backend::{Failure, Outcome, ReplySink, Request};
+use crate::backend::{Backend, Failure, Mode, Outcome, ReplySink, Request};
 use crate::resp::ArgView;
 use crate::resp::encode;
 use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
@@ -47,7 +52,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(200);
 pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: u64) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(peer);
-    let config = &worker.state.config;
+    let config = worker.state.config();
     let limits = ScanLimits {
         max_bulk_len: config.proto_max_bulk_len,
         max_args: config.max_request_args,
@@ -72,6 +77,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
         chunks: Vec::new(),
         attention: Vec::new(),
         due: Vec::new(),
+        tx: None,
+        pinned: None,
+        dedicated: RefCell::default(),
         reading: true,
         closing: false,
         worker,
@@ -80,6 +88,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
         debug!(client = id, %peer, error = %e, "client connection ended with an error");
     }
     session.queue.close();
+    // Blocked commands and watches die with their client, as on a direct connection.
+    for backend in session.dedicated.borrow().iter() {
+        backend.close();
+    }
+    session.unpin();
 }
 
 struct Session {
@@ -98,12 +111,18 @@ struct Session {
     reading: bool,
     /// True once a final reply was written: the connection closes now.
     closing: bool,
+    /// The transaction being queued, between MULTI and EXEC/DISCARD.
+    tx: Option<tx::Transaction>,
+    /// The connection WATCH pinned, until EXEC, DISCARD or UNWATCH.
+    pinned: Option<tx::Pinned>,
+    /// Single-use connections of blocking commands still running.
+    dedicated: RefCell<Vec<Rc<Backend>>>,
 }
 
 impl Session {
     async fn run(&mut self, stream: &TcpStream) -> std::io::Result<()> {
-        let idle_timeout = self.worker.state.config.timeout;
-        let max_inflight = self.worker.state.config.max_inflight_per_client;
+        let idle_timeout = self.worker.state.config().timeout;
+        let max_inflight = self.worker.state.config().max_inflight_per_client;
         let mut last_activity = Instant::now();
         loop {
             self.process_requests();
@@ -149,7 +168,7 @@ impl Session {
     /// Scans and dispatches every complete request in the read buffer, up to the
     /// in-flight limit.
     fn process_requests(&mut self) {
-        let config = &self.worker.state.config;
+        let config = self.worker.state.config();
         let max_inflight = config.max_inflight_per_client;
         let query_limit = config.client_query_buffer_limit;
         while self.reading && !self.read_buf.is_empty() && self.queue.len() < max_inflight {
@@ -193,6 +212,10 @@ impl Session {
         WorkerStats::bump(&self.worker.stats.commands);
         let args = ArgView::new(&frame, &self.args);
         let route = self.worker.with_commands(|table| route(table, &args));
+        if self.tx.is_some() && !matches!(route, Route::Transaction(_)) {
+            self.queue_in_transaction(frame, route);
+            return;
+        }
         let target = match route {
             Route::Slot(slot) => Target::Slot(slot),
             Route::AnyPrimary => Target::AnyPrimary,
@@ -210,41 +233,74 @@ impl Session {
             }
             Route::Error(message) => {
                 WorkerStats::bump(&self.worker.stats.commands_rejected);
-                let mut out = BytesMut::new();
-                encode::error(&mut out, &message);
-                self.queue.push(Entry::ready(out.freeze(), false));
+                self.reply_error(&message);
                 return;
             }
+            Route::Split(kind) => return self.split(&frame, kind),
+            Route::Fanout(merge) => return self.fanout(frame, merge),
+            Route::Scan => return self.scan(&frame),
+            Route::Blocking(slot) => {
+                let target = slot.map_or(Target::AnyPrimary, Target::Slot);
+                let mut entry = Entry::forwarded(frame, target);
+                entry.channel = Channel::Dedicated;
+                let seq = self.queue.push(entry);
+                self.dispatch(seq, None);
+                return;
+            }
+            Route::Transaction(command) => return self.transaction(command, frame),
         };
-        let seq = self
-            .queue
-            .push(Entry::forwarded(frame.clone(), target.clone()));
-        self.dispatch(seq, frame, &target, None);
+        let seq = self.queue.push(Entry::forwarded(frame, target));
+        self.dispatch(seq, None);
     }
 
-    /// Sends request `seq` to the node serving `target`, or to `redirect` when following
-    /// a `MOVED`/`ASK` (with `ASKING` first for the latter).
-    fn dispatch(
-        &self,
-        seq: u64,
-        frame: Bytes,
-        target: &Target,
-        redirect: Option<(Endpoint, bool)>,
-    ) {
+    /// Answers the current request with `-message`.
+    fn reply_error(&self, message: &str) {
+        let mut out = BytesMut::new();
+        encode::error(&mut out, message);
+        self.queue.push(Entry::ready(out.freeze(), false));
+    }
+
+    /// Answers the current request with `+text`.
+    fn reply_simple(&self, text: &str) {
+        let mut out = BytesMut::new();
+        encode::simple(&mut out, text);
+        self.queue.push(Entry::ready(out.freeze(), false));
+    }
+
+    /// Sends request `seq` on its channel to the node serving its target, or to
+    /// `redirect` when following a `MOVED`/`ASK` (with `ASKING` first for the latter).
+    fn dispatch(&self, seq: u64, redirect: Option<(Endpoint, bool)>) {
+        let attempt = self.queue.update(seq, |e| {
+            Some((e.frame.clone()?, e.target.clone(), e.channel, e.swallow))
+        });
+        let Some(Some((frame, target, channel, swallow))) = attempt else {
+            return;
+        };
         let protocol = self.client.protocol;
         let pool = &self.worker.pool;
+        let open = |endpoint: &Endpoint| match channel {
+            Channel::Shared => Some(pool.get(endpoint, protocol)),
+            Channel::Dedicated => {
+                let backend = pool.dedicated(endpoint, protocol, Mode::SingleUse);
+                let mut dedicated = self.dedicated.borrow_mut();
+                dedicated.retain(|b| !b.is_broken());
+                dedicated.push(backend.clone());
+                Some(backend)
+            }
+            Channel::Pinned => self.pinned.as_ref().map(|p| p.backend.clone()),
+        };
         let (backend, asking) = match redirect {
-            Some((node, asking)) => (Some(pool.get(&node, protocol)), asking),
+            Some((node, asking)) => (open(&node), asking),
             None => {
-                let backend = self.worker.with_topology(|topo| {
+                let endpoint = self.worker.with_topology(|topo| {
                     let shard = match target {
-                        Target::Slot(slot) => topo.shard_index(*slot)?,
+                        Target::Slot(slot) => topo.shard_index(slot)?,
                         Target::AnyPrimary if topo.shards().is_empty() => return None,
                         Target::AnyPrimary => self.worker.pick_primary(topo.shards().len()),
                     };
-                    Some(pool.get(&topo.shards()[shard].primary.endpoint, protocol))
+                    Some(topo.shards()[shard].primary.endpoint.clone())
                 });
-                (backend, false)
+                (endpoint.as_ref().and_then(open), false)
             }
         };
         let sink: Rc<dyn ReplySink> = self.queue.clone();
@@ -254,6 +310,7 @@ impl Session {
                 seq,
                 frame,
                 asking,
+                swallow,
             }),
             None => {
                 // No node serves this slot in the current map: wait for a better one.
@@ -282,6 +339,12 @@ impl Session {
     fn settle(&self, seq: u64, outcome: Outcome) {
         let stats = &self.worker.stats;
         let state = &self.worker.state;
+        let pinned = self.queue.update(seq, |e| e.channel == Channel::Pinned) == Some(true);
+        if pinned && !matches!(outcome, Outcome::Reply(_) | Outcome::Unknown(_)) {
+            // WATCH state lives on the pinned connection: another node cannot take over.
+            let reply = tx::pinned_moved_reply(&outcome);
+            return self.finish(seq, reply);
+        }
         match outcome {
             Outcome::Reply(reply) => self.finish(seq, reply),
             Outcome::Moved { slot, to } => {
@@ -314,7 +377,7 @@ impl Session {
     }
 
     fn redirect(&self, seq: u64, slot: u16, to: Endpoint, asking: bool) {
-        let max = self.worker.state.config.max_redirects;
+        let max = self.worker.state.config().max_redirects;
         let next = self.queue.update(seq, |entry| {
             entry.hops = entry.hops.saturating_add(1);
             if u32::from(entry.hops) > max {
@@ -326,10 +389,10 @@ impl Session {
                 entry.state = EntryState::Ready(out.freeze());
                 return None;
             }
-            Some((entry.frame.clone()?, entry.target.clone()))
+            entry.frame.as_ref().map(|_| ())
         });
-        if let Some(Some((frame, target))) = next {
-            self.dispatch(seq, frame, &target, Some((to, asking)));
+        if let Some(Some(())) = next {
+            self.dispatch(seq, Some((to, asking)));
         }
     }
 
@@ -337,7 +400,7 @@ impl Session {
     /// `error` once `retry-deadline` has passed.
     fn retry_or_fail(&self, seq: u64, error: Bytes) {
         let now = Instant::now();
-        let deadline = self.worker.state.config.retry_deadline;
+        let deadline = self.worker.state.config().retry_deadline;
         let stats = &self.worker.stats;
         self.queue.update(seq, |entry| {
             let give_up_at = *entry.retry_deadline.get_or_insert(now + deadline);
@@ -359,12 +422,7 @@ impl Session {
         let mut due = std::mem::take(&mut self.due);
         self.queue.take_due_retries(Instant::now(), &mut due);
         for seq in due.drain(..) {
-            let next = self.queue.update(seq, |entry| {
-                Some((entry.frame.clone()?, entry.target.clone()))
-            });
-            if let Some(Some((frame, target))) = next {
-                self.dispatch(seq, frame, &target, None);
-            }
+            self.dispatch(seq, None);
         }
         self.due = due;
     }
@@ -373,7 +431,7 @@ impl Session {
     async fn flush(&mut self, stream: &TcpStream) -> std::io::Result<()> {
         let mut chunks = std::mem::take(&mut self.chunks);
         let write_buf = &mut self.write_buf;
-        let close = self.queue.pop_ready(|reply| {
+        let close = self.queue.pop_ready(self.client.protocol, |reply| {
             if reply.len() > COPY_LIMIT {
                 if !write_buf.is_empty() {
                     chunks.push(write_buf.split().freeze());

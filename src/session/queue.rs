@@ -13,7 +13,9 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::merge::{Merge, merge};
 use crate::backend::{Outcome, ReplySink};
+use crate::resp::encode::Protocol;
 use crate::topology::Endpoint;
 
 /// Where a forwarded request goes.
@@ -40,9 +42,39 @@ pub enum EntryState {
     RetryAt(Instant),
 }
 
+/// Which connection an entry's request travels on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// The worker's shared connection to the node.
+    Shared,
+    /// A single-use connection of its own (a command that may block).
+    Dedicated,
+    /// The session's pinned connection (a watched transaction).
+    Pinned,
+}
+
+/// How an entry's reply reaches the client.
+#[derive(Debug)]
+pub enum Role {
+    /// Its own reply is the client's reply.
+    Single,
+    /// A client request sent as `children` sub-requests (the entries right after this
+    /// one); their replies are combined by `merge` once all are ready.
+    Parent { children: u32, merge: Merge },
+    /// A sub-request; its reply goes into its parent's merge.
+    Child,
+    /// A SCAN sent to the shard whose first slot is `first_slot`; its reply's cursor is
+    /// rewritten to name the next shard once this one is done.
+    Scan {
+        first_slot: u16,
+        next_first_slot: Option<u16>,
+    },
+}
+
 /// One request awaiting its reply.
 #[derive(Debug)]
 pub struct Entry {
+    pub role: Role,
     pub state: EntryState,
     /// The request as received, kept while a resend may be needed.
     pub frame: Option<Bytes>,
@@ -55,11 +87,15 @@ pub struct Entry {
     pub retries: u32,
     /// The node an ASK redirect points to, for the next attempt only.
     pub ask: Option<Endpoint>,
+    pub channel: Channel,
+    /// Commands in `frame` before the one that answers (see `backend::Request::swallow`).
+    pub swallow: u32,
 }
 
 impl Entry {
     pub fn forwarded(frame: Bytes, target: Target) -> Self {
         Self {
+            role: Role::Single,
             state: EntryState::Waiting,
             frame: Some(frame),
             target,
@@ -67,11 +103,31 @@ impl Entry {
             retry_deadline: None,
             retries: 0,
             ask: None,
+            channel: Channel::Shared,
+            swallow: 0,
+        }
+    }
+
+    /// A sub-request of the parent pushed just before it.
+    pub fn child(frame: Bytes, target: Target) -> Self {
+        Self {
+            role: Role::Child,
+            ..Self::forwarded(frame, target)
+        }
+    }
+
+    /// The placeholder for a request sent as `children` sub-requests.
+    pub fn parent(children: u32, merge: Merge) -> Self {
+        Self {
+            role: Role::Parent { children, merge },
+            frame: None,
+            ..Self::forwarded(Bytes::new(), Target::AnyPrimary)
         }
     }
 
     pub fn ready(reply: Bytes, close_after: bool) -> Self {
         Self {
+            role: Role::Single,
             state: if close_after {
                 EntryState::Final(reply)
             } else {
@@ -83,6 +139,8 @@ impl Entry {
             retry_deadline: None,
             retries: 0,
             ask: None,
+            channel: Channel::Shared,
+            swallow: 0,
         }
     }
 }
@@ -137,24 +195,69 @@ impl ReplyQueue {
         inner.attention = 0;
     }
 
-    /// Pops finished entries from the head, in order, and hands each reply to `write`.
-    /// Returns true when a `Final` reply was popped (the connection must close after it).
-    pub fn pop_ready(&self, mut write: impl FnMut(Bytes)) -> bool {
+    /// Pops finished entries from the head, in order, and hands each reply to `write`; a
+    /// parent leaves with its children, their replies merged. Returns true when a `Final`
+    /// reply was popped (the connection must close after it).
+    pub fn pop_ready(&self, proto: Protocol, mut write: impl FnMut(Bytes)) -> bool {
         let mut inner = self.inner.borrow_mut();
         while let Some(entry) = inner.entries.front() {
-            let close = matches!(entry.state, EntryState::Final(_));
-            if !matches!(entry.state, EntryState::Ready(_) | EntryState::Final(_)) {
-                break;
-            }
-            let Some(entry) = inner.entries.pop_front() else {
-                break;
-            };
-            inner.head_seq += 1;
-            if let EntryState::Ready(reply) | EntryState::Final(reply) = entry.state {
-                write(reply);
-            }
-            if close {
-                return true;
+            match &entry.role {
+                Role::Parent { children, .. } => {
+                    let children = *children as usize;
+                    let all_ready = inner
+                        .entries
+                        .range(1..=children)
+                        .all(|c| matches!(c.state, EntryState::Ready(_)));
+                    if !all_ready || inner.entries.len() <= children {
+                        break;
+                    }
+                    let Some(parent) = inner.entries.pop_front() else {
+                        break;
+                    };
+                    let replies: Vec<Bytes> = inner
+                        .entries
+                        .drain(..children)
+                        .filter_map(|c| match c.state {
+                            EntryState::Ready(reply) => Some(reply),
+                            _ => None,
+                        })
+                        .collect();
+                    inner.head_seq += 1 + children as u64;
+                    if let Role::Parent { merge: policy, .. } = &parent.role {
+                        write(merge(policy, &replies, proto));
+                    }
+                }
+                Role::Scan {
+                    first_slot,
+                    next_first_slot,
+                } => {
+                    let (first_slot, next) = (*first_slot, *next_first_slot);
+                    let EntryState::Ready(reply) = &entry.state else {
+                        break;
+                    };
+                    // An error or an unexpected shape passes through untouched.
+                    let reply = super::scan_cursor::rewrite_reply(reply, first_slot, next)
+                        .unwrap_or_else(|| reply.clone());
+                    inner.entries.pop_front();
+                    inner.head_seq += 1;
+                    write(reply);
+                }
+                Role::Single | Role::Child => {
+                    let close = matches!(entry.state, EntryState::Final(_));
+                    if !matches!(entry.state, EntryState::Ready(_) | EntryState::Final(_)) {
+                        break;
+                    }
+                    let Some(entry) = inner.entries.pop_front() else {
+                        break;
+                    };
+                    inner.head_seq += 1;
+                    if let EntryState::Ready(reply) | EntryState::Final(reply) = entry.state {
+                        write(reply);
+                    }
+                    if close {
+                        return true;
+                    }
+                }
             }
         }
         false
@@ -273,10 +376,10 @@ mod tests {
         let b = q.push(forwarded());
         q.complete(b, reply(b":2\r\n"));
         let mut out = Vec::new();
-        q.pop_ready(|r| out.push(r));
+        q.pop_ready(Protocol::Resp2, |r| out.push(r));
         assert!(out.is_empty(), "second reply must wait for the first");
         q.complete(a, reply(b":1\r\n"));
-        q.pop_ready(|r| out.push(r));
+        q.pop_ready(Protocol::Resp2, |r| out.push(r));
         assert_eq!(
             out,
             vec![Bytes::from_static(b":1\r\n"), Bytes::from_static(b":2\r\n")]
@@ -290,8 +393,26 @@ mod tests {
         q.push(Entry::ready(Bytes::from_static(b"+OK\r\n"), true));
         q.push(Entry::ready(Bytes::from_static(b"+PONG\r\n"), false));
         let mut out = Vec::new();
-        assert!(q.pop_ready(|r| out.push(r)));
+        assert!(q.pop_ready(Protocol::Resp2, |r| out.push(r)));
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn parents_leave_with_their_children_merged() {
+        let q = ReplyQueue::default();
+        q.push(Entry::parent(2, Merge::SumIntegers));
+        let a = q.push(Entry::child(Bytes::from_static(b"x"), Target::Slot(1)));
+        let b = q.push(Entry::child(Bytes::from_static(b"y"), Target::Slot(2)));
+        q.push(Entry::ready(Bytes::from_static(b"+PONG\r\n"), false));
+        let mut out = Vec::new();
+        q.complete(b, reply(b":2\r\n"));
+        q.pop_ready(Protocol::Resp2, |r| out.push(r));
+        assert!(out.is_empty(), "the parent waits for every child");
+        q.complete(a, reply(b":1\r\n"));
+        q.pop_ready(Protocol::Resp2, |r| out.push(r));
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1], Bytes::from_static(b"+PONG\r\n"));
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -187,6 +187,21 @@ impl Topology {
         }
     }
 
+    /// The first slot each shard serves, with its shard index, in slot order. Shards that
+    /// serve no slot are left out.
+    pub fn first_slots(&self) -> Vec<(u16, usize)> {
+        let mut seen = vec![false; self.shards.len()];
+        let mut firsts = Vec::with_capacity(self.shards.len());
+        for (slot, &owner) in self.slots.iter().enumerate() {
+            let owner = usize::from(owner);
+            if owner < seen.len() && !seen[owner] {
+                seen[owner] = true;
+                firsts.push((slot as u16, owner));
+            }
+        }
+        firsts
+    }
+
     /// True when both snapshots route every slot to the same primaries and list the same nodes.
     pub fn same_layout(&self, other: &Topology) -> bool {
         self.slots == other.slots && self.shards == other.shards

@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use super::discovery::{self, NodeView};
 use super::{Endpoint, Topology};
 use crate::commands::CommandTable;
+use crate::config::{Config, HostPort};
 use crate::control::{self, ControlTimeouts};
 use crate::dns::Dns;
 use crate::state::ProxyState;
@@ -70,31 +71,12 @@ pub struct Refresher {
 
 impl Refresher {
     pub fn new(state: Arc<ProxyState>) -> Self {
-        let config = &state.config;
+        let config = state.config();
         let now = Instant::now();
-        let seeds = config
-            .seeds
-            .iter()
-            .map(|s| {
-                let is_name = s.ip().is_none();
-                Seed {
-                    host: s.host.clone(),
-                    port: s.port,
-                    is_name,
-                    addresses: if is_name {
-                        Vec::new()
-                    } else {
-                        vec![Endpoint::new(&s.host, s.port)]
-                    },
-                    next_resolve: now,
-                }
-            })
-            .collect();
-        let limits = ControlTimeouts {
-            connect: config.backend_connect_timeout,
-            reply: config.backend_reply_timeout.min(ROUND_LIMIT),
-        };
+        let seeds = config.seeds.iter().map(|s| Seed::new(s, now)).collect();
+        let limits = control_timeouts(&config);
         let dns = Arc::new(Dns::new(config.dns_server.as_ref()));
+        drop(config);
         Self {
             state,
             dns,
@@ -107,12 +89,50 @@ impl Refresher {
         }
     }
 
+    /// Follows a reloaded config: the seed list (keeping what is known of seeds that
+    /// stay) and the control-plane timeouts.
+    fn sync_config(&mut self) {
+        let config = self.state.config();
+        self.limits = control_timeouts(&config);
+        let unchanged = config.seeds.len() == self.seeds.len()
+            && config
+                .seeds
+                .iter()
+                .zip(&self.seeds)
+                .all(|(c, s)| c.host == s.host && c.port == s.port);
+        if unchanged {
+            return;
+        }
+        let now = Instant::now();
+        let mut old = std::mem::take(&mut self.seeds);
+        self.seeds = config
+            .seeds
+            .iter()
+            .map(|c| {
+                match old
+                    .iter()
+                    .position(|s| s.host == c.host && s.port == c.port)
+                {
+                    Some(i) => old.swap_remove(i),
+                    None => Seed::new(c, now),
+                }
+            })
+            .collect();
+        info!(seeds = ?config.seeds.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed list changed by a config reload");
+    }
+
     /// Refreshes until `shutdown` fires.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let interval = self.state.config.topology_refresh_interval;
-        let floor = self.state.config.topology_refresh_min_interval;
         let mut last = Instant::now();
         loop {
+            // Read each time: a reload may change them.
+            let (interval, floor) = {
+                let config = self.state.config();
+                (
+                    config.topology_refresh_interval,
+                    config.topology_refresh_min_interval,
+                )
+            };
             let dns_due = self.next_dns_due();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -128,6 +148,7 @@ impl Refresher {
 
     /// One full round: DNS, discovery, decision. Returns true when a new map was swapped in.
     pub async fn round(&mut self) -> bool {
+        self.sync_config();
         self.resolve_seeds().await;
         let current = self.state.topology.load_full();
         let known: Vec<Endpoint> = current.endpoints();
@@ -336,6 +357,30 @@ impl Refresher {
             },
             Err(e) => debug!(node = %endpoint, error = %e, "COMMAND failed; will retry"),
         }
+    }
+}
+
+impl Seed {
+    fn new(seed: &HostPort, now: Instant) -> Self {
+        let is_name = seed.ip().is_none();
+        Seed {
+            host: seed.host.clone(),
+            port: seed.port,
+            is_name,
+            addresses: if is_name {
+                Vec::new()
+            } else {
+                vec![Endpoint::new(&seed.host, seed.port)]
+            },
+            next_resolve: now,
+        }
+    }
+}
+
+fn control_timeouts(config: &Config) -> ControlTimeouts {
+    ControlTimeouts {
+        connect: config.backend_connect_timeout,
+        reply: config.backend_reply_timeout.min(ROUND_LIMIT),
     }
 }
 

@@ -236,7 +236,7 @@ impl Drop for DnsServer {
                 "[fixture] dnsmasq :{} (pid {}) log tail:\n{}",
                 self.port,
                 self.pid,
-                log_tail(&self.log_path, 25)
+                log_tail(&self.log_path, 12)
             );
         }
         self.kill();

@@ -258,12 +258,16 @@ impl OpError {
     /// the outcome is unknown or that the node timed out.
     pub fn maybe_executed(&self) -> bool {
         let t = self.text.to_ascii_lowercase();
-        self.io || t.contains("unknown") || t.contains("timeout") || t.contains("timed out")
+        self.io || self.says_unknown() || t.contains("timeout") || t.contains("timed out")
     }
 
-    /// Says the outcome is unknown (slotgate's wording for a command lost in flight).
+    /// Says the outcome is unknown, slotgate's answer for a command whose connection died
+    /// after it was written ("outcome unknown", "may have been executed").
     pub fn says_unknown(&self) -> bool {
-        self.text.to_ascii_lowercase().contains("unknown")
+        let t = self.text.to_ascii_lowercase();
+        t.contains("unknown")
+            || t.contains("may have been executed")
+            || t.contains("may have executed")
     }
 
     pub fn latency(&self) -> Duration {
@@ -379,9 +383,9 @@ impl Load {
     }
 
     /// Stops every thread (each finishes its command in flight) and returns the ledgers.
-    pub fn stop(self) -> LoadReport {
+    pub fn stop(mut self) -> LoadReport {
         self.stop.store(true, Ordering::SeqCst);
-        for handle in self.handles {
+        for handle in std::mem::take(&mut self.handles) {
             handle.join().expect("a load thread panicked");
         }
         LoadReport {
@@ -646,7 +650,8 @@ pub fn figures_path() -> PathBuf {
 }
 
 /// Prints a measured figure and appends it to [`figures_path`] as one JSON object:
-/// `{"scenario":..,"figure":..,"value":..,"unit":..,"unix_ms":..}`.
+/// `{"run":..,"scenario":..,"figure":..,"value":..,"unit":..,"unix_ms":..}`; `run` is the
+/// same for every figure of one test process.
 pub fn record_figure(scenario: &str, figure: &str, value: f64, unit: &str) {
     println!("FIGURE {scenario}: {figure} = {value} {unit}");
     let unix_ms = SystemTime::now()
@@ -658,8 +663,12 @@ pub fn record_figure(scenario: &str, figure: &str, value: f64, unit: &str) {
     } else {
         "null".into()
     };
+    // Groups the figures of one test process: `<pid>-<ms of its first figure>`.
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| format!("{}-{unix_ms}", std::process::id()));
     let line = format!(
-        "{{\"scenario\":{},\"figure\":{},\"value\":{value},\"unit\":{},\"unix_ms\":{unix_ms}}}\n",
+        "{{\"run\":{},\"scenario\":{},\"figure\":{},\"value\":{value},\"unit\":{},\"unix_ms\":{unix_ms}}}\n",
+        json_str(run),
         json_str(scenario),
         json_str(figure),
         json_str(unit)
@@ -697,7 +706,8 @@ fn json_str(s: &str) -> String {
 /// The lines of slotgate's log at WARN or ERROR level, or mentioning any of `needles`;
 /// the last `max` of them, for failure messages.
 pub fn log_excerpt(log: &str, needles: &[&str], max: usize) -> String {
-    let lines: Vec<&str> = log
+    let plain = strip_ansi(log);
+    let lines: Vec<&str> = plain
         .lines()
         .filter(|l| {
             l.contains("WARN") || l.contains("ERROR") || needles.iter().any(|n| l.contains(n))
@@ -713,6 +723,25 @@ pub fn log_excerpt(log: &str, needles: &[&str], max: usize) -> String {
     }
     if lines.is_empty() {
         out.push_str("  (no WARN/ERROR lines)\n");
+    }
+    out
+}
+
+/// `text` without ANSI colour sequences (slotgate's human log format colours its fields).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
     }
     out
 }

@@ -180,7 +180,8 @@ impl RedisNode {
     }
 
     /// Freezes the server with SIGSTOP: its sockets stay open but nothing is answered, like a
-    /// node that hangs or is cut off by the network.
+    /// node that hangs or is cut off by the network. Cluster helpers skip a paused node.
+    ///
     /// Returns once the kernel reports the process stopped (signals are asynchronous).
     pub fn pause(&self) {
         assert!(self.child.is_some(), "pause() on a stopped node");
@@ -198,6 +199,7 @@ impl RedisNode {
     }
 
     /// Undoes [`RedisNode::pause`] with SIGCONT.
+    ///
     /// Returns once the kernel no longer reports the process stopped.
     pub fn resume(&self) {
         assert!(self.child.is_some(), "resume() on a stopped node");

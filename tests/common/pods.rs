@@ -358,7 +358,7 @@ impl Drop for Pod {
                 self.index,
                 self.endpoint(),
                 self.pid,
-                log_tail(&self.log_path(), 15)
+                log_tail(&self.log_path(), 8)
             );
         }
         // A stopped (SIGSTOP) process dies of SIGKILL too.

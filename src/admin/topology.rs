@@ -1,0 +1,162 @@
+//! `GET /topology`: the slot map in force as JSON.
+//!
+//! Reads the snapshot ([`crate::topology::Topology`]), readiness and the nodes that
+//! answered the last discovery round ([`ProxyState::discovery`]) and renders:
+//!
+//! ```json
+//! {"ready": true, "readiness": "ready", "complete": true, "slots_covered": 16384,
+//!  "epoch": 6, "generation": 1, "source": "10.0.0.5:6379",
+//!  "last_refresh_unix_ms": 1700000000000, "last_refresh": "2023-11-14T22:13:20.000Z",
+//!  "shards": [{"slots": [[0, 5460]],
+//!              "primary": {"address": "10.0.0.5:6379", "id": "…", "health": "online"},
+//!              "replicas": [{"address": "10.0.0.8:6379", "id": "…", "health": "online"}]}]}
+//! ```
+//!
+//! `health` is `online` when the node answered the last discovery round, `unreachable`
+//! when it did not, and `unknown` before any round was recorded.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+
+use crate::state::{ProxyState, Readiness};
+use crate::topology::Node;
+
+/// The JSON document described in the module docs.
+pub fn json(state: &ProxyState) -> Value {
+    let topology = state.topology.load();
+    let readiness = state.readiness();
+    let discovery = state.discovery();
+    let ready_flag = state.ready.load(Ordering::Relaxed);
+    let health = |node: &Node, primary: bool| -> &'static str {
+        match &discovery {
+            Some(answers) if answers.answered.contains(&node.endpoint) => "online",
+            Some(_) => "unreachable",
+            // No round recorded: readiness still says every primary answered.
+            None if primary && ready_flag => "online",
+            None => "unknown",
+        }
+    };
+    let describe = |node: &Node, primary: bool| {
+        json!({
+            "address": node.endpoint.to_string(),
+            "id": &*node.id,
+            "health": health(node, primary),
+        })
+    };
+    let shards: Vec<Value> = topology
+        .shards()
+        .iter()
+        .enumerate()
+        .map(|(index, shard)| {
+            let slots: Vec<[u16; 2]> = topology
+                .ranges_of(index)
+                .into_iter()
+                .map(|(start, end)| [start, end])
+                .collect();
+            json!({
+                "slots": slots,
+                "primary": describe(&shard.primary, true),
+                "replicas": shard.replicas.iter().map(|r| describe(r, false)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let last_refresh_ms = state.last_refresh_unix_ms.load(Ordering::Relaxed);
+    json!({
+        "ready": readiness == Readiness::Ready,
+        "readiness": readiness_label(readiness),
+        "complete": topology.is_complete(),
+        "slots_covered": topology.covered_slots(),
+        "epoch": topology.epoch,
+        "generation": topology.generation,
+        "source": topology.source.as_ref().map(ToString::to_string),
+        "last_refresh_unix_ms": last_refresh_ms,
+        "last_refresh": (last_refresh_ms > 0).then(|| rfc3339_ms(last_refresh_ms)),
+        "shards": shards,
+    })
+}
+
+fn readiness_label(readiness: Readiness) -> &'static str {
+    match readiness {
+        Readiness::Starting => "starting",
+        Readiness::Draining => "draining",
+        Readiness::Degraded => "degraded",
+        Readiness::Ready => "ready",
+    }
+}
+
+/// `2023-11-14T22:13:20.000Z` for milliseconds since the Unix epoch (UTC).
+pub fn rfc3339_ms(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::{Config, HostPort};
+    use crate::topology::{Endpoint, Shard, Topology};
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn shards_nodes_and_health() {
+        let state = ProxyState::new(Config::with_seeds(vec![HostPort::new("a", 1)]));
+        let node = |id: &str, port| Node {
+            id: id.into(),
+            endpoint: Endpoint::new("127.0.0.1", port),
+        };
+        state.topology.store(Arc::new(Topology::from_ranges(
+            vec![
+                Shard {
+                    primary: node("a", 7000),
+                    replicas: vec![node("c", 7002)],
+                },
+                Shard {
+                    primary: node("b", 7001),
+                    replicas: vec![],
+                },
+            ],
+            &[(0, 0, 99), (1, 100, 16383)],
+        )));
+        let doc = json(&state);
+        assert_eq!(doc["complete"], true);
+        assert_eq!(doc["readiness"], "starting");
+        assert_eq!(doc["shards"][0]["slots"], json!([[0, 99]]));
+        assert_eq!(doc["shards"][0]["primary"]["address"], "127.0.0.1:7000");
+        assert_eq!(doc["shards"][0]["primary"]["health"], "unknown");
+        assert_eq!(doc["shards"][0]["replicas"][0]["id"], "c");
+        assert_eq!(doc["last_refresh"], Value::Null);
+
+        state.record_discovery([Endpoint::new("127.0.0.1", 7000)]);
+        let doc = json(&state);
+        assert_eq!(doc["shards"][0]["primary"]["health"], "online");
+        assert_eq!(doc["shards"][0]["replicas"][0]["health"], "unreachable");
+        assert_eq!(doc["shards"][1]["primary"]["health"], "unreachable");
+    }
+}

@@ -1,0 +1,346 @@
+//! Live reload: SIGHUP and the admin listener's `POST /reload`.
+//!
+//! ```text
+//!  SIGHUP / POST /reload ─► Reloader::reload ─► Config::load(original Cli)   (file re-read,
+//!                                               │                             flags/env kept)
+//!                               invalid ◄───────┤ every problem logged by key; nothing changes
+//!                                               ▼
+//!                          keys that need a restart: kept as running, change logged
+//!                                               ▼
+//!                          ProxyState::set_config (ArcSwap) ─► readers see it on next use
+//!                          log filter handle, SlowLog::configure
+//! ```
+//!
+//! Both triggers run on the main runtime's thread, so reloads never overlap. Nothing here
+//! touches a client connection: sessions, the refresher and the accept loops read the
+//! config through [`ProxyState::config`] when they use a value.
+
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
+
+use crate::config::{Cli, Config, ConfigError};
+use crate::state::ProxyState;
+
+/// Applies a new `log-level` filter (a validated `EnvFilter` directive string).
+pub type LogFilterHandle = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Re-reads and applies the config; see the module docs.
+pub struct Reloader {
+    state: Arc<ProxyState>,
+    /// The command line the process started with; `None` when embedded without one.
+    cli: Option<Cli>,
+    log_filter: Option<LogFilterHandle>,
+}
+
+/// What a successful reload did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Keys whose new value is in force.
+    pub applied: Vec<&'static str>,
+    /// Keys that changed in the file but need a restart; their running value stays.
+    pub ignored: Vec<&'static str>,
+}
+
+/// Why a reload was refused; the running config stays in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The process was started without a command line to reload from (embedding, tests).
+    #[error("reload is not available: slotgate was started without a command line")]
+    Unavailable,
+    /// The file could not be read or a value is invalid: the operator's to fix.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+}
+
+impl Reloader {
+    pub fn new(
+        state: Arc<ProxyState>,
+        cli: Option<Cli>,
+        log_filter: Option<LogFilterHandle>,
+    ) -> Self {
+        Self {
+            state,
+            cli,
+            log_filter,
+        }
+    }
+
+    /// Reloads now; `cause` names the trigger in logs ("SIGHUP", "POST /reload").
+    pub fn reload(&self, cause: &str) -> Result<ReloadReport, ReloadError> {
+        let result = self.try_reload(cause);
+        self.state.metrics.record_reload(result.is_ok());
+        result
+    }
+
+    fn try_reload(&self, cause: &str) -> Result<ReloadReport, ReloadError> {
+        let cli = self.cli.as_ref().ok_or(ReloadError::Unavailable)?;
+        let file = cli
+            .config
+            .as_ref()
+            .map_or_else(|| "no config file".to_owned(), |p| p.display().to_string());
+        let loaded = match Config::load(cli) {
+            Ok(config) => config,
+            Err(e) => {
+                log_refusal(cause, &file, &e);
+                return Err(e.into());
+            }
+        };
+        let running = self.state.config_arc();
+        let (next, report) = merge(&running, loaded);
+        if report.applied.is_empty() && report.ignored.is_empty() {
+            info!(cause, file = %file, "config reloaded; nothing changed");
+            return Ok(report);
+        }
+        for key in &report.ignored {
+            warn!(
+                cause,
+                key = *key,
+                "config reload: `{key}` changed but needs a restart; keeping the running value"
+            );
+        }
+        if next.log_level != running.log_level {
+            if let Some(apply) = &self.log_filter {
+                if let Err(e) = apply(&next.log_level) {
+                    warn!(cause, error = %e, "config reload: cannot apply the new log-level");
+                }
+            }
+        }
+        if next.slowlog_log_slower_than != running.slowlog_log_slower_than
+            || next.slowlog_max_len != running.slowlog_max_len
+        {
+            self.state
+                .slowlog
+                .configure(next.slowlog_log_slower_than, next.slowlog_max_len);
+        }
+        let seeds_changed = next.seeds != running.seeds;
+        self.state.set_config(next);
+        if seeds_changed {
+            // The refresher picks the new seeds up at its next round; make it soon.
+            self.state.request_refresh();
+        }
+        info!(cause, file = %file, applied = ?report.applied, ignored = ?report.ignored, "config reloaded");
+        Ok(report)
+    }
+}
+
+/// Logs a refused reload: one line per problem, each naming its key.
+fn log_refusal(cause: &str, file: &str, error: &ConfigError) {
+    match error {
+        ConfigError::Invalid(problems) => {
+            for problem in problems {
+                error!(
+                    cause,
+                    file,
+                    key = problem.key.name,
+                    "config reload refused: {problem}"
+                );
+            }
+            error!(
+                cause,
+                file,
+                problems = problems.len(),
+                keys = ?problems.iter().map(|p| p.key.name).collect::<Vec<_>>(),
+                "config reload refused; the running config stays in force"
+            );
+        }
+        ConfigError::Toml { unknown_key, .. } => error!(
+            cause,
+            file,
+            key = unknown_key.as_deref().unwrap_or(""),
+            "config reload refused: {error}; the running config stays in force"
+        ),
+        ConfigError::Io { .. } => error!(
+            cause,
+            file, "config reload refused: {error}; the running config stays in force"
+        ),
+    }
+}
+
+/// The config to run after a reload: `loaded`, except for the keys that need a restart,
+/// which keep their running values. Also lists which keys changed.
+pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
+    let mut report = ReloadReport::default();
+    let mut next = loaded;
+    macro_rules! restart_only {
+        ($($field:ident => $key:literal),* $(,)?) => {$(
+            if next.$field != running.$field {
+                report.ignored.push($key);
+                next.$field = running.$field.clone();
+            }
+        )*};
+    }
+    macro_rules! live {
+        ($($field:ident => $key:literal),* $(,)?) => {$(
+            if next.$field != running.$field {
+                report.applied.push($key);
+            }
+        )*};
+    }
+    restart_only! {
+        listen => "listen",
+        announce => "announce",
+        threads => "threads",
+        admin_listen => "admin-listen",
+        log_format => "log-format",
+        dns_server => "dns-server",
+    }
+    live! {
+        seeds => "seeds",
+        log_level => "log-level",
+        backend_connect_timeout => "backend-connect-timeout",
+        backend_reply_timeout => "backend-reply-timeout",
+        timeout => "timeout",
+        maxclients => "maxclients",
+        proto_max_bulk_len => "proto-max-bulk-len",
+        client_query_buffer_limit => "client-query-buffer-limit",
+        max_request_args => "max-request-args",
+        max_reply_depth => "max-reply-depth",
+        max_inflight_per_client => "max-inflight-per-client",
+        topology_refresh_interval => "topology-refresh-interval",
+        topology_refresh_min_interval => "topology-refresh-min-interval",
+        max_redirects => "max-redirects",
+        retry_deadline => "retry-deadline",
+        shutdown_timeout => "shutdown-timeout",
+        slowlog_log_slower_than => "slowlog-log-slower-than",
+        slowlog_max_len => "slowlog-max-len",
+    }
+    // Not a setting: which file the values came from.
+    next.config_file = running.config_file.clone();
+    (next, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::HostPort;
+
+    fn base() -> Config {
+        Config::with_seeds(vec![HostPort::new("10.0.0.1", 6379)])
+    }
+
+    #[test]
+    fn merge_keeps_restart_keys_and_reports_changes() {
+        let running = base();
+        let mut loaded = base();
+        loaded.maxclients = 5;
+        loaded.listen = "127.0.0.1:7777".parse().unwrap();
+        loaded.threads = running.threads + 1;
+        loaded.seeds = vec![HostPort::new("10.0.0.2", 6379)];
+        loaded.slowlog_max_len = 1;
+        let (next, report) = merge(&running, loaded);
+        assert_eq!(next.maxclients, 5);
+        assert_eq!(next.seeds, vec![HostPort::new("10.0.0.2", 6379)]);
+        assert_eq!(next.listen, running.listen);
+        assert_eq!(next.threads, running.threads);
+        assert_eq!(
+            report.applied,
+            vec!["seeds", "maxclients", "slowlog-max-len"]
+        );
+        assert_eq!(report.ignored, vec!["listen", "threads"]);
+    }
+
+    /// Every field of `Config` is classified: a new key must be added to `merge`.
+    #[test]
+    fn merge_knows_every_key() {
+        let running = base();
+        let count = crate::config::keys::ALL.len();
+        // One change per key, through the key table, proves merge names each one.
+        let mut loaded = base();
+        loaded.listen = "127.0.0.1:1".parse().unwrap();
+        loaded.announce = HostPort::new("h", 1);
+        loaded.admin_listen = Some("127.0.0.1:2".parse().unwrap());
+        loaded.seeds = vec![];
+        loaded.threads += 1;
+        loaded.log_level = "debug".into();
+        loaded.log_format = crate::config::LogFormat::Json;
+        loaded.backend_connect_timeout += Duration::from_secs(1);
+        loaded.backend_reply_timeout += Duration::from_secs(1);
+        loaded.timeout += Duration::from_secs(1);
+        loaded.maxclients += 1;
+        loaded.proto_max_bulk_len += 1;
+        loaded.client_query_buffer_limit += 1;
+        loaded.max_request_args += 1;
+        loaded.max_reply_depth += 1;
+        loaded.max_inflight_per_client += 1;
+        loaded.topology_refresh_interval += Duration::from_secs(1);
+        loaded.topology_refresh_min_interval += Duration::from_secs(1);
+        loaded.max_redirects += 1;
+        loaded.retry_deadline += Duration::from_secs(1);
+        loaded.dns_server = Some(HostPort::new("10.0.0.53", 53));
+        loaded.shutdown_timeout += Duration::from_secs(1);
+        loaded.slowlog_log_slower_than += 1;
+        loaded.slowlog_max_len += 1;
+        let (_, report) = merge(&running, loaded);
+        let mut named: Vec<&str> = report
+            .applied
+            .iter()
+            .chain(&report.ignored)
+            .copied()
+            .collect();
+        named.sort_unstable();
+        let mut keys: Vec<&str> = crate::config::keys::ALL.iter().map(|k| k.name).collect();
+        keys.sort_unstable();
+        assert_eq!(named, keys);
+        assert_eq!(named.len(), count);
+    }
+
+    #[test]
+    fn reload_without_a_command_line_is_refused() {
+        let state = Arc::new(ProxyState::new(base()));
+        let reloader = Reloader::new(state.clone(), None, None);
+        assert!(matches!(
+            reloader.reload("test"),
+            Err(ReloadError::Unavailable)
+        ));
+        assert_eq!(state.metrics.reloads(false), 1);
+    }
+
+    #[test]
+    fn reload_applies_a_valid_file_and_refuses_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slotgate.toml");
+        std::fs::write(&path, "seeds = [\"10.0.0.1:6379\"]\n").unwrap();
+        let cli = Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        };
+        let config = Config::load(&cli).unwrap();
+        let state = Arc::new(ProxyState::new(config));
+        let applied_levels = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let levels = applied_levels.clone();
+        let handle: LogFilterHandle = Arc::new(move |level: &str| {
+            levels.lock().unwrap().push(level.to_owned());
+            Ok(())
+        });
+        let reloader = Reloader::new(state.clone(), Some(cli), Some(handle));
+
+        std::fs::write(
+            &path,
+            "seeds = [\"10.0.0.1:6379\"]\nmaxclients = 7\nlog-level = \"debug\"\nslowlog-max-len = 3\nlisten = \"127.0.0.1:7000\"\n",
+        )
+        .unwrap();
+        let report = reloader.reload("test").unwrap();
+        assert_eq!(
+            report.applied,
+            vec!["log-level", "maxclients", "slowlog-max-len"]
+        );
+        assert_eq!(
+            report.ignored,
+            vec!["listen", "announce"],
+            "announce follows listen"
+        );
+        assert_eq!(state.config().maxclients, 7);
+        assert_eq!(state.config().listen, "127.0.0.1:6380".parse().unwrap());
+        assert_eq!(*applied_levels.lock().unwrap(), vec!["debug".to_owned()]);
+
+        std::fs::write(&path, "seeds = [\"10.0.0.1:6379\"]\nmaxclients = 0\n").unwrap();
+        let error = reloader.reload("test").unwrap_err();
+        assert!(error.to_string().contains("maxclients"), "{error}");
+        assert_eq!(state.config().maxclients, 7, "the running config stays");
+        assert_eq!(state.metrics.reloads(true), 1);
+        assert_eq!(state.metrics.reloads(false), 1);
+    }
+}
