@@ -52,6 +52,18 @@ pub enum TxCommand {
     Unwatch,
 }
 
+/// Subscription commands, each served on a subscription connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PubSubCommand {
+    Subscribe,
+    PSubscribe,
+    Unsubscribe,
+    PUnsubscribe,
+    /// Shard channels of one slot (`None`: no channel given).
+    SSubscribe(Option<u16>),
+    SUnsubscribe(Option<u16>),
+}
+
 /// The routing decision for one request.
 #[derive(Debug)]
 pub enum Route {
@@ -69,6 +81,8 @@ pub enum Route {
     Blocking(Option<u16>),
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
     Transaction(TxCommand),
+    /// (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE.
+    PubSub(PubSubCommand),
     /// A full error line without the leading `-`, e.g. `CROSSSLOT Keys ...`.
     Error(Cow<'static, str>),
 }
@@ -175,10 +189,11 @@ fn route_by_name(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
         b"discard" => Some(Route::Transaction(TxCommand::Discard)),
         b"watch" => Some(Route::Transaction(TxCommand::Watch)),
         b"unwatch" => Some(Route::Transaction(TxCommand::Unwatch)),
-        b"subscribe" | b"psubscribe" | b"unsubscribe" | b"punsubscribe" | b"ssubscribe"
-        | b"sunsubscribe" => refuse(
-            "ERR slotgate does not support subscriptions yet: they need a dedicated connection",
-        ),
+        b"subscribe" => Some(Route::PubSub(PubSubCommand::Subscribe)),
+        b"psubscribe" => Some(Route::PubSub(PubSubCommand::PSubscribe)),
+        b"unsubscribe" => Some(Route::PubSub(PubSubCommand::Unsubscribe)),
+        b"punsubscribe" => Some(Route::PubSub(PubSubCommand::PUnsubscribe)),
+        b"ssubscribe" | b"sunsubscribe" => Some(route_shard_channels(lower, args)),
         b"monitor" => refuse("ERR slotgate refuses MONITOR: it would mirror one node only"),
         b"scan" => Some(Route::Scan),
         b"keys" => fanout(Merge::ConcatArrays),
@@ -202,6 +217,24 @@ fn route_by_name(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
             ))))
         }
         _ => None,
+    }
+}
+
+/// Shard channels are keys: all of one command's channels must share a slot.
+fn route_shard_channels(lower: &[u8], args: &ArgView<'_>) -> Route {
+    let mut slots = args.iter().skip(1).map(key_slot);
+    let first = slots.next();
+    if let Some(first) = first {
+        if slots.any(|s| s != first) {
+            return Route::Error(Cow::Borrowed(CROSSSLOT));
+        }
+    }
+    match lower {
+        b"ssubscribe" if first.is_none() => Route::Error(Cow::Borrowed(
+            "ERR wrong number of arguments for 'ssubscribe' command",
+        )),
+        b"ssubscribe" => Route::PubSub(PubSubCommand::SSubscribe(first)),
+        _ => Route::PubSub(PubSubCommand::SUnsubscribe(first)),
     }
 }
 

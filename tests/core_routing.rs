@@ -36,6 +36,21 @@ fn assert_pong(conn: &mut RespConn, after: &str) {
     );
 }
 
+/// A refusal must be an `-ERR` line; one that does not name the command (or, for
+/// `CLUSTER x`, the subcommand) is collected in `unnamed` for a report at the end.
+fn check_refusal(line: &str, reply: &str, unnamed: &mut Vec<String>) {
+    assert!(reply.starts_with("-ERR "), "{line} answered {reply:?}");
+    let words: Vec<String> = line.split(' ').map(str::to_lowercase).collect();
+    let name = if words[0] == "cluster" {
+        words[..2].join(" ")
+    } else {
+        words[0].clone()
+    };
+    if !reply.to_lowercase().contains(&name) {
+        unnamed.push(format!("{line} -> {}", reply.trim_end()));
+    }
+}
+
 #[test]
 fn thousands_of_keys_from_redis_cli_land_on_every_primary_and_read_back() {
     let cluster = RedisCluster::start(3, 0);
@@ -492,41 +507,77 @@ fn commands_of_every_kind_route_to_their_slot_and_errors_keep_the_connection() {
         text(&lolwut)
     );
 
-    // --- Unsupported commands: an -ERR naming the command; the connection stays usable.
-    let unsupported = [
-        "MULTI",
-        "EXEC",
-        "WATCH k",
-        "SUBSCRIBE channel",
-        "PSUBSCRIBE chan*",
-        "SSUBSCRIBE channel",
-        "BLPOP list 0",
-        "BRPOPLPUSH a b 0",
-        "BZPOPMIN zset 0",
-        "KEYS *",
-        "SCAN 0",
-        "FLUSHALL",
+    // --- Commands slotgate refuses by design (they administer one node, or would show one
+    // node only): an -ERR naming the command; the connection stays usable.
+    let refused = [
+        "SHUTDOWN",
+        "SHUTDOWN NOSAVE",
+        "MONITOR",
         "CLUSTER FAILOVER",
         "CLUSTER RESET",
-        "SHUTDOWN",
-        "MONITOR",
+        "CLUSTER ADDSLOTS 1",
         "DEBUG SLEEP 0",
+        "REPLICAOF NO ONE",
+        "FAILOVER",
+        "BGSAVE",
+        "SWAPDB 0 1",
     ];
     let mut unnamed = Vec::new();
-    for line in unsupported {
+    for line in refused {
         let reply = text(&send(&mut conn, &args(line)));
-        assert!(reply.starts_with("-ERR "), "{line} answered {reply:?}");
-        let name = line.split(' ').next().unwrap().to_lowercase();
-        let named = if name == "cluster" {
-            reply.to_lowercase().contains(&line.to_lowercase())
-        } else {
-            reply.to_lowercase().contains(&name)
-        };
-        if !named {
-            unnamed.push(format!("{line} -> {}", reply.trim_end()));
-        }
+        check_refusal(line, &reply, &mut unnamed);
         assert_pong(&mut conn, line);
     }
+    // None of them reached a node: every primary is up, still a primary, still serving.
+    for primary in cluster.primaries() {
+        assert_eq!(primary.query::<String>(&["PING"]), "PONG");
+    }
+    assert_eq!(
+        cluster.primaries().len(),
+        3,
+        "a refused command changed the cluster"
+    );
+
+    // --- Commands that later features serve (transactions, pub/sub, blocking commands,
+    // fan-out): until then refused as above, and once served, served right.
+    let reply = text(&conn.cmd_str(&["MULTI"]));
+    if reply.starts_with('-') {
+        check_refusal("MULTI", &reply, &mut unnamed);
+    } else {
+        assert_eq!(reply, "+OK\r\n", "MULTI");
+        assert_eq!(text(&conn.cmd_str(&["SET", "{t}tx", "1"])), "+QUEUED\r\n");
+        assert_eq!(text(&conn.cmd_str(&["EXEC"])), "*1\r\n+OK\r\n", "EXEC");
+    }
+    assert_pong(&mut conn, "MULTI");
+    let mut sub = RespConn::connect(sg.addr);
+    let reply = text(&sub.cmd_str(&["SUBSCRIBE", "channel"]));
+    if reply.starts_with('-') {
+        check_refusal("SUBSCRIBE channel", &reply, &mut unnamed);
+        assert_pong(&mut sub, "SUBSCRIBE");
+    } else {
+        assert_eq!(
+            reply, "*3\r\n$9\r\nsubscribe\r\n$7\r\nchannel\r\n:1\r\n",
+            "SUBSCRIBE channel"
+        );
+    }
+    drop(sub);
+    let reply = text(&conn.cmd_str(&["BLPOP", "{t}empty-list", "0.2"]));
+    if reply.starts_with('-') {
+        check_refusal("BLPOP {t}empty-list 0.2", &reply, &mut unnamed);
+    } else {
+        assert_eq!(
+            reply, "*-1\r\n",
+            "BLPOP on an empty list times out with a null"
+        );
+    }
+    assert_pong(&mut conn, "BLPOP");
+    let reply = text(&conn.cmd_str(&["KEYS", "{t}renamed*"]));
+    if reply.starts_with('-') {
+        check_refusal("KEYS {t}renamed*", &reply, &mut unnamed);
+    } else {
+        assert_eq!(reply, "*1\r\n$10\r\n{t}renamed\r\n", "KEYS {{t}}renamed*");
+    }
+    assert_pong(&mut conn, "KEYS");
     assert_eq!(text(&conn.cmd_str(&["GET", "{t}renamed"])), "$1\r\n1\r\n");
 
     // --- Unknown commands and wrong arity: Redis's exact wording (checked against the node).

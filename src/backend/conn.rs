@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -47,6 +48,7 @@ struct InFlight {
 
 /// A connection to one node; see the module docs.
 pub struct Backend {
+    id: u64,
     endpoint: Endpoint,
     protocol: Protocol,
     mode: Mode,
@@ -60,6 +62,8 @@ pub struct Backend {
     closed: Notify,
     /// Close once nothing is queued or in flight ([`Backend::close_when_idle`]).
     retiring: Cell<bool>,
+    /// Where a [`Mode::Push`] connection sends its frames (the first request's sink).
+    push_sink: RefCell<Option<Rc<dyn ReplySink>>>,
     dns: Rc<Dns>,
 }
 
@@ -73,7 +77,9 @@ impl Backend {
         stats: Arc<WorkerStats>,
         dns: Rc<Dns>,
     ) -> Rc<Self> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let backend = Rc::new(Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             endpoint,
             protocol,
             mode,
@@ -85,10 +91,16 @@ impl Backend {
             broken: Cell::new(false),
             closed: Notify::new(),
             retiring: Cell::new(false),
+            push_sink: RefCell::default(),
             dns,
         });
         tokio::task::spawn_local(backend.clone().run());
         backend
+    }
+
+    /// Unique over the process: tells connections to the same node apart.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -267,6 +279,12 @@ impl Backend {
             let Some(request) = queue.pop_front() else {
                 break;
             };
+            if self.mode == Mode::Push {
+                // No reply is matched to a request here: frames flow to the push sink.
+                self.push_sink.borrow_mut().get_or_insert(request.sink);
+                batch.extend_from_slice(&request.frame);
+                continue;
+            }
             let swallowed = u32::from(request.asking) + request.swallow;
             if request.asking {
                 batch.extend_from_slice(ASKING);
@@ -301,7 +319,7 @@ impl Backend {
             // A single-use connection carries a command that may block on purpose.
             let oldest = match self.mode {
                 Mode::Shared => self.in_flight.borrow().front().map(|f| f.written_at),
-                Mode::SingleUse => None,
+                Mode::SingleUse | Mode::Push => None,
             };
             let read = reader.read_buf(&mut buf);
             let n = match oldest {
@@ -352,6 +370,13 @@ impl Backend {
     /// Hands one reply to the oldest request in flight. Returns true when it answered a
     /// request (rather than being swallowed).
     fn deliver(&self, reply: Bytes, kind: ReplyKind) -> Result<bool, Failure> {
+        if self.mode == Mode::Push {
+            let sink = self.push_sink.borrow().clone();
+            if let Some(sink) = sink {
+                sink.push(self.id, reply);
+            }
+            return Ok(false);
+        }
         if kind == ReplyKind::Push {
             // Shared connections never subscribe; a stray push frame answers no request.
             debug!(node = %self.endpoint, "ignoring push frame on a shared connection");
@@ -404,7 +429,17 @@ impl Backend {
                 sink.complete(seq, Outcome::Unknown(failure.clone()));
             }
         }
+        let push_sink = self.push_sink.borrow_mut().take();
+        if let Some(sink) = push_sink {
+            sink.push_lost(self.id);
+        }
         let queued: Vec<Request> = self.queue.borrow_mut().drain(..).collect();
+        if self.mode == Mode::Push {
+            if let Some(request) = queued.first() {
+                request.sink.push_lost(self.id);
+            }
+            return;
+        }
         for request in queued {
             request
                 .sink

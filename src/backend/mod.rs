@@ -28,6 +28,11 @@ use crate::topology::Endpoint;
 /// Receives the outcome of a forwarded request. Implemented by the client session's reply queue.
 pub trait ReplySink {
     fn complete(&self, seq: u64, outcome: Outcome);
+    /// A frame from subscription connection `conn` ([`Backend::id`], [`Mode::Push`]):
+    /// a message or a (un)subscribe confirmation.
+    fn push(&self, _conn: u64, _frame: Bytes) {}
+    /// Subscription connection `conn` closed; its subscriptions are gone.
+    fn push_lost(&self, _conn: u64) {}
 }
 
 /// One request on its way to a node.
@@ -51,6 +56,9 @@ pub enum Mode {
     /// One request that may block for as long as the command says (BLPOP, WAIT, ...):
     /// no reply timeout, and the connection closes after the reply.
     SingleUse,
+    /// A subscription connection: every frame the node sends goes to the sink's
+    /// [`ReplySink::push`], in order; requests expect no matching reply.
+    Push,
 }
 
 /// Settings every backend connection of a worker uses.

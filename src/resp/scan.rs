@@ -526,7 +526,12 @@ fn to_u32(offset: usize) -> Result<u32, ScanError> {
 /// leading zero, at most 18 digits, `\r` within `max_line` bytes of the line start).
 /// Returns the number and the offset after the line; `None` for anything else, including
 /// an incomplete line, so the caller falls back to the exact parser.
-fn canonical_number(buf: &[u8], pos: usize, tag: u8, max_line: usize) -> Option<(usize, usize)> {
+pub(super) fn canonical_number(
+    buf: &[u8],
+    pos: usize,
+    tag: u8,
+    max_line: usize,
+) -> Option<(usize, usize)> {
     let line = buf.get(pos..)?;
     let [t, first @ b'0'..=b'9', rest @ ..] = line else {
         return None;

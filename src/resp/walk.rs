@@ -25,6 +25,8 @@
 
 use std::fmt;
 
+use super::scan::canonical_number;
+
 /// Default cap on bulk payload and simple line length (Redis `proto-max-bulk-len`).
 pub const DEFAULT_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 
@@ -199,32 +201,47 @@ impl ReplyWalker {
 
     fn step(&mut self, buf: &[u8]) -> Result<Option<Walked>, WalkError> {
         loop {
-            let next = match self.phase {
-                Phase::Body => {
-                    let end = self.pos + self.bulk_len;
-                    let Some(tail) = buf.get(end..end + 2) else {
-                        return Ok(None);
-                    };
-                    if tail != b"\r\n" {
-                        return Err(WalkError::BadLine);
-                    }
-                    self.phase = Phase::Line;
-                    self.begin(end + 2);
-                    if self.value_done() {
-                        return Ok(self.finished());
-                    }
-                    continue;
+            if self.phase == Phase::Body {
+                let end = self.pos + self.bulk_len;
+                let Some(tail) = buf.get(end..end + 2) else {
+                    return Ok(None);
+                };
+                if tail != b"\r\n" {
+                    return Err(WalkError::BadLine);
                 }
-                Phase::Line => {
+                self.phase = Phase::Line;
+                self.begin(end + 2);
+                if self.value_done() {
+                    return Ok(self.finished());
+                }
+                continue;
+            }
+            // Fast path: a complete length/count line written the canonical way. Anything
+            // else (incomplete, `-1`, `?`, leading zeros, junk) takes the exact path.
+            let fast = match buf.get(self.pos) {
+                Some(&tag) if self.search == self.pos && is_sized(tag) => {
+                    canonical_number(buf, self.pos, tag, MAX_NUMBER_LINE)
+                        .map(|(n, next)| (tag, n, next))
+                }
+                _ => None,
+            };
+            let (item, next) = match fast {
+                Some((tag, n, next)) => {
+                    #[cfg(test)]
+                    {
+                        self.examined += next - self.pos;
+                    }
+                    (self.sized(tag, n)?, next)
+                }
+                None => {
                     let Some(cr) = self.find_cr(buf)? else {
                         return Ok(None);
                     };
-                    cr
+                    let line = buf.get(self.pos..cr).unwrap_or_default();
+                    (self.parse_line(line)?, cr + 2)
                 }
             };
-            let line = buf.get(self.pos..next).unwrap_or_default();
-            let item = self.parse_line(line)?;
-            self.begin(next + 2);
+            self.begin(next);
             match item {
                 Item::Value => {
                     if self.value_done() {
@@ -304,32 +321,40 @@ impl ReplyWalker {
             b'_' if rest.is_empty() => Ok(Item::Value),
             b'#' if rest == b"t" || rest == b"f" => Ok(Item::Value),
             b'_' | b'#' => Err(WalkError::BadLine),
-            b'$' | b'!' | b'=' => {
-                let len = parse_len(rest)?;
-                if len > self.max_bulk_len {
-                    return Err(WalkError::TooLarge);
-                }
-                Ok(Item::Payload(len))
-            }
-            b'*' | b'%' | b'~' | b'>' | b'|' => {
-                let count = parse_len(rest)? as u64;
-                let remaining = if matches!(tag, b'%' | b'|') {
-                    count.checked_mul(2).ok_or(WalkError::BadLength)?
-                } else {
-                    count
-                };
-                Ok(match (remaining, tag) {
-                    (0, b'|') => Item::Nothing,
-                    (0, _) => Item::Value,
-                    _ => Item::Open(Open {
-                        remaining,
-                        attribute: tag == b'|',
-                    }),
-                })
+            b'$' | b'!' | b'=' | b'*' | b'%' | b'~' | b'>' | b'|' => {
+                self.sized(tag, parse_len(rest)?)
             }
             b';' | b'.' => Err(WalkError::Streamed),
             other => Err(WalkError::BadType(other)),
         }
+    }
+
+    /// What a length-prefixed value (`$ ! =`) or an aggregate (`* % ~ > |`) with length or
+    /// count `n` turns into.
+    fn sized(&mut self, tag: u8, n: usize) -> Result<Item, WalkError> {
+        if self.stack.is_empty() && tag != b'|' {
+            self.kind = Some(kind_of(tag)?);
+        }
+        if matches!(tag, b'$' | b'!' | b'=') {
+            if n > self.max_bulk_len {
+                return Err(WalkError::TooLarge);
+            }
+            return Ok(Item::Payload(n));
+        }
+        let count = n as u64;
+        let remaining = if matches!(tag, b'%' | b'|') {
+            count.checked_mul(2).ok_or(WalkError::BadLength)?
+        } else {
+            count
+        };
+        Ok(match (remaining, tag) {
+            (0, b'|') => Item::Nothing,
+            (0, _) => Item::Value,
+            _ => Item::Open(Open {
+                remaining,
+                attribute: tag == b'|',
+            }),
+        })
     }
 
     /// Finds the CRLF ending the line at `pos`, resuming where the last search stopped.
@@ -383,6 +408,11 @@ impl Default for ReplyWalker {
     fn default() -> Self {
         Self::new(128)
     }
+}
+
+/// Types whose line is a length or a count.
+fn is_sized(tag: u8) -> bool {
+    matches!(tag, b'$' | b'!' | b'=' | b'*' | b'%' | b'~' | b'>' | b'|')
 }
 
 fn kind_of(tag: u8) -> Result<ReplyKind, WalkError> {

@@ -9,6 +9,7 @@
 
 mod local;
 pub mod merge;
+mod pubsub;
 pub mod queue;
 pub mod scan_cursor;
 mod split;
@@ -33,7 +34,7 @@ use crate::backend::{Backend, Failure, Mode, Outcome, ReplySink, Request};
 use crate::resp::ArgView;
 use crate::resp::encode;
 use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
-use crate::router::{Route, route};
+use crate::router::{Local, Route, route};
 use crate::state::WorkerStats;
 use crate::topology::Endpoint;
 use crate::worker::Worker;
@@ -79,6 +80,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
         due: Vec::new(),
         tx: None,
         pinned: None,
+        subs: pubsub::Subscriptions::default(),
         dedicated: RefCell::default(),
         reading: true,
         closing: false,
@@ -93,6 +95,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
         backend.close();
     }
     session.unpin();
+    session.subs.close_all();
 }
 
 struct Session {
@@ -115,6 +118,8 @@ struct Session {
     tx: Option<tx::Transaction>,
     /// The connection WATCH pinned, until EXEC, DISCARD or UNWATCH.
     pinned: Option<tx::Pinned>,
+    /// Subscription connections and what they carry.
+    subs: pubsub::Subscriptions,
     /// Single-use connections of blocking commands still running.
     dedicated: RefCell<Vec<Rc<Backend>>>,
 }
@@ -127,19 +132,28 @@ impl Session {
         loop {
             self.process_requests();
             self.settle_attention();
+            self.handle_pushes();
+            self.resubscribe_due();
             self.flush(stream).await?;
             if self.closing || (!self.reading && self.queue.is_empty()) {
                 return Ok(());
             }
+            if !self.subs.out.is_empty() && self.queue.is_empty() {
+                // More relayed frames than one flush writes: keep writing.
+                continue;
+            }
             let can_read = self.reading && self.queue.len() < max_inflight;
-            let idle = self.queue.is_empty() && self.read_buf.is_empty();
+            let idle =
+                self.queue.is_empty() && self.read_buf.is_empty() && self.subs.out.is_empty();
             if idle {
                 // An idle client holds no buffer: 10k idle clients must stay cheap.
                 self.read_buf = BytesMut::new();
             }
             let next_retry = self.queue.next_retry();
-            let idle_deadline =
-                (idle && !idle_timeout.is_zero()).then(|| last_activity + idle_timeout);
+            // Subscribers are never idle: they wait for messages, as in Redis.
+            let idle_deadline = (idle && !idle_timeout.is_zero() && !self.subs.active())
+                .then(|| last_activity + idle_timeout);
+            let resubscribe_at = self.subs.resubscribe_at();
             tokio::select! {
                 ready = stream.readable(), if can_read => {
                     ready?;
@@ -157,6 +171,7 @@ impl Session {
                 _ = sleep_until(next_retry.unwrap_or_else(far_future)), if next_retry.is_some() => {
                     self.run_due_retries();
                 }
+                _ = sleep_until(resubscribe_at.unwrap_or_else(far_future)), if resubscribe_at.is_some() => {}
                 _ = sleep_until(idle_deadline.unwrap_or_else(far_future)), if idle_deadline.is_some() => {
                     debug!(client = self.client.id, "closing idle client");
                     return Ok(());
@@ -219,8 +234,25 @@ impl Session {
         let target = match route {
             Route::Slot(slot) => Target::Slot(slot),
             Route::AnyPrimary => Target::AnyPrimary,
+            Route::Local(Local::Ping)
+                if self.client.protocol == encode::Protocol::Resp2 && self.subs.active() =>
+            {
+                // A subscribed RESP2 client's PING is answered in the subscription stream.
+                if let Some(global) = self.subs_global() {
+                    return self.send_push(&global, frame);
+                }
+                Target::AnyPrimary
+            }
             Route::Local(cmd) => {
                 WorkerStats::bump(&self.worker.stats.commands_local);
+                if cmd == Local::Reset {
+                    // RESET leaves transactions, watches and subscriptions, as in Redis.
+                    self.tx = None;
+                    if let Some(pinned) = self.pinned.take() {
+                        pinned.backend.close_when_idle();
+                    }
+                    self.subs.close_all();
+                }
                 let mut out = BytesMut::new();
                 let after =
                     local::execute(cmd, &args, &mut self.client, &self.worker.state, &mut out);
@@ -248,6 +280,7 @@ impl Session {
                 return;
             }
             Route::Transaction(command) => return self.transaction(command, frame),
+            Route::PubSub(command) => return self.pubsub(command, frame),
         };
         let seq = self.queue.push(Entry::forwarded(frame, target));
         self.dispatch(seq, None);
@@ -441,6 +474,16 @@ impl Session {
                 write_buf.extend_from_slice(&reply);
             }
         });
+        // Relayed subscription frames go out once every earlier reply has.
+        if self.queue.is_empty() {
+            while let Some(frame) = self.subs.out.pop_front() {
+                self.subs.out_bytes -= frame.len();
+                write_buf.extend_from_slice(&frame);
+                if write_buf.len() > KEEP_BUFFER {
+                    break;
+                }
+            }
+        }
         if !write_buf.is_empty() {
             chunks.push(write_buf.split().freeze());
         }

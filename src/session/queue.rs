@@ -152,6 +152,10 @@ pub struct ReplyQueue {
     wake: Notify,
     /// Set when the client is gone: late outcomes are dropped.
     closed: Cell<bool>,
+    /// Frames from subscription connections, with the connection id, in arrival order.
+    pushes: RefCell<VecDeque<(u64, Bytes)>>,
+    /// Subscription connections that closed since the session last looked.
+    lost: RefCell<Vec<u64>>,
 }
 
 #[derive(Default)]
@@ -188,8 +192,20 @@ impl ReplyQueue {
         self.wake.notified().await;
     }
 
+    /// Takes the frames pushed by subscription connections and the ids of those lost.
+    pub fn take_pushes(&self, frames: &mut VecDeque<(u64, Bytes)>, lost: &mut Vec<u64>) {
+        frames.append(&mut self.pushes.borrow_mut());
+        lost.append(&mut self.lost.borrow_mut());
+    }
+
+    /// True when subscription connections delivered something not yet taken.
+    pub fn has_pushes(&self) -> bool {
+        !self.pushes.borrow().is_empty() || !self.lost.borrow().is_empty()
+    }
+
     pub fn close(&self) {
         self.closed.set(true);
+        self.pushes.borrow_mut().clear();
         let mut inner = self.inner.borrow_mut();
         inner.entries.clear();
         inner.attention = 0;
@@ -324,6 +340,22 @@ impl ReplyQueue {
 }
 
 impl ReplySink for ReplyQueue {
+    fn push(&self, conn: u64, frame: Bytes) {
+        if self.closed.get() {
+            return;
+        }
+        self.pushes.borrow_mut().push_back((conn, frame));
+        self.wake.notify_one();
+    }
+
+    fn push_lost(&self, conn: u64) {
+        if self.closed.get() {
+            return;
+        }
+        self.lost.borrow_mut().push(conn);
+        self.wake.notify_one();
+    }
+
     fn complete(&self, seq: u64, outcome: Outcome) {
         if self.closed.get() {
             return;

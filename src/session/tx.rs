@@ -163,6 +163,9 @@ impl Session {
             }
             Route::Error(message) => Some(message.into_owned()),
             Route::Split(_) => Some(CROSSSLOT.to_owned()),
+            Route::PubSub(_) => Some(
+                "ERR slotgate: subscription commands cannot be queued in a transaction".to_owned(),
+            ),
             Route::Fanout(_) | Route::Scan => Some(
                 "ERR slotgate: this command spans every node and cannot run in a transaction"
                     .to_owned(),

@@ -258,7 +258,11 @@ impl OpError {
     /// the outcome is unknown or that the node timed out.
     pub fn maybe_executed(&self) -> bool {
         let t = self.text.to_ascii_lowercase();
-        self.io || self.says_unknown() || t.contains("timeout") || t.contains("timed out")
+        self.io
+            || self.says_unknown()
+            || t.contains("timeout")
+            || t.contains("timed out")
+            || t.contains("in time")
     }
 
     /// Says the outcome is unknown, slotgate's answer for a command whose connection died

@@ -36,6 +36,7 @@ mod resp;
 pub mod dns;
 pub mod extra;
 pub mod load;
+pub mod ops;
 pub mod pods;
 pub mod topology;
 

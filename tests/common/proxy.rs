@@ -62,6 +62,8 @@ impl Slotgate {
                 &log,
                 "=== fixture: attempt {attempt}, --listen {listen} ==="
             );
+            // Where this attempt's output starts, so an old attempt's bind error is not ours.
+            let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
             let log2 = log.try_clone().expect("clone slotgate.log handle");
             let mut child = Command::new(slotgate_bin())
                 .args(["--listen", &listen, "--seeds", seeds])
@@ -76,7 +78,7 @@ impl Slotgate {
                 .stderr(log2)
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", slotgate_bin().display()));
-            match wait_ready(&mut child, addr, &log_path) {
+            match wait_ready(&mut child, addr, &log_path, log_start) {
                 Ok(()) => {
                     return Slotgate {
                         addr,
@@ -182,13 +184,15 @@ fn wait_ready(
     child: &mut Child,
     addr: SocketAddr,
     log_path: &std::path::Path,
+    log_start: u64,
 ) -> Result<(), (String, bool)> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut last;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(log_path).unwrap_or_default();
-            let bind_race = log.contains("Address already in use") || log.contains("AddrInUse");
+            let log = std::fs::read(log_path).unwrap_or_default();
+            let ours = String::from_utf8_lossy(log.get(log_start as usize..).unwrap_or_default());
+            let bind_race = ours.contains("Address already in use") || ours.contains("AddrInUse");
             return Err((format!("exited early with {status}"), bind_race));
         }
         match ping(addr) {
