@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod reload;
 pub mod resp;
 pub mod router;
+pub mod scripts;
 pub mod server;
 pub mod session;
 pub mod slot;

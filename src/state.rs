@@ -50,6 +50,9 @@ pub struct ProxyState {
     pub last_refresh_unix_ms: AtomicU64,
     /// Open client connections over all workers, checked against `maxclients`.
     pub clients: AtomicUsize,
+    /// Scripts loaded through slotgate (`SCRIPT LOAD`), by SHA1, so an `EVALSHA` that meets
+    /// a node without its script (after a failover) can load it there and run.
+    pub scripts: crate::scripts::ScriptCache,
     /// Source of client ids, unique over all workers (`CLIENT ID`).
     pub next_client_id: AtomicU64,
     /// Every open client connection, for `CLIENT LIST` and `CLIENT KILL`.
@@ -115,6 +118,7 @@ impl ProxyState {
             last_refresh_unix_ms: AtomicU64::new(0),
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
+            scripts: crate::scripts::ScriptCache::default(),
             client_list,
             slowlog,
             metrics: SharedMetrics::default(),

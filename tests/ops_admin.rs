@@ -37,7 +37,19 @@ fn every_admin_endpoint_answers_over_http() {
     let ready = proxy.wait_readyz(200, Duration::from_secs(15));
     assert_eq!(ready, "ready\n");
 
-    // /topology: the cluster as its nodes describe it.
+    // /topology: the cluster as its nodes describe it (replicas are listed once the
+    // cluster reports them online, which may take one more discovery round).
+    eventually(
+        "/topology lists the replicas",
+        Duration::from_secs(15),
+        || {
+            let doc = proxy.get("/topology").json();
+            doc["shards"].as_array().is_some_and(|s| {
+                s.iter()
+                    .all(|s| s["replicas"].as_array().is_some_and(|r| r.len() == 1))
+            })
+        },
+    );
     let topology = proxy.get("/topology");
     assert_eq!(topology.status, 200);
     assert_eq!(topology.content_type, "application/json");

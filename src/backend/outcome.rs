@@ -59,6 +59,10 @@ pub enum Outcome {
     /// `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`: refused before running, so a retry
     /// is safe. Carries the error to forward if retries run out.
     NotNow(Bytes),
+    /// `NOSCRIPT`: the node does not have the script (its cache was lost in a failover or
+    /// restart). The script did not run; carries the error to forward if slotgate cannot
+    /// supply the script.
+    NoScript(Bytes),
     /// The request was never written: safe to retry.
     NotSent(Failure),
     /// The request was written but no reply came: it may or may not have run.
@@ -89,6 +93,8 @@ pub fn classify_reply(reply: Bytes, kind: ReplyKind, node: &Endpoint) -> Outcome
         })
     {
         return Outcome::NotNow(reply);
+    } else if line.starts_with(b"NOSCRIPT ") {
+        return Outcome::NoScript(reply);
     }
     Outcome::Reply(reply)
 }

@@ -269,7 +269,18 @@ impl Session {
                 return;
             }
             Route::Split(kind) => return self.split(&frame, kind),
-            Route::Fanout(merge) => return self.fanout(frame, merge),
+            Route::Fanout(merge) => {
+                if args
+                    .get(0)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(b"script"))
+                    && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"load"))
+                {
+                    if let Some(body) = args.get(2) {
+                        self.worker.state.scripts.remember(body);
+                    }
+                }
+                return self.fanout(frame, merge);
+            }
             Route::Scan => return self.scan(&frame),
             Route::Blocking(slot) => {
                 let target = slot.map_or(Target::AnyPrimary, Target::Slot);
@@ -373,7 +384,12 @@ impl Session {
         let stats = &self.worker.stats;
         let state = &self.worker.state;
         let pinned = self.queue.update(seq, |e| e.channel == Channel::Pinned) == Some(true);
-        if pinned && !matches!(outcome, Outcome::Reply(_) | Outcome::Unknown(_)) {
+        if pinned
+            && !matches!(
+                outcome,
+                Outcome::Reply(_) | Outcome::Unknown(_) | Outcome::NoScript(_)
+            )
+        {
             // WATCH state lives on the pinned connection: another node cannot take over.
             let reply = tx::pinned_moved_reply(&outcome);
             return self.finish(seq, reply);
@@ -390,6 +406,7 @@ impl Session {
                 self.redirect(seq, slot, to, true);
             }
             Outcome::NotNow(error) => self.retry_or_fail(seq, error),
+            Outcome::NoScript(error) => self.load_script_and_retry(seq, error),
             Outcome::NotSent(failure) => {
                 state.request_refresh();
                 let error = failure_reply(&failure, false);
@@ -399,6 +416,38 @@ impl Session {
                 WorkerStats::bump(&stats.backend_errors);
                 self.finish(seq, failure_reply(&failure, true));
             }
+        }
+    }
+
+    /// `NOSCRIPT` for an `EVALSHA` of a script loaded through slotgate: load it on that
+    /// node and run the `EVALSHA` again, in one write. Anything else gets the error.
+    fn load_script_and_retry(&self, seq: u64, error: Bytes) {
+        let body = self
+            .queue
+            .update(seq, |entry| {
+                let frame = entry.frame.as_ref()?;
+                if entry.swallow != 0 {
+                    return None;
+                }
+                let sha = evalsha_sha(frame)?;
+                self.worker.state.scripts.get(&sha)
+            })
+            .flatten();
+        let Some(body) = body else {
+            return self.finish(seq, error);
+        };
+        let retried = self.queue.update(seq, |entry| {
+            let frame = entry.frame.take()?;
+            let mut out = BytesMut::new();
+            encode::encode_command(&mut out, &[b"SCRIPT", b"LOAD", &body]);
+            out.extend_from_slice(&frame);
+            entry.frame = Some(out.freeze());
+            entry.swallow = 1;
+            Some(())
+        });
+        match retried {
+            Some(Some(())) => self.dispatch(seq, None),
+            _ => self.finish(seq, error),
         }
     }
 
@@ -504,6 +553,21 @@ impl Session {
         }
         result
     }
+}
+
+/// The SHA argument of an `EVALSHA`/`EVALSHA_RO` request frame.
+fn evalsha_sha(frame: &[u8]) -> Option<Vec<u8>> {
+    let mut scanner = RequestScanner::new(ScanLimits::default());
+    let mut args = Vec::new();
+    let Ok(Some(Scanned::Request { .. })) = scanner.scan(frame, &mut args) else {
+        return None;
+    };
+    let view = ArgView::new(frame, &args);
+    let name = view.get(0)?;
+    if !(name.eq_ignore_ascii_case(b"evalsha") || name.eq_ignore_ascii_case(b"evalsha_ro")) {
+        return None;
+    }
+    view.get(1).map(<[u8]>::to_vec)
 }
 
 /// Writes all of `data` through a shared reference to the stream.

@@ -33,6 +33,7 @@ mod ports;
 mod proxy;
 mod resp;
 
+pub mod commands;
 pub mod dns;
 pub mod extra;
 pub mod load;
@@ -40,11 +41,11 @@ pub mod ops;
 pub mod pods;
 pub mod topology;
 
-pub use cluster::RedisCluster;
+pub use cluster::{NodeLine, RedisCluster, SLOTS, cluster_nodes};
 pub use node::{RedisNode, process_state};
 pub use ports::free_port;
-pub use proxy::Slotgate;
-pub use resp::RespConn;
+pub use proxy::{Slotgate, slotgate_bin};
+pub use resp::{RespConn, encode_command, frame_len};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

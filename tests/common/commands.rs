@@ -1,0 +1,379 @@
+//! Helpers for the command-compatibility tests (`tests/commands_*.rs`, issue 4).
+//!
+//! - [`Reply`] / [`parse`]: a decoded RESP2/RESP3 reply, so tests can assert on values
+//!   (`Reply::Nil`, `Reply::Int(3)`, arrays in order) rather than on bytes; [`Client`] wraps
+//!   a [`RespConn`] and answers each command with both the raw bytes and the decoded reply.
+//! - [`keys_by_primary`]: key names that live on each primary (by the live slot map).
+//! - [`Transcript`]: the same commands on slotgate and on a standalone redis-server (the
+//!   oracle), collecting every byte-level difference for one report.
+//! - [`python`]: runs a redis-py snippet (a real client's pub/sub or pipeline behaviour)
+//!   and returns its stdout.
+//! - [`rss_kib`]: a process's resident memory, to show a buffer stays bounded.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::cluster::RedisCluster;
+use super::extra::slot_owners;
+use super::resp::frame_len;
+use super::{RespConn, key_slot};
+
+/// A decoded reply. RESP2 and RESP3 nulls are both [`Reply::Nil`]; RESP3 sets and maps keep
+/// their own variants so a test can tell the protocol apart when it wants to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Array(Vec<Reply>),
+    Map(Vec<(Reply, Reply)>),
+    Set(Vec<Reply>),
+    Push(Vec<Reply>),
+    Double(String),
+    Bool(bool),
+    BigNumber(String),
+    Verbatim(String),
+}
+
+impl Reply {
+    /// The text of a bulk, simple, verbatim or error reply; panics on anything else.
+    pub fn str(&self) -> String {
+        match self {
+            Reply::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+            Reply::Simple(s) | Reply::Error(s) | Reply::Verbatim(s) => s.clone(),
+            other => panic!("expected a string reply, got {other:?}"),
+        }
+    }
+
+    pub fn int(&self) -> i64 {
+        match self {
+            Reply::Int(i) => *i,
+            other => panic!("expected an integer reply, got {other:?}"),
+        }
+    }
+
+    /// The elements of an array, set or push reply; panics on anything else.
+    pub fn items(&self) -> &[Reply] {
+        match self {
+            Reply::Array(a) | Reply::Set(a) | Reply::Push(a) => a,
+            other => panic!("expected an array reply, got {other:?}"),
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// The elements as text (bulk/simple strings; nil as `"<nil>"`).
+    pub fn strings(&self) -> Vec<String> {
+        self.items()
+            .iter()
+            .map(|r| match r {
+                Reply::Nil => "<nil>".to_owned(),
+                r => r.str(),
+            })
+            .collect()
+    }
+
+    pub fn bulk(s: &str) -> Reply {
+        Reply::Bulk(s.as_bytes().to_vec())
+    }
+}
+
+/// Decodes one complete reply frame (exactly the bytes [`RespConn`] returns).
+pub fn parse(bytes: &[u8]) -> Reply {
+    let (reply, used) = parse_at(bytes, 0)
+        .unwrap_or_else(|| panic!("cannot parse reply {:?}", String::from_utf8_lossy(bytes)));
+    assert_eq!(
+        used,
+        bytes.len(),
+        "trailing bytes after a reply: {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    reply
+}
+
+fn line_at(bytes: &[u8], at: usize) -> Option<(&str, usize)> {
+    let end = at + bytes.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+    Some((std::str::from_utf8(&bytes[at..end]).ok()?, end + 2))
+}
+
+fn parse_at(bytes: &[u8], at: usize) -> Option<(Reply, usize)> {
+    let kind = *bytes.get(at)?;
+    let (line, next) = line_at(bytes, at + 1)?;
+    let many = |count: i64, mut next: usize| -> Option<(Vec<Reply>, usize)> {
+        let mut items = Vec::new();
+        for _ in 0..count {
+            let (item, after) = parse_at(bytes, next)?;
+            items.push(item);
+            next = after;
+        }
+        Some((items, next))
+    };
+    Some(match kind {
+        b'+' => (Reply::Simple(line.to_owned()), next),
+        b'-' => (Reply::Error(line.to_owned()), next),
+        b':' => (Reply::Int(line.parse().ok()?), next),
+        b'_' => (Reply::Nil, next),
+        b',' => (Reply::Double(line.to_owned()), next),
+        b'#' => (Reply::Bool(line == "t"), next),
+        b'(' => (Reply::BigNumber(line.to_owned()), next),
+        b'$' | b'!' | b'=' => {
+            let len: i64 = line.parse().ok()?;
+            if len < 0 {
+                return Some((Reply::Nil, next));
+            }
+            let end = next + len as usize;
+            let payload = bytes.get(next..end)?.to_vec();
+            let reply = match kind {
+                b'$' => Reply::Bulk(payload),
+                b'!' => Reply::Error(String::from_utf8_lossy(&payload).into_owned()),
+                _ => Reply::Verbatim(String::from_utf8_lossy(payload.get(4..)?).into_owned()),
+            };
+            (reply, end + 2)
+        }
+        b'*' | b'~' | b'>' => {
+            let count: i64 = line.parse().ok()?;
+            if count < 0 {
+                return Some((Reply::Nil, next));
+            }
+            let (items, next) = many(count, next)?;
+            let reply = match kind {
+                b'*' => Reply::Array(items),
+                b'~' => Reply::Set(items),
+                _ => Reply::Push(items),
+            };
+            (reply, next)
+        }
+        b'%' => {
+            let count: i64 = line.parse().ok()?;
+            let (items, next) = many(count * 2, next)?;
+            let mut pairs = Vec::new();
+            let mut it = items.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            (Reply::Map(pairs), next)
+        }
+        b'|' => {
+            // An attribute: skip it, the reply follows.
+            let count: i64 = line.parse().ok()?;
+            let (_, next) = many(count * 2, next)?;
+            return parse_at(bytes, next);
+        }
+        _ => return None,
+    })
+}
+
+/// A raw connection that answers with decoded replies too.
+pub struct Client {
+    pub conn: RespConn,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        Client {
+            conn: RespConn::connect(addr),
+        }
+    }
+
+    /// Sends `line` split on spaces (no quoting) and returns the decoded reply.
+    pub fn call(&mut self, line: &str) -> Reply {
+        parse(&self.raw(line))
+    }
+
+    /// Sends `line` split on spaces and returns the raw reply bytes.
+    pub fn raw(&mut self, line: &str) -> Vec<u8> {
+        let args: Vec<&str> = line.split(' ').filter(|a| !a.is_empty()).collect();
+        self.conn.cmd_str(&args)
+    }
+
+    /// Sends the given arguments (binary-safe) and returns the decoded reply.
+    pub fn call_args<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
+        let args: Vec<&[u8]> = args.iter().map(AsRef::as_ref).collect();
+        parse(&self.conn.cmd(&args))
+    }
+
+    /// Sends without reading (to pipeline or to block).
+    pub fn send(&mut self, line: &str) {
+        let args: Vec<&[u8]> = line
+            .split(' ')
+            .filter(|a| !a.is_empty())
+            .map(str::as_bytes)
+            .collect();
+        self.conn.send_raw(&super::resp::encode_command(&args));
+    }
+
+    /// Reads one reply and decodes it.
+    pub fn read(&mut self) -> Reply {
+        parse(&self.conn.read_reply())
+    }
+
+    /// Reads one reply; `None` if nothing arrives within `timeout`.
+    pub fn read_within(&mut self, timeout: Duration) -> Option<Reply> {
+        self.conn.set_read_timeout(timeout);
+        let reply = self.conn.try_read_reply();
+        self.conn.set_read_timeout(Duration::from_secs(5));
+        reply.ok().map(|r| parse(&r))
+    }
+
+    /// Asserts the connection still answers `PING` with `+PONG`.
+    pub fn assert_usable(&mut self, after: &str) {
+        assert_eq!(
+            self.call("PING"),
+            Reply::Simple("PONG".into()),
+            "the connection is not usable after {after}"
+        );
+    }
+}
+
+/// Raw bytes of a reply, shown as text.
+pub fn show(reply: &[u8]) -> String {
+    String::from_utf8_lossy(reply).into_owned()
+}
+
+/// `per_primary` key names (`{prefix}:<n>`) for each current primary, in the order of
+/// [`RedisCluster::primaries`]; every key lives in its own slot where possible. Returns
+/// (primary port, keys).
+pub fn keys_by_primary(
+    cluster: &RedisCluster,
+    prefix: &str,
+    per_primary: usize,
+) -> Vec<(u16, Vec<String>)> {
+    let owners = slot_owners(cluster);
+    let mut out: Vec<(u16, Vec<String>)> = cluster
+        .primaries()
+        .iter()
+        .map(|p| (p.port, Vec::new()))
+        .collect();
+    let mut i = 0u64;
+    while out.iter().any(|(_, keys)| keys.len() < per_primary) {
+        let key = format!("{prefix}:{i}");
+        i += 1;
+        let port = owners[usize::from(key_slot(key.as_bytes()))];
+        if let Some((_, keys)) = out.iter_mut().find(|(p, _)| *p == port) {
+            if keys.len() < per_primary {
+                keys.push(key);
+            }
+        }
+        assert!(i < 1_000_000, "no keys found for some primary");
+    }
+    out
+}
+
+/// A hash tag (without braces) whose slot the primary on `port` serves.
+pub fn tag_on(cluster: &RedisCluster, port: u16, prefix: &str) -> String {
+    let owners = slot_owners(cluster);
+    (0u64..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|tag| owners[usize::from(key_slot(tag.as_bytes()))] == port)
+        .expect("some tag hashes to every primary")
+}
+
+/// The same commands on slotgate and on a standalone redis-server, one connection each;
+/// every difference is recorded, so a test reports them all at once.
+pub struct Transcript {
+    pub sg: RespConn,
+    pub oracle: RespConn,
+    pub differences: Vec<String>,
+}
+
+impl Transcript {
+    pub fn new(sg: SocketAddr, oracle: SocketAddr) -> Transcript {
+        Transcript {
+            sg: RespConn::connect(sg),
+            oracle: RespConn::connect(oracle),
+            differences: Vec::new(),
+        }
+    }
+
+    /// Runs `line` (split on spaces) on both; records a difference; returns slotgate's reply.
+    pub fn run(&mut self, line: &str) -> Reply {
+        let args: Vec<&[u8]> = line
+            .split(' ')
+            .filter(|a| !a.is_empty())
+            .map(str::as_bytes)
+            .collect();
+        self.run_args(&args)
+    }
+
+    pub fn run_args(&mut self, args: &[&[u8]]) -> Reply {
+        let ours = self.sg.cmd(args);
+        let theirs = self.oracle.cmd(args);
+        if ours != theirs {
+            let shown: Vec<String> = args.iter().map(|a| show(a)).collect();
+            self.differences.push(format!(
+                "{}: slotgate {:?} vs redis {:?}",
+                shown.join(" "),
+                show(&ours),
+                show(&theirs)
+            ));
+        }
+        parse(&ours)
+    }
+
+    /// Panics listing every difference, if any, under `what`.
+    pub fn assert_same(&self, what: &str) {
+        assert!(
+            self.differences.is_empty(),
+            "{what}: slotgate differs from a standalone redis-server:\n  {}",
+            self.differences.join("\n  ")
+        );
+    }
+}
+
+/// Runs `python3 -c <script>` (redis-py available), waits up to `timeout`, and returns its
+/// stdout; panics with stdout and stderr if it fails or hangs.
+pub fn python(script: &str, timeout: Duration) -> String {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().expect("wait for python3").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("python3 output");
+            panic!(
+                "python3 ran longer than {timeout:?}; stdout:\n{}\nstderr:\n{}",
+                show(&out.stdout),
+                show(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("python3 output");
+    assert!(
+        out.status.success(),
+        "python3 failed ({}); stdout:\n{}\nstderr:\n{}",
+        out.status,
+        show(&out.stdout),
+        show(&out.stderr)
+    );
+    show(&out.stdout)
+}
+
+/// Resident memory of `pid` in KiB (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// True if `buf` holds at least one complete reply.
+pub fn has_frame(buf: &[u8]) -> bool {
+    matches!(frame_len(buf), Ok(Some(_)))
+}
