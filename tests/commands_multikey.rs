@@ -22,8 +22,9 @@ const CROSSSLOT: &str = "-CROSSSLOT Keys in request don't hash to the same slot\
 fn keys_on_nodes(cluster: &RedisCluster) -> BTreeMap<String, u16> {
     let mut found = BTreeMap::new();
     for node in cluster.primaries() {
-        let keys: Vec<String> = node.query(&["KEYS", "*"]);
+        let keys: Vec<Vec<u8>> = node.query(&["KEYS", "*"]);
         for key in keys {
+            let key = String::from_utf8_lossy(&key).into_owned();
             assert!(
                 found.insert(key.clone(), node.port).is_none(),
                 "key {key} is on two primaries"

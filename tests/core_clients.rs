@@ -18,7 +18,7 @@ use common::{RedisCluster, Slotgate};
 const PY_HINT: &str = "the core client tests need redis-py 8: `pip install 'redis>=8'` \
      (or run scripts/test.sh, which installs what the tests need)";
 
-/// `python3`, or `$PYTHON` when set.
+/// `python3`, or `$PYTHON` when set (to test another interpreter).
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
@@ -35,11 +35,17 @@ fn require_redis_py() {
         .output()
         .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {PY_HINT}", python()));
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "redis-py is missing or too old (found: {}; {}): {PY_HINT}",
-        if version.is_empty() { "none" } else { &version },
-        String::from_utf8_lossy(&out.stderr).trim()
+        "{PY_HINT}. Found: {} ({} says: {})",
+        if version.is_empty() {
+            "no redis-py"
+        } else {
+            &version
+        },
+        python(),
+        stderr.trim().lines().last().unwrap_or_default()
     );
 }
 

@@ -57,6 +57,8 @@ pub struct Backend {
     queue: RefCell<VecDeque<Request>>,
     in_flight: RefCell<VecDeque<InFlight>>,
     wake_writer: Notify,
+    /// Tells the reader that requests went in flight, so it arms the reply timer.
+    wake_reader: Notify,
     broken: Cell<bool>,
     /// Fired by [`Backend::close`] to end the connection task.
     closed: Notify,
@@ -88,6 +90,7 @@ impl Backend {
             queue: RefCell::default(),
             in_flight: RefCell::default(),
             wake_writer: Notify::new(),
+            wake_reader: Notify::new(),
             broken: Cell::new(false),
             closed: Notify::new(),
             retiring: Cell::new(false),
@@ -247,6 +250,7 @@ impl Backend {
                 continue;
             }
             let large = self.fill_batch(&mut batch);
+            self.wake_reader.notify_one();
             if !batch.is_empty() {
                 if let Err(e) = writer.write_all(&batch).await {
                     return self.lost(e);
@@ -321,16 +325,16 @@ impl Backend {
                 Mode::Shared => self.in_flight.borrow().front().map(|f| f.written_at),
                 Mode::SingleUse | Mode::Push => None,
             };
-            let read = reader.read_buf(&mut buf);
-            let n = match oldest {
-                Some(written_at) => tokio::select! {
-                    n = read => n,
-                    _ = sleep_until(written_at + self.settings.reply_timeout) => {
-                        warn!(node = %self.endpoint, "reply timeout; closing the connection");
-                        return Failure::ReplyTimeout { node: self.endpoint.clone() };
-                    }
-                },
-                None => read.await,
+            let deadline = oldest.map(|written_at| written_at + self.settings.reply_timeout);
+            let arms_timer = self.mode == Mode::Shared && oldest.is_none();
+            let n = tokio::select! {
+                n = reader.read_buf(&mut buf) => n,
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    warn!(node = %self.endpoint, "reply timeout; closing the connection");
+                    return Failure::ReplyTimeout { node: self.endpoint.clone() };
+                }
+                // A request was written while nothing was in flight: start its timer.
+                _ = self.wake_reader.notified(), if arms_timer => continue,
             };
             match n {
                 Ok(0) => return self.lost(std::io::ErrorKind::UnexpectedEof.into()),

@@ -100,7 +100,33 @@ impl Topology {
     /// indexes are ignored rather than trusted.
     /// Shards and replicas are put in node-id order, so two nodes describing the same
     /// cluster in a different order yield equal snapshots.
-    pub fn from_ranges(mut shards: Vec<Shard>, ranges: &[(usize, u16, u16)]) -> Self {
+    /// Shards that serve no slot are left out: they receive no command, and nodes
+    /// disagree about them (Redis 7.0 may list a replica as a shard of its own).
+    pub fn from_ranges(shards: Vec<Shard>, ranges: &[(usize, u16, u16)]) -> Self {
+        let serving: Vec<bool> = (0..shards.len())
+            .map(|i| {
+                ranges
+                    .iter()
+                    .any(|&(s, start, end)| s == i && start <= end && usize::from(end) < SLOT_COUNT)
+            })
+            .collect();
+        let mut renumber = vec![usize::MAX; shards.len()];
+        let mut kept = Vec::new();
+        for (i, shard) in shards.into_iter().enumerate() {
+            if serving[i] {
+                renumber[i] = kept.len();
+                kept.push(shard);
+            }
+        }
+        let ranges: Vec<(usize, u16, u16)> = ranges
+            .iter()
+            .filter(|&&(s, _, _)| s < renumber.len() && renumber[s] != usize::MAX)
+            .map(|&(s, start, end)| (renumber[s], start, end))
+            .collect();
+        Self::from_serving_ranges(kept, &ranges)
+    }
+
+    fn from_serving_ranges(mut shards: Vec<Shard>, ranges: &[(usize, u16, u16)]) -> Self {
         for shard in &mut shards {
             shard.replicas.sort_by(|a, b| a.id.cmp(&b.id));
         }

@@ -207,11 +207,14 @@ impl Refresher {
             }
             match self.dns.resolve(&seed.host).await {
                 Ok(resolved) => {
-                    let addresses: Vec<Endpoint> = resolved
+                    let mut addresses: Vec<Endpoint> = resolved
                         .addresses
                         .iter()
                         .map(|ip| Endpoint::new(&ip.to_string(), seed.port))
                         .collect();
+                    // DNS servers rotate answers; only a different set is news.
+                    addresses.sort();
+                    addresses.dedup();
                     if addresses != seed.addresses {
                         info!(seed = %seed.host, addresses = ?addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed resolved to new addresses");
                     }
