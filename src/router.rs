@@ -224,10 +224,10 @@ fn route_by_name(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
 fn route_shard_channels(lower: &[u8], args: &ArgView<'_>) -> Route {
     let mut slots = args.iter().skip(1).map(key_slot);
     let first = slots.next();
-    if let Some(first) = first {
-        if slots.any(|s| s != first) {
-            return Route::Error(Cow::Borrowed(CROSSSLOT));
-        }
+    if let Some(first) = first
+        && slots.any(|s| s != first)
+    {
+        return Route::Error(Cow::Borrowed(CROSSSLOT));
     }
     match lower {
         b"ssubscribe" if first.is_none() => Route::Error(Cow::Borrowed(

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::extra::{info_field, text};
+use common::extra::{bulk_payload, info_field, text};
 use common::ops::{OpsProxy, eventually};
 use common::{RedisCluster, RespConn};
 
@@ -18,7 +18,7 @@ use common::{RedisCluster, RespConn};
 fn info(conn: &mut RespConn, sections: &str) -> String {
     let mut args = vec!["INFO"];
     args.extend(sections.split_whitespace());
-    text(&conn.cmd_str(&args))
+    String::from_utf8(bulk_payload(&conn.cmd_str(&args))).unwrap()
 }
 
 #[test]

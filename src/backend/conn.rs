@@ -257,10 +257,10 @@ impl Backend {
                 }
                 batch.clear();
             }
-            if let Some(frame) = large {
-                if let Err(e) = writer.write_all(&frame).await {
-                    return self.lost(e);
-                }
+            if let Some(frame) = large
+                && let Err(e) = writer.write_all(&frame).await
+            {
+                return self.lost(e);
             }
             // A batch that grew for one burst should not pin its memory forever.
             if batch.capacity() > 4 * BATCH_LIMIT {
@@ -398,10 +398,9 @@ impl Backend {
             if matches!(
                 outcome,
                 Outcome::Moved { .. } | Outcome::Ask { .. } | Outcome::NotNow(_)
-            ) {
-                if let Some(owner) = in_flight.iter_mut().find(|f| f.sink.is_some()) {
-                    owner.stash.get_or_insert(outcome);
-                }
+            ) && let Some(owner) = in_flight.iter_mut().find(|f| f.sink.is_some())
+            {
+                owner.stash.get_or_insert(outcome);
             }
             return Ok(false);
         };

@@ -204,7 +204,7 @@ impl Session {
                     frame
                 }
                 Err(e) => {
-                    self.protocol_error(&e.message());
+                    self.protocol_error(e.message());
                     return;
                 }
             };
@@ -274,10 +274,9 @@ impl Session {
                     .get(0)
                     .is_some_and(|n| n.eq_ignore_ascii_case(b"script"))
                     && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"load"))
+                    && let Some(body) = args.get(2)
                 {
-                    if let Some(body) = args.get(2) {
-                        self.worker.state.scripts.remember(body);
-                    }
+                    self.worker.state.scripts.remember(body);
                 }
                 return self.fanout(frame, merge);
             }

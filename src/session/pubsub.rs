@@ -344,10 +344,10 @@ impl Session {
                 } else {
                     self.subs.patterns.remove(&channel);
                 }
-                if count == Some(0) {
-                    if let Some(global) = self.subs.global.take() {
-                        global.close();
-                    }
+                if count == Some(0)
+                    && let Some(global) = self.subs.global.take()
+                {
+                    global.close();
                 }
             }
             b"ssubscribe" => {

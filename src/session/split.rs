@@ -23,7 +23,7 @@ impl Session {
         let args = ArgView::new(frame, &self.args);
         let name = args.get(0).unwrap_or_default();
         let step = if kind == SplitKind::Mset { 2 } else { 1 };
-        if kind == SplitKind::Mset && args.len() % 2 == 0 {
+        if kind == SplitKind::Mset && args.len().is_multiple_of(2) {
             return self.reply_error("ERR wrong number of arguments for 'mset' command");
         }
         // Slot groups in order of first appearance, each with its key argument indexes.

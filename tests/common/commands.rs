@@ -377,3 +377,73 @@ pub fn rss_kib(pid: u32) -> u64 {
 pub fn has_frame(buf: &[u8]) -> bool {
     matches!(frame_len(buf), Ok(Some(_)))
 }
+
+/// First half of a manual slot migration: `to` IMPORTING, `from` MIGRATING. Keys stay on
+/// `from` until [`migrate_keys`] moves them; [`finish_migration`] completes it.
+pub fn begin_migration(slot: u16, from: &super::RedisNode, to: &super::RedisNode) {
+    let slot_s = slot.to_string();
+    to.query::<()>(&["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &from.node_id()]);
+    from.query::<()>(&["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &to.node_id()]);
+}
+
+/// `MIGRATE` of `keys` from `from` to `to` (no REPLACE, as `redis-cli --cluster reshard`
+/// does by default); the node's reply, `Err` with its error text.
+pub fn migrate_keys(
+    from: &super::RedisNode,
+    to: &super::RedisNode,
+    keys: &[&str],
+) -> Result<redis::Value, String> {
+    let mut migrate = redis::cmd("MIGRATE");
+    migrate
+        .arg("127.0.0.1")
+        .arg(to.port)
+        .arg("")
+        .arg(0)
+        .arg(10_000)
+        .arg("KEYS")
+        .arg(keys);
+    from.try_query_cmd(&migrate)
+}
+
+/// Moves whatever `slot` still holds on `from`, then assigns the slot to `to` on every
+/// primary and waits until every live node agrees. Returns the MIGRATE error, if any.
+pub fn finish_migration(
+    cluster: &RedisCluster,
+    slot: u16,
+    from: &super::RedisNode,
+    to: &super::RedisNode,
+) -> Result<(), String> {
+    let mut get = redis::cmd("CLUSTER");
+    get.arg("GETKEYSINSLOT").arg(slot).arg(1000);
+    let keys: Vec<String> = from.try_query_cmd(&get)?;
+    let mut result = Ok(());
+    if !keys.is_empty() {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        if let Err(e) = migrate_keys(from, to, &keys) {
+            result = Err(e);
+        }
+    }
+    let slot_s = slot.to_string();
+    let set_node = ["CLUSTER", "SETSLOT", &slot_s, "NODE", &to.node_id()];
+    to.query::<()>(&set_node);
+    from.query::<()>(&set_node);
+    for primary in cluster.primaries() {
+        if primary.port != to.port && primary.port != from.port {
+            primary.query::<()>(&set_node);
+        }
+    }
+    super::wait_for_test(
+        &format!("every node to agree port {} owns slot {slot}", to.port),
+        Duration::from_secs(20),
+        || {
+            cluster.live_nodes().all(|node| {
+                super::cluster::cluster_nodes(node).is_ok_and(|lines| {
+                    lines.iter().any(|l| {
+                        l.port == to.port && l.slots.iter().any(|&(a, b)| (a..=b).contains(&slot))
+                    })
+                })
+            })
+        },
+    );
+    result
+}
