@@ -25,10 +25,13 @@ use crate::metrics::CommandId;
 /// No command seen yet (`cmd=NULL` in `CLIENT LIST`).
 const NO_COMMAND: u16 = u16::MAX;
 
+/// One worker's clients, by id.
+type Shard = Mutex<FxHashMap<u64, Arc<ClientEntry>>>;
+
 /// The registry; see the module docs.
 #[derive(Debug)]
 pub struct ClientRegistry {
-    shards: Box<[Mutex<FxHashMap<u64, Arc<ClientEntry>>>]>,
+    shards: Box<[Shard]>,
 }
 
 /// One client connection as `CLIENT LIST` shows it.

@@ -99,12 +99,11 @@ impl Reloader {
                 "config reload: `{key}` changed but needs a restart; keeping the running value"
             );
         }
-        if next.log_level != running.log_level {
-            if let Some(apply) = &self.log_filter {
-                if let Err(e) = apply(&next.log_level) {
-                    warn!(cause, error = %e, "config reload: cannot apply the new log-level");
-                }
-            }
+        if let Some(apply) = &self.log_filter
+            && next.log_level != running.log_level
+            && let Err(e) = apply(&next.log_level)
+        {
+            warn!(cause, error = %e, "config reload: cannot apply the new log-level");
         }
         if next.slowlog_log_slower_than != running.slowlog_log_slower_than
             || next.slowlog_max_len != running.slowlog_max_len

@@ -26,6 +26,8 @@ pub enum Local {
     Client,
     Cluster,
     Info,
+    /// `CONFIG GET`: slotgate's own settings.
+    ConfigGet,
     /// `READONLY`, `READWRITE`, `ASKING`: cluster-client courtesies that need no action,
     /// since slotgate itself follows redirects and reads from primaries.
     Ok,
@@ -203,12 +205,19 @@ fn route_by_name(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
         b"script" => route_script(args),
         b"function" => route_function(args),
         b"pubsub" => route_pubsub(args),
-        b"save" | b"bgsave" | b"bgrewriteaof" | b"lastsave" => refuse(
-            "ERR slotgate refuses persistence commands: each node persists on its own; run them on the nodes",
-        ),
-        b"slowlog" | b"latency" | b"config" | b"memory" | b"swapdb" | b"move" => {
-            route_node_wide(lower, args)
+        b"save" | b"bgsave" | b"bgrewriteaof" | b"lastsave" => {
+            Some(Route::Error(Cow::Owned(format!(
+                "ERR slotgate refuses '{}': each node persists on its own; run it on the nodes",
+                String::from_utf8_lossy(lower)
+            ))))
         }
+        b"config" if args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"get")) => {
+            local(Local::ConfigGet)
+        }
+        b"config" => refuse(
+            "ERR slotgate refuses CONFIG SET/REWRITE/RESETSTAT: it would change one node only; slotgate's own settings change by reload",
+        ),
+        b"slowlog" | b"latency" | b"memory" | b"swapdb" | b"move" => route_node_wide(lower, args),
         b"shutdown" | b"debug" | b"failover" | b"replicaof" | b"slaveof" | b"sync" | b"psync"
         | b"module" | b"acl" | b"migrate" | b"restore-asking" | b"replconf" => {
             Some(Route::Error(Cow::Owned(format!(

@@ -375,7 +375,8 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         let log = SlowLog::new(0, 10);
-        let cases: &[(&[&[u8]], &[&[u8]])] = &[
+        type Case<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
+        let cases: &[Case] = &[
             (&[b"AUTH", b"hunter2"], &[b"AUTH", REDACTED]),
             (
                 &[b"auth", b"user", b"hunter2"],

@@ -65,7 +65,10 @@ fn transactions_follow_redis_semantics_and_survive_slot_moves() {
     t.run("EXEC");
     // EXEC / DISCARD without MULTI.
     assert_eq!(t.run("EXEC"), Reply::Error("ERR EXEC without MULTI".into()));
-    assert_eq!(t.run("DISCARD"), Reply::Error("ERR DISCARD without MULTI".into()));
+    assert_eq!(
+        t.run("DISCARD"),
+        Reply::Error("ERR DISCARD without MULTI".into())
+    );
     // DISCARD drops the queue.
     t.run("MULTI");
     t.run("SET {tx}b discarded");
@@ -230,8 +233,7 @@ print(r.get("{{py}}a"))
     );
     let out = python(&script, Duration::from_secs(20));
     assert_eq!(
-        out,
-        "[True, 2, b'2']\n[True]\nWatchError\nb'0'\n",
+        out, "[True, 2, b'2']\n[True]\nWatchError\nb'0'\n",
         "redis-py transactions through slotgate"
     );
 
@@ -283,7 +285,11 @@ print(r.get("{{py}}a"))
                 Reply::Error(CROSSSLOT.into())
             );
         } else {
-            assert_eq!(reply, Reply::Error(CROSSSLOT.into()), "{second} inside MULTI");
+            assert_eq!(
+                reply,
+                Reply::Error(CROSSSLOT.into()),
+                "{second} inside MULTI"
+            );
         }
         assert_eq!(
             c.call("EXEC"),
@@ -304,7 +310,10 @@ print(r.get("{{py}}a"))
         c.call(&format!("WATCH {{{t0}}}k {{{t1}}}k")),
         Reply::Error(CROSSSLOT.into())
     );
-    assert_eq!(c.call(&format!("WATCH {{{t0}}}k")), Reply::Simple("OK".into()));
+    assert_eq!(
+        c.call(&format!("WATCH {{{t0}}}k")),
+        Reply::Simple("OK".into())
+    );
     c.call("MULTI");
     assert_eq!(
         c.call(&format!("SET {{{t1}}}k changed")),
@@ -345,8 +354,14 @@ print(r.get("{{py}}a"))
     let (from_port, to_port) = (primaries[0], primaries[1]);
     let tag = tag_on(&cluster, from_port, "mig");
     let slot = key_slot(tag.as_bytes());
-    assert_eq!(c.call(&format!("SET {{{tag}}}c 10")), Reply::Simple("OK".into()));
-    assert_eq!(c.call(&format!("SET {{{tag}}}old x")), Reply::Simple("OK".into()));
+    assert_eq!(
+        c.call(&format!("SET {{{tag}}}c 10")),
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(
+        c.call(&format!("SET {{{tag}}}old x")),
+        Reply::Simple("OK".into())
+    );
     c.call("MULTI");
     for line in [
         format!("SET {{{tag}}}a 1"),
@@ -387,7 +402,10 @@ print(r.get("{{py}}a"))
         ],
         "every key of the transaction on the new owner"
     );
-    assert_eq!(new_owner.query::<String>(&["GET", &format!("{{{tag}}}c")]), "11");
+    assert_eq!(
+        new_owner.query::<String>(&["GET", &format!("{{{tag}}}c")]),
+        "11"
+    );
     assert!(
         tagged_keys(cluster.node_by_port(from_port), &tag).is_empty(),
         "nothing of the transaction left on the old owner"
@@ -397,7 +415,10 @@ print(r.get("{{py}}a"))
     let tag = tag_on(&cluster, from_port, "wmig");
     let slot = key_slot(tag.as_bytes());
     c.call(&format!("SET {{{tag}}}w before"));
-    assert_eq!(c.call(&format!("WATCH {{{tag}}}w")), Reply::Simple("OK".into()));
+    assert_eq!(
+        c.call(&format!("WATCH {{{tag}}}w")),
+        Reply::Simple("OK".into())
+    );
     c.call("MULTI");
     c.call(&format!("SET {{{tag}}}w after"));
     c.call(&format!("SET {{{tag}}}new 1"));
@@ -422,7 +443,10 @@ print(r.get("{{py}}a"))
     c.assert_usable("a watched transaction whose slot moved");
 
     // A transaction while its slot is half migrated: all its keys already moved.
-    let (from, to) = (cluster.node_by_port(from_port), cluster.node_by_port(to_port));
+    let (from, to) = (
+        cluster.node_by_port(from_port),
+        cluster.node_by_port(to_port),
+    );
     let tag = tag_on(&cluster, from_port, "half");
     let slot = key_slot(tag.as_bytes());
     let (ka, kb) = (format!("{{{tag}}}a"), format!("{{{tag}}}b"));
@@ -447,7 +471,8 @@ print(r.get("{{py}}a"))
     let applied = (Reply::bulk("old-a+tx2"), Reply::bulk("old-b+tx+tx2"));
     let not_applied = (Reply::bulk("old-a"), Reply::bulk("old-b+tx"));
     assert!(
-        finished.is_ok() && ((a.clone(), b.clone()) == applied || (a.clone(), b.clone()) == not_applied),
+        finished.is_ok()
+            && ((a.clone(), b.clone()) == applied || (a.clone(), b.clone()) == not_applied),
         "a transaction over a half-migrated slot (one key moved, one not) must apply whole or \
          not at all, and leave the migration able to finish. EXEC answered {reply:?}; then \
          finishing the migration: {finished:?}; values now {ka}={a:?} {kb}={b:?}"

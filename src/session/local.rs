@@ -80,6 +80,10 @@ pub fn execute(
             encode::simple(out, "RESET");
         }
         Local::Ok => encode::simple(out, "OK"),
+        Local::ConfigGet => {
+            let patterns: Vec<&[u8]> = args.iter().skip(2).collect();
+            super::config_get::config_get(&patterns, &state.config(), proto, out);
+        }
         Local::Client => return client_command(args, client, state, out),
         Local::Info => info(args, client, state, out),
         Local::Cluster => cluster(args, state, out, proto),
@@ -356,11 +360,11 @@ fn client_kill(
             }
         };
     }
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         encode::error(out, "ERR syntax error");
         return After::Continue;
     }
-    let mut filters: Vec<Box<dyn Fn(&ClientEntry) -> bool>> = Vec::new();
+    let mut filters: Vec<Filter> = Vec::new();
     let mut skip_me = true;
     let mut i = 2;
     while let (Some(name), Some(value)) = (args.get(i), args.get(i + 1)) {
@@ -426,6 +430,9 @@ fn client_kill(
     encode::integer(out, killed);
     after
 }
+
+/// One `CLIENT KILL` filter.
+type Filter = Box<dyn Fn(&ClientEntry) -> bool>;
 
 /// Kills `entry`; the caller itself is closed by its own session after the reply instead.
 fn kill(entry: &ClientEntry, client: &ClientState) -> After {

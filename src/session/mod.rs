@@ -7,6 +7,7 @@
 //! pauses while `max-inflight-per-client` requests are unanswered (backpressure), and an
 //! idle connection holds no buffers.
 
+mod config_get;
 mod local;
 pub mod merge;
 mod pubsub;

@@ -21,7 +21,7 @@ use super::{RespConn, key_slot};
 
 /// A decoded reply. RESP2 and RESP3 nulls are both [`Reply::Nil`]; RESP3 sets and maps keep
 /// their own variants so a test can tell the protocol apart when it wants to.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Reply {
     Simple(String),
     Error(String),
@@ -36,6 +36,30 @@ pub enum Reply {
     Bool(bool),
     BigNumber(String),
     Verbatim(String),
+}
+
+/// Bulk strings are shown as (lossy) text, so failure messages stay readable.
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Simple(s) => write!(f, "+{s:?}"),
+            Reply::Error(s) => write!(f, "-{s:?}"),
+            Reply::Int(i) => write!(f, "{i}"),
+            Reply::Bulk(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
+            Reply::Nil => write!(f, "nil"),
+            Reply::Array(items) => f.debug_list().entries(items).finish(),
+            Reply::Map(pairs) => f
+                .debug_map()
+                .entries(pairs.iter().map(|(k, v)| (k, v)))
+                .finish(),
+            Reply::Set(items) => write!(f, "set{items:?}"),
+            Reply::Push(items) => write!(f, ">{items:?}"),
+            Reply::Double(d) => write!(f, ",{d}"),
+            Reply::Bool(b) => write!(f, "#{b}"),
+            Reply::BigNumber(n) => write!(f, "({n}"),
+            Reply::Verbatim(s) => write!(f, "={s:?}"),
+        }
+    }
 }
 
 impl Reply {
@@ -446,4 +470,30 @@ pub fn finish_migration(
         },
     );
     result
+}
+
+/// Problems found along a test, reported together at its end, so one slotgate bug does not
+/// hide the checks that follow it.
+#[derive(Default)]
+pub struct Problems(pub Vec<String>);
+
+impl Problems {
+    /// Records `message` unless `ok`.
+    pub fn check(&mut self, ok: bool, message: impl FnOnce() -> String) {
+        if !ok {
+            let message = message();
+            eprintln!("[problem] {message}");
+            self.0.push(message);
+        }
+    }
+
+    /// Panics listing every recorded problem.
+    pub fn assert_none(&self, what: &str) {
+        assert!(
+            self.0.is_empty(),
+            "{what}: {} problem(s):\n- {}",
+            self.0.len(),
+            self.0.join("\n- ")
+        );
+    }
 }
