@@ -17,6 +17,7 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod metrics;
+pub mod net;
 pub mod reload;
 pub mod resp;
 pub mod router;

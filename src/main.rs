@@ -63,3 +63,8 @@ fn init_logging(config: &Config) -> LogFilterHandle {
             .map_err(|e| e.to_string())
     })
 }
+
+/// mimalloc: fast thread-local allocation for the per-connection and per-batch buffers,
+/// and memory returned to the system after bursts.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -2,7 +2,7 @@
 //! random-size chunks (resuming after every `Ok(None)`) must give exactly the one-shot results.
 //!
 //! Input layout: byte 0 picks the limits (default or tiny, to reach the limit paths),
-//! bytes 1..=8 pick the chunk sizes, the rest is the client byte stream.
+//! bytes 1..=8 pick the chunk sizes, the rest (after `expand`) is the client byte stream.
 
 #![no_main]
 
@@ -24,10 +24,11 @@ fn limits(selector: u8) -> ScanLimits {
     if selector & 1 == 0 {
         ScanLimits::default()
     } else {
+        // Tiny, so short inputs reach every limit.
         ScanLimits {
-            max_bulk_len: 64,
-            max_args: 8,
-            max_inline_len: 32,
+            max_bulk_len: 4,
+            max_args: 3,
+            max_inline_len: 12,
         }
     }
 }
@@ -47,7 +48,10 @@ fn check(limits: ScanLimits, scanned: Scanned, buf: &[u8], args: &[Range<u32>]) 
     let (out, len) = match scanned {
         Scanned::Request { len } => {
             assert!(!args.is_empty() && args.len() <= limits.max_args);
-            assert!(args.iter().all(|r| (r.end - r.start) as usize <= limits.max_bulk_len));
+            assert!(
+                args.iter()
+                    .all(|r| (r.end - r.start) as usize <= limits.max_bulk_len)
+            );
             (Out::Request(copy(&buf[..len]), len), len)
         }
         Scanned::Inline { len, frame } => {
@@ -112,12 +116,48 @@ fn feed(limits: ScanLimits, data: &[u8], chunks: &[usize]) -> (Vec<Out>, usize) 
     (outs, buf.len())
 }
 
+/// Protocol fragments that input bytes 0xF0..=0xFF stand for, so short inputs reach deep
+/// structure (a request with more arguments than the limit, nested aggregates) that
+/// byte-level mutation alone finds slowly. 0xEF escapes the next byte as itself.
+const FRAGMENTS: [&[u8]; 16] = [
+    b"\r\n",
+    b"*1\r\n",
+    b"*2\r\n",
+    b"*3\r\n",
+    b"*4\r\n",
+    b"*0\r\n",
+    b"*-1\r\n",
+    b"$0\r\n\r\n",
+    b"$1\r\nx\r\n",
+    b"$3\r\nGET\r\n",
+    b"$4\r\nPING\r\n",
+    b"$5\r\nabcde\r\n",
+    b"$-1\r\n",
+    b"\"a b\" ",
+    b"'\\'' ",
+    b"\\x4",
+];
+
+fn expand(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() * 2);
+    let mut bytes = input.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            0xef => out.extend(bytes.next()),
+            0xf0..=0xff => out.extend_from_slice(FRAGMENTS[usize::from(b - 0xf0)]),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
 fuzz_target!(|input: &[u8]| {
     let Some((&selector, rest)) = input.split_first() else {
         return;
     };
     let split = rest.len().min(8);
     let (sizes, data) = rest.split_at(split);
+    let data = &expand(data)[..];
     let limits = limits(selector);
     let chunks: Vec<usize> = sizes.iter().map(|&s| usize::from(s % 64) + 1).collect();
     let one_shot = feed(limits, data, &[data.len()]);

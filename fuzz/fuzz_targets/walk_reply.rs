@@ -45,7 +45,10 @@ fn feed(selector: u8, data: &[u8], chunks: &[usize]) -> (Vec<Out>, usize) {
                         crate::walker(selector).walk(&buf[..walked.len]),
                         Ok(Some(walked))
                     );
-                    assert_eq!(crate::walker(selector).walk(&buf[..walked.len - 1]), Ok(None));
+                    assert_eq!(
+                        crate::walker(selector).walk(&buf[..walked.len - 1]),
+                        Ok(None)
+                    );
                     buf.drain(..walked.len);
                     outs.push(Out::Reply(walked));
                 }
@@ -59,12 +62,48 @@ fn feed(selector: u8, data: &[u8], chunks: &[usize]) -> (Vec<Out>, usize) {
     (outs, buf.len())
 }
 
+/// Protocol fragments that input bytes 0xF0..=0xFF stand for, so short inputs reach deep
+/// structure (a request with more arguments than the limit, nested aggregates) that
+/// byte-level mutation alone finds slowly. 0xEF escapes the next byte as itself.
+const FRAGMENTS: [&[u8]; 16] = [
+    b"\r\n",
+    b"*1\r\n",
+    b"*2\r\n",
+    b"%1\r\n",
+    b"|1\r\n",
+    b"~1\r\n",
+    b">1\r\n",
+    b"+OK\r\n",
+    b":1\r\n",
+    b"$0\r\n\r\n",
+    b"$1\r\nx\r\n",
+    b"$-1\r\n",
+    b"*-1\r\n",
+    b"_\r\n",
+    b"#t\r\n",
+    b"=5\r\ntxt:x\r\n",
+];
+
+fn expand(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() * 2);
+    let mut bytes = input.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            0xef => out.extend(bytes.next()),
+            0xf0..=0xff => out.extend_from_slice(FRAGMENTS[usize::from(b - 0xf0)]),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
 fuzz_target!(|input: &[u8]| {
     let Some((&selector, rest)) = input.split_first() else {
         return;
     };
     let split = rest.len().min(8);
     let (sizes, data) = rest.split_at(split);
+    let data = &expand(data)[..];
     let chunks: Vec<usize> = sizes.iter().map(|&s| usize::from(s % 64) + 1).collect();
     let one_shot = feed(selector, data, &[data.len()]);
     let chunked = feed(selector, data, &chunks);

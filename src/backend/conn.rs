@@ -316,7 +316,7 @@ impl Backend {
         None
     }
 
-    async fn read_loop(&self, mut reader: OwnedReadHalf) -> Failure {
+    async fn read_loop(&self, reader: OwnedReadHalf) -> Failure {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut walker = self.walker();
         loop {
@@ -327,8 +327,16 @@ impl Backend {
             };
             let deadline = oldest.map(|written_at| written_at + self.settings.reply_timeout);
             let arms_timer = self.mode == Mode::Shared && oldest.is_none();
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(16 * 1024);
+            }
             let n = tokio::select! {
-                n = reader.read_buf(&mut buf) => n,
+                biased;
+                ready = reader.readable() => match ready.and_then(|()| crate::net::read_once(reader.as_ref(), &mut buf)) {
+                    Ok(Some(n)) => Ok(n),
+                    Ok(None) => continue,
+                    Err(e) => Err(e),
+                },
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     warn!(node = %self.endpoint, "reply timeout; closing the connection");
                     return Failure::ReplyTimeout { node: self.endpoint.clone() };

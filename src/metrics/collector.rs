@@ -571,4 +571,54 @@ mod tests {
             "unheld and not in the map: gone"
         );
     }
+
+    /// `docs/operations.md` names every metric, and the dashboard uses only real ones.
+    #[test]
+    fn docs_and_dashboard_match_the_exposition() {
+        const DOCS: &str = include_str!("../../docs/operations.md");
+        const DASHBOARD: &str = include_str!("../../dashboards/slotgate.json");
+        let state = state();
+        let endpoint = Endpoint::new("127.0.0.1", 7000);
+        let node = state.workers[0].metrics.node(&endpoint);
+        node.record_reply(Duration::from_micros(1));
+        state.workers[0].metrics.record_command(
+            command_id("get"),
+            CommandOutcome::Ok,
+            Duration::from_micros(1),
+        );
+        let text = render(&registry(state.clone()));
+        let mut samples = HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                let documented = match kind {
+                    "counter" => format!("{name}_total"),
+                    "info" => format!("{name}_info"),
+                    _ => name.to_owned(),
+                };
+                assert!(
+                    DOCS.contains(&format!("`{documented}")),
+                    "docs/operations.md does not list {documented}"
+                );
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                samples.insert(name.to_owned());
+            }
+        }
+        let mut rest = DASHBOARD;
+        while let Some(at) = rest.find("slotgate_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            if name == "slotgate_build_info" {
+                continue;
+            }
+            assert!(
+                samples.contains(&name),
+                "dashboards/slotgate.json uses {name}, which slotgate does not export"
+            );
+        }
+    }
 }

@@ -339,6 +339,31 @@ impl Transcript {
         parse(&ours)
     }
 
+    /// Reads one more reply (or pushed frame) from both, records a difference, and returns
+    /// slotgate's; `what` names it in the report.
+    pub fn next(&mut self, what: &str) -> Reply {
+        let ours = self.sg.try_read_reply();
+        let theirs = self.oracle.read_reply();
+        let ours = match ours {
+            Ok(ours) => ours,
+            Err(e) => {
+                self.differences.push(format!(
+                    "{what}: slotgate sent nothing ({e}) vs redis {:?}",
+                    show(&theirs)
+                ));
+                return Reply::Error(format!("slotgate sent nothing: {e}"));
+            }
+        };
+        if ours != theirs {
+            self.differences.push(format!(
+                "{what}: slotgate {:?} vs redis {:?}",
+                show(&ours),
+                show(&theirs)
+            ));
+        }
+        parse(&ours)
+    }
+
     /// Panics listing every difference, if any, under `what`.
     pub fn assert_same(&self, what: &str) {
         assert!(
