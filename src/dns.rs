@@ -14,7 +14,10 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use tokio::net::TcpStream;
 
+use std::sync::Arc;
+
 use crate::config::HostPort;
+use crate::metrics::DnsMetrics;
 use crate::topology::Endpoint;
 
 /// How long a lookup may take.
@@ -41,9 +44,19 @@ pub struct Resolved {
 /// A resolver for one runtime.
 pub struct Dns {
     resolver: Result<Resolver<TokioRuntimeProvider>, String>,
+    metrics: Option<Arc<DnsMetrics>>,
 }
 
 impl Dns {
+    /// Uses `server` when given, else the system configuration; counts lookups in
+    /// `metrics`.
+    pub fn with_metrics(server: Option<&HostPort>, metrics: Arc<DnsMetrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Self::new(server)
+        }
+    }
+
     /// Uses `server` when given, else the system configuration.
     pub fn new(server: Option<&HostPort>) -> Self {
         let mut options = ResolverOpts::default();
@@ -64,7 +77,10 @@ impl Dns {
             *builder.options_mut() = options;
             builder.build().map_err(|e| e.to_string())
         });
-        Self { resolver }
+        Self {
+            resolver,
+            metrics: None,
+        }
     }
 
     /// Resolves `host` to its addresses; an IP literal resolves to itself with no TTL limit.
@@ -75,6 +91,14 @@ impl Dns {
                 ttl: Duration::MAX,
             });
         }
+        let result = self.lookup(host).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.record(result.is_ok());
+        }
+        result
+    }
+
+    async fn lookup(&self, host: &str) -> Result<Resolved, DnsError> {
         let resolver = self
             .resolver
             .as_ref()

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 
 use crate::commands::{CommandFlags, CommandTable};
+use crate::metrics::{CommandId, command_id_ignore_case};
 use crate::resp::ArgView;
 use crate::session::merge::Merge;
 use crate::slot::key_slot;
@@ -28,6 +29,8 @@ pub enum Local {
     Info,
     /// `CONFIG GET`: slotgate's own settings.
     ConfigGet,
+    /// `SLOWLOG GET/LEN/RESET`: slotgate's own slow log (end-to-end latency).
+    Slowlog,
     /// `READONLY`, `READWRITE`, `ASKING`: cluster-client courtesies that need no action,
     /// since slotgate itself follows redirects and reads from primaries.
     Ok,
@@ -96,6 +99,19 @@ const MAX_LOCAL_NAME: usize = 16;
 
 /// Decides where `args` goes. `args[0]` is the command name.
 pub fn route(table: &CommandTable, args: &ArgView<'_>) -> Route {
+    route_with_id(table, args).0
+}
+
+/// [`route`], plus the command's metrics label: from its spec when the command table
+/// decided, else looked up by name (local and refused commands).
+pub fn route_with_id(table: &CommandTable, args: &ArgView<'_>) -> (Route, CommandId) {
+    let mut id = None;
+    let route = decide(table, args, &mut id);
+    let id = id.unwrap_or_else(|| command_id_ignore_case(args.get(0).unwrap_or_default()));
+    (route, id)
+}
+
+fn decide(table: &CommandTable, args: &ArgView<'_>, id: &mut Option<CommandId>) -> Route {
     let Some(name) = args.get(0) else {
         return Route::Error(Cow::Borrowed("ERR empty command"));
     };
@@ -111,6 +127,7 @@ pub fn route(table: &CommandTable, args: &ArgView<'_>) -> Route {
     let Some(spec) = table.lookup(args) else {
         return Route::Error(Cow::Owned(unknown_command(args)));
     };
+    *id = Some(spec.id);
     if !spec.arity_ok(args.len()) {
         return Route::Error(Cow::Owned(format!(
             "ERR wrong number of arguments for '{}' command",
@@ -217,7 +234,8 @@ fn route_by_name(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
         b"config" => refuse(
             "ERR slotgate refuses CONFIG SET/REWRITE/RESETSTAT: it would change one node only; slotgate's own settings change by reload",
         ),
-        b"slowlog" | b"latency" | b"memory" | b"swapdb" | b"move" => route_node_wide(lower, args),
+        b"slowlog" => local(Local::Slowlog),
+        b"latency" | b"memory" | b"swapdb" | b"move" => route_node_wide(lower, args),
         b"shutdown" | b"debug" | b"failover" | b"replicaof" | b"slaveof" | b"sync" | b"psync"
         | b"module" | b"acl" | b"migrate" | b"restore-asking" | b"replconf" => {
             Some(Route::Error(Cow::Owned(format!(

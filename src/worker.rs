@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::Cache;
 
-use crate::backend::{BackendSettings, Pool};
+use crate::backend::Pool;
 use crate::commands::CommandTable;
 use crate::dns::Dns;
 use crate::state::{ProxyState, WorkerStats};
@@ -46,14 +46,7 @@ impl Worker {
     pub fn new(state: Arc<ProxyState>, index: usize) -> Self {
         let stats = state.workers[index].clone();
         let config = state.config();
-        let settings = BackendSettings {
-            connect_timeout: config.backend_connect_timeout,
-            reply_timeout: config.backend_reply_timeout,
-            max_reply_depth: config.max_reply_depth,
-            // Values stored through other clients may exceed our request limit; never refuse
-            // a reply a default Redis could send.
-            max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
-        };
+
         let topology = Cache::new(ArcSwapRef {
             state: state.clone(),
             pick: |s| &s.topology,
@@ -62,9 +55,12 @@ impl Worker {
             state: state.clone(),
             pick: |s| &s.commands,
         });
-        let dns = Rc::new(Dns::new(config.dns_server.as_ref()));
+        let dns = Rc::new(Dns::with_metrics(
+            config.dns_server.as_ref(),
+            state.metrics.dns.clone(),
+        ));
         Self {
-            pool: Pool::new(settings, stats.clone(), dns),
+            pool: Pool::new(state.clone(), stats.clone(), dns),
             stats,
             state,
             topology: RefCell::new(topology),

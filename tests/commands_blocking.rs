@@ -278,6 +278,32 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
     assert_eq!(c.read(), Reply::Int(1));
     assert_eq!(c.read(), Reply::Simple("PONG".into()));
 
+    // ===== BLPOP 0 while its slot migrates to another primary ============================
+    let moving = k(0, "moving");
+    let slot = common::key_slot(moving.as_bytes());
+    let waiter = blocked(sg.addr, format!("BLPOP {moving} 0"));
+    std::thread::sleep(Duration::from_millis(200));
+    cluster.migrate_slot(
+        slot,
+        cluster.node_for_slot(slot),
+        cluster.node_by_port(primaries[1]),
+        10,
+        Duration::ZERO,
+    );
+    // Give the old owner time to redirect its blocked client, then push on the new owner.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(c.call(&format!("RPUSH {moving} arrived")), Reply::Int(1));
+    let (line, reply, _) = waiter.join().expect("the BLPOP across a migration");
+    problems.check(
+        reply == Reply::Array(vec![Reply::bulk(&moving), Reply::bulk("arrived")]),
+        || {
+            format!(
+                "{line}, blocked while slot {slot} migrated, must return the element pushed on \
+                 the new owner, got {reply:?}"
+            )
+        },
+    );
+
     // ===== A client that disconnects while blocked ======================================
     let ghost_key = k(9, "ghost");
     let before = blocked_on_nodes(&cluster);

@@ -12,7 +12,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::commands::{Client, Reply, Transcript, keys_by_primary, show, tag_on};
+use common::commands::{
+    Client, Reply, Transcript, begin_migration, finish_migration, keys_by_primary, migrate_keys,
+    show, tag_on,
+};
 use common::extra::encode;
 use common::{RedisCluster, RedisNode, RespConn, Slotgate, key_slot};
 
@@ -32,6 +35,10 @@ fn keys_on_nodes(cluster: &RedisCluster) -> BTreeMap<String, u16> {
         }
     }
     found
+}
+
+fn client_call(sg: &Slotgate, line: &str) -> Reply {
+    Client::connect(sg.addr).call(line)
 }
 
 #[test]
@@ -279,6 +286,56 @@ fn multi_key_commands_split_and_merge_or_answer_crossslot() {
     assert_eq!(client.call(&format!("SCARD {s1}")).int(), 2);
     assert_eq!(client.call(&format!("LLEN {x}")).int(), 2);
     assert_eq!(client.call(&format!("GET {a}")).str(), "A");
+
+    // --- split commands while one of their slots is half migrated (ASK) ------------------
+    // Slot of `mig` moves from primary 0 to primary 1; `mig` itself has already moved and
+    // `stay` (same slot) has not; the other keys live elsewhere.
+    let (from_port, to_port) = (by_primary[0].0, by_primary[1].0);
+    let tag = tag_on(&cluster, from_port, "ask");
+    let (moved, stay) = (format!("{{{tag}}}moved"), format!("{{{tag}}}stay"));
+    let (other1, other2) = (&k[1][0], &k[2][0]);
+    assert_eq!(
+        client_call(
+            &sg,
+            &format!("MSET {moved} M {stay} S {other1} O1 {other2} O2")
+        ),
+        Reply::Simple("OK".into())
+    );
+    let (from, to) = (
+        cluster.node_by_port(from_port),
+        cluster.node_by_port(to_port),
+    );
+    let slot = key_slot(tag.as_bytes());
+    begin_migration(slot, from, to);
+    migrate_keys(from, to, &[&moved]).expect("MIGRATE one key");
+    let mut mid = Client::connect(sg.addr);
+    assert_eq!(
+        mid.call(&format!("MGET {other1} {moved} {other2} nothing"))
+            .strings(),
+        vec!["O1", "M", "O2", "<nil>"],
+        "MGET with a key already moved to the importing node (ASK)"
+    );
+    assert_eq!(
+        mid.call(&format!("MGET {stay} {other1}")).strings(),
+        vec!["S", "O1"],
+        "MGET with a key not yet moved"
+    );
+    assert_eq!(
+        mid.call(&format!("EXISTS {moved} {other1} {other2}")).int(),
+        3
+    );
+    assert_eq!(
+        mid.call(&format!("MSET {moved} M2 {other1} O1b")),
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(mid.call(&format!("DEL {moved} {other2}")).int(), 2);
+    finish_migration(&cluster, slot, from, to).expect("finish the migration");
+    assert_eq!(
+        mid.call(&format!("MGET {moved} {stay} {other1} {other2}"))
+            .strings(),
+        vec!["<nil>", "S", "O1b", "<nil>"],
+        "after the migration"
+    );
 
     // --- with a common hash tag the same commands run, on the tag's primary ---------------
     let (port, _) = by_primary[1];

@@ -79,6 +79,24 @@ fn scripts_and_functions_route_by_key_and_apply_to_every_primary() {
         Reply::Simple("OK".into())
     );
 
+    // Malformed numkeys: Redis's own errors.
+    for (args, want) in [
+        (
+            vec!["EVAL", "return 1", "-1"],
+            "ERR Number of keys can't be negative",
+        ),
+        (
+            vec!["EVAL", "return 1", "abc"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            vec!["EVAL", "return 1", "3", "a"],
+            "ERR Number of keys can't be greater than number of args",
+        ),
+    ] {
+        assert_eq!(c.call_args(&args), Reply::Error(want.into()), "{args:?}");
+    }
+
     // ----- SCRIPT LOAD / EXISTS / EVALSHA / FLUSH ---------------------------------------
     let sha = sha1_hex(SET_SCRIPT);
     let loaded = c.call_args(&["SCRIPT", "LOAD", SET_SCRIPT]);

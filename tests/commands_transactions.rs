@@ -105,6 +105,12 @@ fn transactions_follow_redis_semantics_and_survive_slot_moves() {
     assert!(items[0].is_error() && items[2].is_error(), "{reply:?}");
     assert_eq!(items[1], Reply::Simple("OK".into()));
     assert_eq!(t.run("GET {tx}e"), Reply::bulk("applied"));
+    // A blocking command inside MULTI does not block.
+    t.run("MULTI");
+    t.run("BLPOP {tx}empty 0");
+    t.run("BRPOPLPUSH {tx}empty {tx}other 5");
+    t.run("XREAD BLOCK 0 STREAMS {tx}stream $");
+    t.run("EXEC");
     // WATCH inside MULTI.
     t.run("MULTI");
     t.run("WATCH {tx}w");

@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 
 use super::{BackendSettings, Failure, Mode, Outcome, ReplySink, Request, classify_reply};
 use crate::dns::Dns;
+use crate::metrics::{BackendError, NodeStats};
 use crate::resp::encode::{Protocol, encode_command};
 use crate::resp::walk::{ReplyKind, ReplyWalker};
 use crate::state::WorkerStats;
@@ -54,6 +55,13 @@ pub struct Backend {
     mode: Mode,
     settings: BackendSettings,
     stats: Arc<WorkerStats>,
+    /// This node's metrics (connections, errors, reply latency, bytes).
+    node: Arc<NodeStats>,
+    /// The connection was established (its close is counted once).
+    connected: Cell<bool>,
+    /// Ended by design (a single-use connection answered, or its node left the cluster):
+    /// not an error.
+    finished: Cell<bool>,
     queue: RefCell<VecDeque<Request>>,
     in_flight: RefCell<VecDeque<InFlight>>,
     wake_writer: Notify,
@@ -80,8 +88,12 @@ impl Backend {
         dns: Rc<Dns>,
     ) -> Rc<Self> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let node = stats.metrics.node(&endpoint);
         let backend = Rc::new(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            node,
+            connected: Cell::new(false),
+            finished: Cell::new(false),
             endpoint,
             protocol,
             mode,
@@ -136,6 +148,7 @@ impl Backend {
     /// Ends the connection (its node left the cluster). Requests it holds are settled as
     /// for any failure: retried if never written, reported unknown otherwise.
     pub fn close(&self) {
+        self.finished.set(true);
         self.broken.set(true);
         self.closed.notify_one();
     }
@@ -199,6 +212,8 @@ impl Backend {
                 .map_err(|_| connect_failure("HELLO 3 timed out".into()))??;
         }
         debug!(node = %self.endpoint, protocol = ?self.protocol, "backend connected");
+        self.node.connection_opened();
+        self.connected.set(true);
         Ok(stream)
     }
 
@@ -251,6 +266,7 @@ impl Backend {
             }
             let large = self.fill_batch(&mut batch);
             self.wake_reader.notify_one();
+            let sent = batch.len() + large.as_ref().map_or(0, Bytes::len);
             if !batch.is_empty() {
                 if let Err(e) = writer.write_all(&batch).await {
                     return self.lost(e);
@@ -262,6 +278,7 @@ impl Backend {
             {
                 return self.lost(e);
             }
+            self.node.record_bytes_sent(sent);
             // A batch that grew for one burst should not pin its memory forever.
             if batch.capacity() > 4 * BATCH_LIMIT {
                 batch = BytesMut::with_capacity(16 * 1024);
@@ -346,16 +363,19 @@ impl Backend {
             };
             match n {
                 Ok(0) => return self.lost(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => {}
+                Ok(n) => self.node.record_bytes_received(n),
                 Err(e) => return self.lost(e),
             }
+            // One clock read per read: the reply latency of everything it completes.
+            let now = Instant::now();
             loop {
                 match walker.walk(&buf) {
                     Ok(Some(walked)) => {
                         let reply = buf.split_to(walked.len).freeze();
-                        match self.deliver(reply, walked.kind) {
+                        match self.deliver(reply, walked.kind, now) {
                             Err(failure) => return failure,
                             Ok(true) if self.mode == Mode::SingleUse => {
+                                self.finished.set(true);
                                 return Failure::ConnectionLost {
                                     node: self.endpoint.clone(),
                                     reason: "single-use connection done".into(),
@@ -381,7 +401,7 @@ impl Backend {
 
     /// Hands one reply to the oldest request in flight. Returns true when it answered a
     /// request (rather than being swallowed).
-    fn deliver(&self, reply: Bytes, kind: ReplyKind) -> Result<bool, Failure> {
+    fn deliver(&self, reply: Bytes, kind: ReplyKind, now: Instant) -> Result<bool, Failure> {
         if self.mode == Mode::Push {
             let sink = self.push_sink.borrow().clone();
             if let Some(sink) = sink {
@@ -413,6 +433,8 @@ impl Backend {
             return Ok(false);
         };
         drop(in_flight);
+        self.node
+            .record_reply(now.saturating_duration_since(entry.written_at));
         let outcome = match (entry.stash, &outcome) {
             (Some(stashed), Outcome::Reply(r)) if r.first() == Some(&b'-') => stashed,
             _ => outcome,
@@ -432,7 +454,13 @@ impl Backend {
     /// Marks the connection broken and settles every request it holds.
     fn fail(&self, failure: Failure) {
         self.broken.set(true);
-        WorkerStats::bump(&self.stats.backend_errors);
+        if self.connected.replace(false) {
+            self.node.connection_closed();
+        }
+        if !self.finished.get() {
+            WorkerStats::bump(&self.stats.backend_errors);
+            self.node.record_error(BackendError::of(&failure));
+        }
         debug!(node = %self.endpoint, failure = %failure.describe(), "backend connection failed");
         let in_flight: Vec<InFlight> = self.in_flight.borrow_mut().drain(..).collect();
         for entry in in_flight {

@@ -22,7 +22,7 @@ pub use outcome::{Failure, Outcome, classify_reply};
 
 use crate::dns::Dns;
 use crate::resp::encode::Protocol;
-use crate::state::WorkerStats;
+use crate::state::{ProxyState, WorkerStats};
 use crate::topology::Endpoint;
 
 /// Receives the outcome of a forwarded request. Implemented by the client session's reply queue.
@@ -70,9 +70,23 @@ pub struct BackendSettings {
     pub max_bulk_len: usize,
 }
 
+impl BackendSettings {
+    /// The settings in force now (they change on reload; each new connection takes them).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            connect_timeout: config.backend_connect_timeout,
+            reply_timeout: config.backend_reply_timeout,
+            max_reply_depth: config.max_reply_depth,
+            // Values stored through other clients may exceed our request limit; never
+            // refuse a reply a default Redis could send.
+            max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
+        }
+    }
+}
+
 /// A worker's connections, by node and protocol version.
 pub struct Pool {
-    settings: BackendSettings,
+    state: Arc<ProxyState>,
     stats: Arc<WorkerStats>,
     dns: Rc<Dns>,
     backends: RefCell<FxHashMap<Endpoint, ByProtocol>>,
@@ -95,9 +109,9 @@ impl ByProtocol {
 }
 
 impl Pool {
-    pub fn new(settings: BackendSettings, stats: Arc<WorkerStats>, dns: Rc<Dns>) -> Self {
+    pub fn new(state: Arc<ProxyState>, stats: Arc<WorkerStats>, dns: Rc<Dns>) -> Self {
         Self {
-            settings,
+            state,
             stats,
             dns,
             backends: RefCell::default(),
@@ -134,10 +148,14 @@ impl Pool {
             endpoint.clone(),
             protocol,
             mode,
-            self.settings.clone(),
+            self.settings(),
             self.stats.clone(),
             self.dns.clone(),
         )
+    }
+
+    fn settings(&self) -> BackendSettings {
+        BackendSettings::from_config(&self.state.config())
     }
 
     fn open(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<Backend> {
@@ -145,7 +163,7 @@ impl Pool {
             endpoint.clone(),
             protocol,
             Mode::Shared,
-            self.settings.clone(),
+            self.settings(),
             self.stats.clone(),
             self.dns.clone(),
         )

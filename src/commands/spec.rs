@@ -322,6 +322,8 @@ impl KeyExtractor {
 pub struct CommandSpec {
     /// Lowercase; subcommands "container|sub".
     pub name: Box<str>,
+    /// The metrics label of this command (its container's, for a subcommand).
+    pub id: crate::metrics::CommandId,
     /// Redis convention: N = exactly N arguments (name included), -N = at least N.
     pub arity: i32,
     pub flags: CommandFlags,
@@ -345,7 +347,10 @@ impl CommandSpec {
         key_specs: Vec<KeySpec>,
     ) -> CommandSpec {
         let name = name.to_ascii_lowercase();
+        // Subcommands count under their container ("object|encoding" -> "object").
+        let id = crate::metrics::command_id(name.split('|').next().unwrap_or(&name));
         CommandSpec {
+            id,
             extractor: KeyExtractor::for_name(&name),
             name: name.into_boxed_str(),
             arity,

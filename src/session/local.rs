@@ -80,6 +80,7 @@ pub fn execute(
             encode::simple(out, "RESET");
         }
         Local::Ok => encode::simple(out, "OK"),
+        Local::Slowlog => slowlog(args, state, out),
         Local::ConfigGet => {
             let patterns: Vec<&[u8]> = args.iter().skip(2).collect();
             super::config_get::config_get(&patterns, &state.config(), proto, out);
@@ -474,7 +475,6 @@ fn client_info_line(client: &ClientState) -> String {
 /// `SLOWLOG GET [count] | LEN | RESET | HELP`, over the slow log shared by all workers.
 /// Entries are `[id, unix time, microseconds, [args...], client addr, client name]`,
 /// as in Redis 7.
-#[allow(dead_code)] // Reached once the router sends SLOWLOG here (`Local::Slowlog`).
 pub fn slowlog(args: &ArgView<'_>, state: &ProxyState, out: &mut BytesMut) {
     let sub = args.get(1).unwrap_or_default().to_ascii_lowercase();
     match (sub.as_slice(), args.len()) {

@@ -32,16 +32,19 @@ pub use local::{COMPAT_REDIS_VERSION, ClientState};
 use queue::{Channel, Entry, EntryState, ReplyQueue, Target};
 
 use crate::backend::{Backend, Failure, Mode, Outcome, ReplySink, Request};
+use crate::metrics::CommandOutcome;
 use crate::resp::ArgView;
 use crate::resp::encode;
 use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
-use crate::router::{Local, Route, route};
+use crate::router::{Local, Route, route_with_id};
 use crate::state::WorkerStats;
 use crate::topology::Endpoint;
 use crate::worker::Worker;
 
-/// Read at least this much at a time once a client is active.
-const READ_CHUNK: usize = 16 * 1024;
+/// The read size of a new or idle client, and what an idle client may keep allocated.
+const MIN_READ: usize = 4 * 1024;
+/// The largest single read, reached by clients that keep the buffer full.
+const MAX_READ: usize = 64 * 1024;
 /// Buffers above this size are released once empty, so one large request does not pin
 /// memory for the connection's lifetime.
 const KEEP_BUFFER: usize = 64 * 1024;
@@ -85,18 +88,34 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
         dedicated: RefCell::default(),
         reading: true,
         closing: false,
+        me: worker.state.client_list.get(id),
+        buffered_reported: 0,
+        read_hint: MIN_READ,
         worker,
     };
     if let Err(e) = session.run(&stream).await {
         debug!(client = id, %peer, error = %e, "client connection ended with an error");
     }
-    session.queue.close();
-    // Blocked commands and watches die with their client, as on a direct connection.
-    for backend in session.dedicated.borrow().iter() {
-        backend.close();
+}
+
+impl Drop for Session {
+    /// Runs however the session ends, `CLIENT KILL` (the task dropped) included:
+    /// blocked commands, watches and subscriptions die with their client, as on a direct
+    /// connection, and late replies are discarded.
+    fn drop(&mut self) {
+        self.queue.close();
+        for backend in self.dedicated.borrow().iter() {
+            backend.close();
+        }
+        if let Some(pinned) = self.pinned.take() {
+            pinned.backend.close();
+        }
+        self.subs.close_all();
+        self.worker
+            .stats
+            .metrics
+            .update_buffered(&mut self.buffered_reported, 0);
     }
-    session.unpin();
-    session.subs.close_all();
 }
 
 struct Session {
@@ -123,6 +142,13 @@ struct Session {
     subs: pubsub::Subscriptions,
     /// Single-use connections of blocking commands still running.
     dedicated: RefCell<Vec<Rc<Backend>>>,
+    /// This client in the process-wide registry (`CLIENT LIST`).
+    me: Option<std::sync::Arc<crate::clients::ClientEntry>>,
+    /// What this session last added to the buffered-bytes gauge.
+    buffered_reported: usize,
+    /// How much to read next: grows while reads fill the buffer, back to [`MIN_READ`]
+    /// when the client goes idle.
+    read_hint: usize,
 }
 
 impl Session {
@@ -133,12 +159,26 @@ impl Session {
         // Stands in for the deadline of a disabled select branch (never polled), so the
         // loop does not read the clock three times per turn.
         let never = last_activity + Duration::from_secs(86_400 * 365);
+        let draining = self.worker.state.draining.clone();
         loop {
             self.process_requests();
             self.settle_attention();
             self.handle_pushes();
             self.resubscribe_due();
             self.flush(stream).await?;
+            let pending = self.read_buf.len() + self.subs.out_bytes;
+            self.worker
+                .stats
+                .metrics
+                .update_buffered(&mut self.buffered_reported, pending);
+            if draining.is_cancelled() && self.reading && self.queue.is_empty() {
+                // Draining: answer what the client already sent, then close.
+                self.read_buf.reserve(self.read_hint);
+                match crate::net::read_once(stream, &mut self.read_buf)? {
+                    Some(n) if n > 0 => continue,
+                    _ => self.reading = false,
+                }
+            }
             if self.closing || (!self.reading && self.queue.is_empty()) {
                 return Ok(());
             }
@@ -149,9 +189,11 @@ impl Session {
             let can_read = self.reading && self.queue.len() < max_inflight;
             let idle =
                 self.queue.is_empty() && self.read_buf.is_empty() && self.subs.out.is_empty();
-            if idle {
-                // An idle client holds no buffer: 10k idle clients must stay cheap.
+            if idle && self.read_buf.capacity() > MIN_READ {
+                // An idle client keeps at most a small buffer: 10k idle clients must
+                // stay cheap, and one large request must not pin its memory.
                 self.read_buf = BytesMut::new();
+                self.read_hint = MIN_READ;
             }
             let next_retry = self.queue.next_retry();
             // Subscribers are never idle: they wait for messages, as in Redis.
@@ -162,17 +204,27 @@ impl Session {
                 biased;
                 ready = stream.readable(), if can_read => {
                     ready?;
-                    if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-                        self.read_buf.reserve(READ_CHUNK);
+                    if self.read_buf.capacity() - self.read_buf.len() < self.read_hint / 4 {
+                        self.read_buf.reserve(self.read_hint);
                     }
+                    let spare = self.read_buf.capacity() - self.read_buf.len();
                     match crate::net::read_once(stream, &mut self.read_buf)? {
                         Some(0) => self.reading = false,
-                        Some(_) if !idle_timeout.is_zero() => last_activity = Instant::now(),
-                        Some(_) => {}
+                        Some(n) => {
+                            self.worker.stats.metrics.record_client_read(n);
+                            if n == spare {
+                                // The client sends faster than we read: read more at once.
+                                self.read_hint = (self.read_hint * 2).min(MAX_READ);
+                            }
+                            if !idle_timeout.is_zero() {
+                                last_activity = Instant::now();
+                            }
+                        }
                         None => {}
                     }
                 }
                 _ = self.queue.changed() => {}
+                () = draining.cancelled(), if !draining.is_cancelled() => {}
                 _ = sleep_until(next_retry.unwrap_or(never)), if next_retry.is_some() => {
                     self.run_due_retries();
                 }
@@ -188,7 +240,12 @@ impl Session {
     /// Scans and dispatches every complete request in the read buffer, up to the
     /// in-flight limit.
     fn process_requests(&mut self) {
+        if self.read_buf.is_empty() || !self.reading {
+            return;
+        }
         let config = self.worker.state.config();
+        // One clock read per batch of requests: their latency starts here.
+        let read_at = Instant::now();
         let max_inflight = config.max_inflight_per_client;
         let query_limit = config.client_query_buffer_limit;
         while self.reading && !self.read_buf.is_empty() && self.queue.len() < max_inflight {
@@ -213,7 +270,7 @@ impl Session {
                     return;
                 }
             };
-            self.handle(frame);
+            self.handle(frame, read_at);
         }
     }
 
@@ -222,16 +279,24 @@ impl Session {
         WorkerStats::bump(&self.worker.stats.protocol_errors);
         let mut out = BytesMut::new();
         encode::error(&mut out, &format!("ERR {message}"));
-        self.queue.push(Entry::ready(out.freeze(), true));
+        let mut entry = Entry::ready(out.freeze(), true);
+        entry.outcome = Some(CommandOutcome::Rejected);
+        self.queue.push(entry);
         self.reading = false;
         self.read_buf = BytesMut::new();
     }
 
     /// Routes one request and either answers it or sends it on.
-    fn handle(&mut self, frame: Bytes) {
+    fn handle(&mut self, frame: Bytes, read_at: Instant) {
         WorkerStats::bump(&self.worker.stats.commands);
         let args = ArgView::new(&frame, &self.args);
-        let route = self.worker.with_commands(|table| route(table, &args));
+        let (route, command) = self
+            .worker
+            .with_commands(|table| route_with_id(table, &args));
+        self.queue.stamp(command, read_at);
+        if let Some(me) = &self.me {
+            me.touch(command, read_at);
+        }
         if self.tx.is_some() && !matches!(route, Route::Transaction(_)) {
             self.queue_in_transaction(frame, route);
             return;
@@ -270,7 +335,7 @@ impl Session {
             }
             Route::Error(message) => {
                 WorkerStats::bump(&self.worker.stats.commands_rejected);
-                self.reply_error(&message);
+                self.reply_rejected(&message);
                 return;
             }
             Route::Split(kind) => return self.split(&frame, kind),
@@ -306,6 +371,15 @@ impl Session {
         let mut out = BytesMut::new();
         encode::error(&mut out, message);
         self.queue.push(Entry::ready(out.freeze(), false));
+    }
+
+    /// Answers the current request with `-message`: refused by slotgate itself.
+    fn reply_rejected(&self, message: &str) {
+        let mut out = BytesMut::new();
+        encode::error(&mut out, message);
+        let mut entry = Entry::ready(out.freeze(), false);
+        entry.outcome = Some(CommandOutcome::Rejected);
+        self.queue.push(entry);
     }
 
     /// Answers the current request with `+text`.
@@ -418,7 +492,7 @@ impl Session {
             }
             Outcome::Unknown(failure) => {
                 WorkerStats::bump(&stats.backend_errors);
-                self.finish(seq, failure_reply(&failure, true));
+                self.fail(seq, failure_reply(&failure, true));
             }
         }
     }
@@ -455,9 +529,15 @@ impl Session {
         }
     }
 
+    /// Answers `seq` with `reply`, an error slotgate gives for want of a node's answer.
+    fn fail(&self, seq: u64, reply: Bytes) {
+        self.queue
+            .update(seq, |entry| entry.outcome = Some(CommandOutcome::Failed));
+        self.finish(seq, reply);
+    }
+
     fn finish(&self, seq: u64, reply: Bytes) {
         self.queue.update(seq, |entry| {
-            entry.frame = None;
             entry.state = EntryState::Ready(reply);
         });
     }
@@ -471,7 +551,7 @@ impl Session {
                     format!("ERR slotgate: too many redirects for slot {slot} (last to {to})");
                 let mut out = BytesMut::new();
                 encode::error(&mut out, &message);
-                entry.frame = None;
+                entry.outcome = Some(CommandOutcome::Failed);
                 entry.state = EntryState::Ready(out.freeze());
                 return None;
             }
@@ -491,7 +571,7 @@ impl Session {
         self.queue.update(seq, |entry| {
             let give_up_at = *entry.retry_deadline.get_or_insert(now + deadline);
             if now >= give_up_at {
-                entry.frame = None;
+                entry.outcome = Some(CommandOutcome::Failed);
                 entry.state = EntryState::Ready(error);
                 return;
             }
@@ -517,7 +597,23 @@ impl Session {
     async fn flush(&mut self, stream: &TcpStream) -> std::io::Result<()> {
         let mut chunks = std::mem::take(&mut self.chunks);
         let write_buf = &mut self.write_buf;
-        let close = self.queue.pop_ready(self.client.protocol, |reply| {
+        let metrics = &self.worker.stats.metrics;
+        let state = &self.worker.state;
+        let (peer, name) = (self.client.peer, self.client.name.as_deref());
+        // One clock read per flush, and only when a reply leaves.
+        let mut now: Option<Instant> = None;
+        let close = self.queue.pop_ready(self.client.protocol, |reply, entry| {
+            if let Some(started) = entry.started {
+                let now = *now.get_or_insert_with(Instant::now);
+                let latency = now.saturating_duration_since(started);
+                let outcome = entry
+                    .outcome
+                    .unwrap_or_else(|| CommandOutcome::of_reply(&reply));
+                metrics.record_command(entry.command, outcome, latency);
+                if let Some(frame) = &entry.frame {
+                    state.slowlog.observe_frame(latency, frame, peer, name);
+                }
+            }
             if reply.len() > COPY_LIMIT {
                 if !write_buf.is_empty() {
                     chunks.push(write_buf.split().freeze());
@@ -540,6 +636,7 @@ impl Session {
         if !write_buf.is_empty() {
             chunks.push(write_buf.split().freeze());
         }
+        let written: usize = chunks.iter().map(Bytes::len).sum();
         let result = async {
             for chunk in &chunks {
                 write_all(stream, chunk).await?;
@@ -547,6 +644,9 @@ impl Session {
             Ok(())
         }
         .await;
+        if written > 0 {
+            metrics.record_client_write(written);
+        }
         chunks.clear();
         self.chunks = chunks;
         if self.write_buf.capacity() > KEEP_BUFFER {

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::merge::{Merge, merge};
 use crate::backend::{Outcome, ReplySink};
+use crate::metrics::{CommandId, CommandOutcome};
 use crate::resp::encode::Protocol;
 use crate::topology::Endpoint;
 
@@ -90,6 +91,12 @@ pub struct Entry {
     pub channel: Channel,
     /// Commands in `frame` before the one that answers (see `backend::Request::swallow`).
     pub swallow: u32,
+    /// The command's metrics label, and when its request was read (end-to-end latency).
+    pub command: CommandId,
+    pub started: Option<Instant>,
+    /// How the command ended when slotgate knows better than the reply's first byte
+    /// (refused, or failed for want of a node's answer).
+    pub outcome: Option<CommandOutcome>,
 }
 
 impl Entry {
@@ -105,6 +112,9 @@ impl Entry {
             ask: None,
             channel: Channel::Shared,
             swallow: 0,
+            command: CommandId::OTHER,
+            started: None,
+            outcome: None,
         }
     }
 
@@ -141,6 +151,9 @@ impl Entry {
             ask: None,
             channel: Channel::Shared,
             swallow: 0,
+            command: CommandId::OTHER,
+            started: None,
+            outcome: None,
         }
     }
 }
@@ -156,6 +169,8 @@ pub struct ReplyQueue {
     pushes: RefCell<VecDeque<(u64, Bytes)>>,
     /// Subscription connections that closed since the session last looked.
     lost: RefCell<Vec<u64>>,
+    /// Label and read time given to every entry pushed, set per request by the session.
+    stamp: Cell<Option<(CommandId, Instant)>>,
 }
 
 #[derive(Default)]
@@ -168,8 +183,17 @@ struct Inner {
 }
 
 impl ReplyQueue {
+    /// Labels the entries pushed from now on with the request being handled.
+    pub fn stamp(&self, command: CommandId, read_at: Instant) {
+        self.stamp.set(Some((command, read_at)));
+    }
+
     /// Appends an entry and returns its sequence number.
-    pub fn push(&self, entry: Entry) -> u64 {
+    pub fn push(&self, mut entry: Entry) -> u64 {
+        if let Some((command, read_at)) = self.stamp.get() {
+            entry.command = command;
+            entry.started.get_or_insert(read_at);
+        }
         let mut inner = self.inner.borrow_mut();
         let seq = inner.head_seq + inner.entries.len() as u64;
         if matches!(entry.state, EntryState::Attention(_)) {
@@ -214,7 +238,7 @@ impl ReplyQueue {
     /// Pops finished entries from the head, in order, and hands each reply to `write`; a
     /// parent leaves with its children, their replies merged. Returns true when a `Final`
     /// reply was popped (the connection must close after it).
-    pub fn pop_ready(&self, proto: Protocol, mut write: impl FnMut(Bytes)) -> bool {
+    pub fn pop_ready(&self, proto: Protocol, mut write: impl FnMut(Bytes, &Entry)) -> bool {
         let mut inner = self.inner.borrow_mut();
         while let Some(entry) = inner.entries.front() {
             match &entry.role {
@@ -240,7 +264,7 @@ impl ReplyQueue {
                         .collect();
                     inner.head_seq += 1 + children as u64;
                     if let Role::Parent { merge: policy, .. } = &parent.role {
-                        write(merge(policy, &replies, proto));
+                        write(merge(policy, &replies, proto), &parent);
                     }
                 }
                 Role::Scan {
@@ -254,9 +278,11 @@ impl ReplyQueue {
                     // An error or an unexpected shape passes through untouched.
                     let reply = super::scan_cursor::rewrite_reply(reply, first_slot, next)
                         .unwrap_or_else(|| reply.clone());
-                    inner.entries.pop_front();
+                    let Some(entry) = inner.entries.pop_front() else {
+                        break;
+                    };
                     inner.head_seq += 1;
-                    write(reply);
+                    write(reply, &entry);
                 }
                 Role::Single | Role::Child => {
                     let close = matches!(entry.state, EntryState::Final(_));
@@ -267,8 +293,8 @@ impl ReplyQueue {
                         break;
                     };
                     inner.head_seq += 1;
-                    if let EntryState::Ready(reply) | EntryState::Final(reply) = entry.state {
-                        write(reply);
+                    if let EntryState::Ready(reply) | EntryState::Final(reply) = &entry.state {
+                        write(reply.clone(), &entry);
                     }
                     if close {
                         return true;
@@ -370,11 +396,8 @@ impl ReplySink for ReplyQueue {
             };
             let needs_attention = !matches!(outcome, Outcome::Reply(_));
             entry.state = match outcome {
-                Outcome::Reply(reply) => {
-                    // The reply is final: the request need not be kept for a resend.
-                    entry.frame = None;
-                    EntryState::Ready(reply)
-                }
+                // The request stays until the reply leaves: the slow log may want it.
+                Outcome::Reply(reply) => EntryState::Ready(reply),
                 other => EntryState::Attention(other),
             };
             if needs_attention {
@@ -408,10 +431,10 @@ mod tests {
         let b = q.push(forwarded());
         q.complete(b, reply(b":2\r\n"));
         let mut out = Vec::new();
-        q.pop_ready(Protocol::Resp2, |r| out.push(r));
+        q.pop_ready(Protocol::Resp2, |r, _| out.push(r));
         assert!(out.is_empty(), "second reply must wait for the first");
         q.complete(a, reply(b":1\r\n"));
-        q.pop_ready(Protocol::Resp2, |r| out.push(r));
+        q.pop_ready(Protocol::Resp2, |r, _| out.push(r));
         assert_eq!(
             out,
             vec![Bytes::from_static(b":1\r\n"), Bytes::from_static(b":2\r\n")]
@@ -425,7 +448,7 @@ mod tests {
         q.push(Entry::ready(Bytes::from_static(b"+OK\r\n"), true));
         q.push(Entry::ready(Bytes::from_static(b"+PONG\r\n"), false));
         let mut out = Vec::new();
-        assert!(q.pop_ready(Protocol::Resp2, |r| out.push(r)));
+        assert!(q.pop_ready(Protocol::Resp2, |r, _| out.push(r)));
         assert_eq!(out.len(), 1);
     }
 
@@ -438,10 +461,10 @@ mod tests {
         q.push(Entry::ready(Bytes::from_static(b"+PONG\r\n"), false));
         let mut out = Vec::new();
         q.complete(b, reply(b":2\r\n"));
-        q.pop_ready(Protocol::Resp2, |r| out.push(r));
+        q.pop_ready(Protocol::Resp2, |r, _| out.push(r));
         assert!(out.is_empty(), "the parent waits for every child");
         q.complete(a, reply(b":1\r\n"));
-        q.pop_ready(Protocol::Resp2, |r| out.push(r));
+        q.pop_ready(Protocol::Resp2, |r, _| out.push(r));
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[1], Bytes::from_static(b"+PONG\r\n"));
         assert!(q.is_empty());

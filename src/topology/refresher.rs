@@ -75,7 +75,10 @@ impl Refresher {
         let now = Instant::now();
         let seeds = config.seeds.iter().map(|s| Seed::new(s, now)).collect();
         let limits = control_timeouts(&config);
-        let dns = Arc::new(Dns::new(config.dns_server.as_ref()));
+        let dns = Arc::new(Dns::with_metrics(
+            config.dns_server.as_ref(),
+            state.metrics.dns.clone(),
+        ));
         drop(config);
         Self {
             state,
@@ -274,6 +277,8 @@ impl Refresher {
 
     /// Chooses the map to serve from this round's answers and swaps it in if it is new.
     async fn decide(&mut self, current: &Topology, views: &[(Endpoint, NodeView)]) -> bool {
+        let found_complete = views.iter().any(|(_, v)| v.topology.is_complete());
+        self.state.metrics.record_refresh(found_complete);
         let Some((source, best)) = views
             .iter()
             .filter(|(_, v)| v.topology.is_complete())
@@ -325,6 +330,8 @@ impl Refresher {
     /// Ready: a complete map, and every primary in it answered this round. Returns true
     /// when some primary did not answer.
     fn update_readiness(&self, views: &[(Endpoint, NodeView)]) -> bool {
+        self.state
+            .record_discovery(views.iter().map(|(e, _)| e.clone()));
         let topology = self.state.topology.load();
         let answered: HashSet<&Endpoint> = views.iter().map(|(e, _)| e).collect();
         let missing = topology
