@@ -32,6 +32,26 @@ pub fn read_once(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<us
     }
 }
 
+/// Reads what the kernel holds for `stream` right now, ignoring tokio's readiness cache:
+/// for the drain, which must not mistake "no event seen yet" for "nothing was sent".
+/// `Ok(None)`: the socket is truly empty; `Ok(Some(0))`: the peer closed.
+pub fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+    if buf.capacity() == buf.len() {
+        buf.reserve(4096);
+    }
+    let socket = socket2::SockRef::from(stream);
+    match socket.recv(buf.spare_capacity_mut()) {
+        Ok(n) => {
+            // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            Ok(Some(n))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => read_now(stream, buf),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 //! - MGET/MSET/DEL/UNLINK/EXISTS/TOUCH with keys on every primary: byte-identical to a
 //!   standalone redis-server holding the same keys (values in the client's order, missing
 //!   keys as nil in RESP2 and RESP3, counts summed, duplicates counted like Redis), also
-//!   pipelined and with hundreds of keys; the data lands on the primary owning each slot.
+//!   pipelined and with hundreds of keys; the data lands on the primary owning each slot;
+//!   while one of their slots is half migrated (ASK), they still answer right.
 //! - Atomic multi-key commands across slots (MSETNX, RENAME, SMOVE, SUNIONSTORE, LMOVE,
 //!   ZUNIONSTORE, ...) answer exactly `CROSSSLOT Keys in request don't hash to the same slot`
 //!   and write nothing; with a common hash tag they run.

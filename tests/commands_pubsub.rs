@@ -114,6 +114,26 @@ fn pubsub_delivers_aggregates_and_survives_topology_changes() {
         format!("a RESP2 client in subscribed mode must be answered as Redis does: {differences:?}")
     });
 
+    // RESET leaves every subscription: nothing more is delivered, commands work again.
+    let mut t = Transcript::new(sg.addr, oracle.addr);
+    t.run("SUBSCRIBE gone");
+    t.run("PSUBSCRIBE gone.*");
+    t.run("RESET");
+    publish("gone", "after-reset");
+    publish("gone.x", "after-reset");
+    t.run("SET after:reset 1");
+    t.run("GET after:reset");
+    let differences = std::mem::take(&mut t.differences);
+    problems.check(differences.is_empty(), || {
+        format!("RESET while subscribed must leave the subscriptions, as Redis: {differences:?}")
+    });
+    let mut probe = Client::connect(sg.addr);
+    assert_eq!(
+        probe.call("PUBSUB NUMSUB gone"),
+        Reply::Array(vec![Reply::bulk("gone"), Reply::Int(0)]),
+        "no subscriber left on any primary after RESET"
+    );
+
     // ===== Shard channels ================================================================
     let shard_channels: Vec<String> = primaries
         .iter()
@@ -516,7 +536,7 @@ for proto in (2, 3):
     let mut chunk = vec![0u8; 1 << 20];
     loop {
         use std::io::Read;
-        match (&*slow.stream()).read(&mut chunk) {
+        match slow.stream().read(&mut chunk) {
             Ok(0) => {
                 closed = true;
                 break;

@@ -473,6 +473,7 @@ print(r.get("{{py}}a"))
     c.call(&format!("APPEND {kb} +tx2"));
     let reply = c.call("EXEC");
     let finished = finish_migration(&cluster, slot, from, to);
+    eprintln!("transaction over a half-migrated slot: EXEC answered {reply:?}");
     let (a, b) = (c.call(&format!("GET {ka}")), c.call(&format!("GET {kb}")));
     let applied = (Reply::bulk("old-a+tx2"), Reply::bulk("old-b+tx+tx2"));
     let not_applied = (Reply::bulk("old-a"), Reply::bulk("old-b+tx"));

@@ -41,6 +41,8 @@ use crate::state::WorkerStats;
 use crate::topology::Endpoint;
 use crate::worker::Worker;
 
+/// While draining, a client with nothing pending is closed after this long without a byte.
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
 /// The read size of a new or idle client, and what an idle client may keep allocated.
 const MIN_READ: usize = 4 * 1024;
 /// The largest single read, reached by clients that keep the buffer full.
@@ -160,6 +162,7 @@ impl Session {
         // loop does not read the clock three times per turn.
         let never = last_activity + Duration::from_secs(86_400 * 365);
         let draining = self.worker.state.draining.clone();
+        let mut drain_quiet_since: Option<Instant> = None;
         loop {
             self.process_requests();
             self.settle_attention();
@@ -171,12 +174,26 @@ impl Session {
                 .stats
                 .metrics
                 .update_buffered(&mut self.buffered_reported, pending);
+            let mut drain_deadline = None;
             if draining.is_cancelled() && self.reading && self.queue.is_empty() {
-                // Draining: answer what the client already sent, then close.
+                // Draining: answer what the client already sent, then close once it has
+                // been quiet for a moment (bytes still in flight on the network count as
+                // sent).
                 self.read_buf.reserve(self.read_hint);
-                match crate::net::read_once(stream, &mut self.read_buf)? {
-                    Some(n) if n > 0 => continue,
-                    _ => self.reading = false,
+                match crate::net::read_now(stream, &mut self.read_buf)? {
+                    Some(0) => return Ok(()),
+                    Some(_) => {
+                        drain_quiet_since = None;
+                        continue;
+                    }
+                    None => {
+                        let since = *drain_quiet_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= DRAIN_QUIET {
+                            self.reading = false;
+                        } else {
+                            drain_deadline = Some(since + DRAIN_QUIET);
+                        }
+                    }
                 }
             }
             if self.closing || (!self.reading && self.queue.is_empty()) {
@@ -209,7 +226,9 @@ impl Session {
                     }
                     let spare = self.read_buf.capacity() - self.read_buf.len();
                     match crate::net::read_once(stream, &mut self.read_buf)? {
-                        Some(0) => self.reading = false,
+                        // The client left: like Redis, drop what it still waits for (a
+                        // blocked command must not take data nobody will read).
+                        Some(0) => return Ok(()),
                         Some(n) => {
                             self.worker.stats.metrics.record_client_read(n);
                             if n == spare {
@@ -225,6 +244,7 @@ impl Session {
                 }
                 _ = self.queue.changed() => {}
                 () = draining.cancelled(), if !draining.is_cancelled() => {}
+                _ = sleep_until(drain_deadline.unwrap_or(never)), if drain_deadline.is_some() => {}
                 _ = sleep_until(next_retry.unwrap_or(never)), if next_retry.is_some() => {
                     self.run_due_retries();
                 }

@@ -9,6 +9,10 @@
 //! - [`python`]: runs a redis-py snippet (a real client's pub/sub or pipeline behaviour)
 //!   and returns its stdout.
 //! - [`rss_kib`]: a process's resident memory, to show a buffer stays bounded.
+//! - [`begin_migration`] / [`migrate_keys`] / [`finish_migration`]: a slot migration in
+//!   steps, to run commands while a slot is half migrated (ASK).
+//! - [`Problems`]: checks that record a failure and go on, so one slotgate bug does not hide
+//!   the next; the test fails at its end listing them all.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -16,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use super::cluster::RedisCluster;
 use super::extra::slot_owners;
-use super::resp::frame_len;
 use super::{RespConn, key_slot};
 
 /// A decoded reply. RESP2 and RESP3 nulls are both [`Reply::Nil`]; RESP3 sets and maps keep
@@ -278,10 +281,11 @@ pub fn keys_by_primary(
         let key = format!("{prefix}:{i}");
         i += 1;
         let port = owners[usize::from(key_slot(key.as_bytes()))];
-        if let Some((_, keys)) = out.iter_mut().find(|(p, _)| *p == port) {
-            if keys.len() < per_primary {
-                keys.push(key);
-            }
+        if let Some((_, keys)) = out
+            .iter_mut()
+            .find(|(p, keys)| *p == port && keys.len() < per_primary)
+        {
+            keys.push(key);
         }
         assert!(i < 1_000_000, "no keys found for some primary");
     }
@@ -420,11 +424,6 @@ pub fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("VmRSS in /proc/<pid>/status")
-}
-
-/// True if `buf` holds at least one complete reply.
-pub fn has_frame(buf: &[u8]) -> bool {
-    matches!(frame_len(buf), Ok(Some(_)))
 }
 
 /// First half of a manual slot migration: `to` IMPORTING, `from` MIGRATING. Keys stay on
