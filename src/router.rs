@@ -220,6 +220,11 @@ fn route_by_name(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
         b"randomkey" => fanout(Merge::FirstNonNull),
         b"flushall" | b"flushdb" => fanout(Merge::AllOk),
         b"script" => route_script(args),
+        // Every node relays PUBLISH to the whole cluster; one node per channel keeps one
+        // publisher's messages in order.
+        b"publish" if args.len() == 3 => {
+            Some(Route::Slot(key_slot(args.get(1).unwrap_or_default())))
+        }
         b"function" => route_function(args),
         b"pubsub" => route_pubsub(args),
         b"save" | b"bgsave" | b"bgrewriteaof" | b"lastsave" => {

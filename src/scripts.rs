@@ -37,6 +37,14 @@ impl ScriptCache {
         sha
     }
 
+    /// Forgets every script (`SCRIPT FLUSH`): an `EVALSHA` must then fail as on Redis.
+    pub fn clear(&self) {
+        self.scripts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// The body of script `sha` (any case), if it was loaded through slotgate.
     pub fn get(&self, sha: &[u8]) -> Option<Bytes> {
         let key: [u8; 40] = sha.to_ascii_lowercase().try_into().ok()?;

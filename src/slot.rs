@@ -12,6 +12,28 @@ pub fn key_slot(key: &[u8]) -> u16 {
     crc16::State::<crc16::XMODEM>::calculate(hash_tag(key)) & (SLOT_COUNT as u16 - 1)
 }
 
+/// A short hash tag for every slot: `{tag}` makes any key land in that slot. Built once,
+/// on first use (about 150k hashes).
+pub fn tag_for_slot(slot: u16) -> &'static str {
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut tags = vec![String::new(); SLOT_COUNT];
+        let mut missing = SLOT_COUNT;
+        let mut candidate = 0u64;
+        while missing > 0 {
+            let text = candidate.to_string();
+            let tag = &mut tags[usize::from(key_slot(text.as_bytes()))];
+            if tag.is_empty() {
+                *tag = text;
+                missing -= 1;
+            }
+            candidate += 1;
+        }
+        tags
+    });
+    &tags[usize::from(slot) % SLOT_COUNT]
+}
+
 /// The part of `key` that is hashed: its hash tag when it has a non-empty one, else all of it.
 fn hash_tag(key: &[u8]) -> &[u8] {
     let Some(open) = key.iter().position(|&b| b == b'{') else {
@@ -35,6 +57,14 @@ mod tests {
         assert_eq!(key_slot(b"bar"), 5061);
         assert_eq!(key_slot(b""), 0);
         assert_eq!(key_slot(b"123456789"), 12739);
+    }
+
+    #[test]
+    fn every_slot_has_a_tag() {
+        for slot in [0u16, 1, 5000, 12182, 16383] {
+            let key = format!("x{{{}}}", tag_for_slot(slot));
+            assert_eq!(key_slot(key.as_bytes()), slot);
+        }
     }
 
     #[test]

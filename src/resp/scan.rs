@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! client socket -> session read buffer -> RequestScanner::scan(buf, args)
-//!                                            |  Request { len }  + args = payload ranges in buf[..len]
-//!                                            |  Inline  { len, frame } + args = ranges in frame
-//!                                            |  Empty   { len }  (drop it, as Redis does)
-//!                                            v
-//!                    session splits buf[..len] off its buffer -> router -> backend (bytes untouched)
+//!                     |  Request { len }         args = payload ranges in buf[..len]
+//!                     |  Inline  { len, frame }  args = ranges in frame
+//!                     |  Empty   { len }         nothing to run (Redis ignores it too)
+//!                     v
+//!     session splits buf[..len] off its buffer -> router -> backend (bytes untouched)
 //! ```
 //!
 //! The scanner follows Redis 7's `processMultibulkBuffer` / `processInlineBuffer`
@@ -162,11 +162,14 @@ impl std::error::Error for ScanError {}
 /// One scanned request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scanned {
-    /// A complete RESP array request occupying buf[..len]; `args` holds each argument's payload range as offsets into buf[..len].
+    /// A complete RESP array request occupying `buf[..len]`; `args` holds each argument's
+    /// payload range as offsets into `buf[..len]`.
     Request { len: usize },
-    /// An inline command line occupying buf[..len]; `frame` is its re-encoding as a RESP array of bulk strings; `args` ranges index into `frame`.
+    /// An inline command line occupying `buf[..len]`; `frame` is its re-encoding as a RESP
+    /// array of bulk strings; `args` ranges index into `frame`.
     Inline { len: usize, frame: Bytes },
-    /// buf[..len] holds nothing to execute (empty inline line, `*0\r\n`, `*-1\r\n`): drop it. (Redis ignores these.)
+    /// `buf[..len]` holds nothing to execute (empty inline line, `*0\r\n`, `*-1\r\n`): drop
+    /// it, as Redis does. `args` is empty.
     Empty { len: usize },
 }
 
@@ -235,7 +238,13 @@ impl RequestScanner {
         self.limits
     }
 
-    /// Scans the request at the start of `buf`. Ok(None): incomplete, state kept; call again later with the SAME bytes plus more appended (buf always starts at the same request start until a request is returned). Must not rescan already-scanned bytes (a 512 MiB bulk arriving in 64 KiB reads must be linear, not quadratic). On Ok(Some(_)) the state resets for the next request (caller splits off `len` bytes). `args` is cleared and filled (it is a reused Vec to avoid allocation).
+    /// Scans the request at the start of `buf`.
+    ///
+    /// `Ok(None)`: incomplete, state kept; call again later with the SAME bytes plus more
+    /// appended (`buf` always starts at the same request start until a request is returned).
+    /// Already-scanned bytes are not scanned again, so a 512 MiB bulk arriving in 64 KiB reads
+    /// costs linear time. On `Ok(Some(_))` the state resets for the next request (the caller
+    /// splits off `len` bytes).
     ///
     /// `args` is cleared when a request starts; while a request is incomplete it holds the
     /// ranges found so far and must be passed back unchanged. If it was changed, or `buf` is

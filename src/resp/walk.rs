@@ -171,7 +171,7 @@ impl ReplyWalker {
         self
     }
 
-    /// Finds the end of the reply at the start of buf. Ok(None) = incomplete, resumable exactly like the scanner (same bytes + more).
+    /// Finds the end of the reply at the start of `buf`; `Ok(None)` = incomplete.
     ///
     /// On `Ok(None)` call again with the same bytes plus more appended; if `buf` is shorter
     /// than last time the walk restarts from its first byte. On `Ok(Some(_))` or `Err` the

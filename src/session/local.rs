@@ -561,7 +561,17 @@ fn info(args: &ArgView<'_>, client: &ClientState, state: &ProxyState, out: &mut 
     encode::text(out, text.trim_end().as_bytes(), client.protocol);
 }
 
-fn info_text(args: &ArgView<'_>, state: &ProxyState) -> String {
+/// True when `INFO args` asks for the keyspace section (the default does).
+pub fn info_wants_keyspace(args: &ArgView<'_>) -> bool {
+    args.len() == 1
+        || args.iter().skip(1).any(|s| {
+            ["keyspace", "default", "all", "everything"]
+                .iter()
+                .any(|name| s.eq_ignore_ascii_case(name.as_bytes()))
+        })
+}
+
+pub fn info_text(args: &ArgView<'_>, state: &ProxyState) -> String {
     use std::fmt::Write;
     use std::sync::atomic::Ordering;
 

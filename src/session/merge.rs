@@ -77,6 +77,9 @@ pub enum Merge {
     /// keep the order they first appear in; databases are listed in ascending order. Other
     /// sections in a child's text are ignored.
     InfoKeyspace,
+    /// `INFO` with a keyspace section: slotgate's own sections (`local`, already text),
+    /// then the keyspace summed over every primary.
+    InfoWithKeyspace { local: Bytes },
 }
 
 impl Merge {
@@ -94,6 +97,7 @@ impl Merge {
             Merge::FirstNonNull => "RANDOMKEY",
             Merge::First => "the first reply",
             Merge::InfoKeyspace => "INFO keyspace",
+            Merge::InfoWithKeyspace { .. } => "INFO keyspace",
         }
     }
 }
@@ -139,6 +143,16 @@ pub fn merge(policy: &Merge, replies: &[Bytes], proto: Protocol) -> Bytes {
         Merge::FirstNonNull => first_non_null(replies, proto),
         Merge::First => first(replies),
         Merge::InfoKeyspace => info_keyspace(replies, proto),
+        Merge::InfoWithKeyspace { local } => match keyspace_section(replies) {
+            Some(keyspace) => {
+                let mut text = local.to_vec();
+                text.extend_from_slice(&keyspace);
+                let mut out = BytesMut::new();
+                encode::text(&mut out, trim_end(&text), proto);
+                Ok(out.freeze())
+            }
+            None => Err(Failure::Unexpected),
+        },
     };
     merged.unwrap_or_else(|failure| failure_reply(policy, failure))
 }
@@ -1424,4 +1438,13 @@ mod tests {
             }
         }
     }
+}
+
+/// `text` without trailing CR/LF, as Redis ends an INFO reply.
+fn trim_end(text: &[u8]) -> &[u8] {
+    let end = text
+        .iter()
+        .rposition(|&b| b != b'\r' && b != b'\n')
+        .map_or(0, |i| i + 1);
+    &text[..end]
 }

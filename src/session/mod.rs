@@ -92,6 +92,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
         closing: false,
         me: worker.state.client_list.get(id),
         buffered_reported: 0,
+        last_slot: None,
         read_hint: MIN_READ,
         worker,
     };
@@ -146,6 +147,8 @@ struct Session {
     dedicated: RefCell<Vec<Rc<Backend>>>,
     /// This client in the process-wide registry (`CLIENT LIST`).
     me: Option<std::sync::Arc<crate::clients::ClientEntry>>,
+    /// The slot of the last keyed command: where `WAIT` looks for this client's writes.
+    last_slot: Option<u16>,
     /// What this session last added to the buffered-bytes gauge.
     buffered_reported: usize,
     /// How much to read next: grows while reads fill the buffer, back to [`MIN_READ`]
@@ -317,6 +320,19 @@ impl Session {
         if let Some(me) = &self.me {
             me.touch(command, read_at);
         }
+        if self.client.protocol == encode::Protocol::Resp2
+            && self.subs.active()
+            && !matches!(
+                route,
+                Route::PubSub(_) | Route::Local(Local::Ping | Local::Quit | Local::Reset)
+            )
+        {
+            // RESP2 has no room for other replies in a subscription stream.
+            let name = String::from_utf8_lossy(args.get(0).unwrap_or_default()).to_lowercase();
+            return self.reply_rejected(&format!(
+                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ));
+        }
         if self.tx.is_some() && !matches!(route, Route::Transaction(_)) {
             self.queue_in_transaction(frame, route);
             return;
@@ -332,6 +348,17 @@ impl Session {
                     return self.send_push(&global, frame);
                 }
                 Target::AnyPrimary
+            }
+            Route::Local(Local::Info) if local::info_wants_keyspace(&args) => {
+                // slotgate's sections, then the keyspace summed over every primary.
+                WorkerStats::bump(&self.worker.stats.commands_local);
+                let text = local::info_text(&args, &self.worker.state);
+                let merge = merge::Merge::InfoWithKeyspace {
+                    local: Bytes::from(text),
+                };
+                let mut request = BytesMut::new();
+                encode::encode_command(&mut request, &[b"INFO", b"keyspace"]);
+                return self.fanout(request.freeze(), merge);
             }
             Route::Local(cmd) => {
                 WorkerStats::bump(&self.worker.stats.commands_local);
@@ -363,14 +390,20 @@ impl Session {
                 if args
                     .get(0)
                     .is_some_and(|n| n.eq_ignore_ascii_case(b"script"))
-                    && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"load"))
-                    && let Some(body) = args.get(2)
+                    && let Some(sub) = args.get(1)
                 {
-                    self.worker.state.scripts.remember(body);
+                    if sub.eq_ignore_ascii_case(b"load")
+                        && let Some(body) = args.get(2)
+                    {
+                        self.worker.state.scripts.remember(body);
+                    } else if sub.eq_ignore_ascii_case(b"flush") {
+                        self.worker.state.scripts.clear();
+                    }
                 }
                 return self.fanout(frame, merge);
             }
             Route::Scan => return self.scan(&frame),
+            Route::Blocking(None) => return self.wait(frame),
             Route::Blocking(slot) => {
                 let target = slot.map_or(Target::AnyPrimary, Target::Slot);
                 let mut entry = Entry::forwarded(frame, target);
@@ -382,7 +415,32 @@ impl Session {
             Route::Transaction(command) => return self.transaction(command, frame),
             Route::PubSub(command) => return self.pubsub(command, frame),
         };
+        if let Target::Slot(slot) = target {
+            self.last_slot = Some(slot);
+        }
         let seq = self.queue.push(Entry::forwarded(frame, target));
+        self.dispatch(seq, None);
+    }
+
+    /// `WAIT numreplicas timeout`: counts the replicas that have this client's writes.
+    ///
+    /// Redis measures that from the connection's own last write, but this client's writes
+    /// went over a shared connection and WAIT must not block one. So WAIT runs on a
+    /// connection of its own to the node of the client's last keyed command, right after a
+    /// tiny write there (a key that expires in 1 ms): the node replicates in order, so
+    /// replicas that acknowledge that write also hold every earlier one.
+    fn wait(&mut self, frame: Bytes) {
+        let slot = self.last_slot;
+        let tag = crate::slot::tag_for_slot(slot.unwrap_or(0));
+        let key = format!("__slotgate:wait:{{{tag}}}");
+        let mut request = BytesMut::new();
+        encode::encode_command(&mut request, &[b"SET", key.as_bytes(), b"", b"PX", b"1"]);
+        request.extend_from_slice(&frame);
+        let target = Target::Slot(slot.unwrap_or(0));
+        let mut entry = Entry::forwarded(request.freeze(), target);
+        entry.channel = Channel::Dedicated;
+        entry.swallow = 1;
+        let seq = self.queue.push(entry);
         self.dispatch(seq, None);
     }
 
@@ -652,6 +710,7 @@ impl Session {
                     break;
                 }
             }
+            self.queue.set_relay_backlog(self.subs.out_bytes);
         }
         if !write_buf.is_empty() {
             chunks.push(write_buf.split().freeze());

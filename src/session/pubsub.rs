@@ -292,7 +292,7 @@ impl Session {
     /// Takes what subscription connections delivered: tracks confirmations, hides those of
     /// re-subscriptions, re-subscribes what a node dropped, and queues the rest for the client.
     pub(super) fn handle_pushes(&mut self) {
-        if !self.queue.has_pushes() {
+        if !self.queue.has_pushes() && !self.queue.relay_overflowed() {
             return;
         }
         let mut frames = VecDeque::new();
@@ -300,6 +300,7 @@ impl Session {
         self.queue.take_pushes(&mut frames, &mut lost);
         for (conn, frame) in frames {
             if self.relay_decision(conn, &frame) {
+                let frame = self.with_client_count(frame);
                 self.subs.out_bytes += frame.len();
                 self.subs.out.push_back(frame);
             }
@@ -307,7 +308,8 @@ impl Session {
         for conn in lost {
             self.connection_lost(conn);
         }
-        if self.subs.out_bytes > PUBSUB_OUTPUT_LIMIT {
+        self.queue.set_relay_backlog(self.subs.out_bytes);
+        if self.subs.out_bytes > PUBSUB_OUTPUT_LIMIT || self.queue.relay_overflowed() {
             warn!(
                 client = self.client.id,
                 "subscriber too slow: output buffer limit reached; disconnecting"
@@ -315,6 +317,27 @@ impl Session {
             self.reading = false;
             self.closing = true;
         }
+    }
+
+    /// A shard-channel confirmation carries the count of one node's connection; the
+    /// client must see its own total over every node, as from a single Redis.
+    fn with_client_count(&self, frame: Bytes) -> Bytes {
+        let Some((kind, channel, Some(_))) = confirmation(&frame) else {
+            return frame;
+        };
+        if channel.is_empty() || (kind != b"ssubscribe" && kind != b"sunsubscribe") {
+            return frame;
+        }
+        let total: usize = self.subs.shards.iter().map(|s| s.channels.len()).sum();
+        let mut out = BytesMut::new();
+        match frame.first() {
+            Some(b'>') => out.extend_from_slice(b">3\r\n"),
+            _ => encode::array_header(&mut out, 3),
+        }
+        encode::bulk(&mut out, &kind);
+        encode::bulk(&mut out, &channel);
+        encode::integer(&mut out, total as i64);
+        out.freeze()
     }
 
     /// Updates the bookkeeping for one pushed frame; true when the client should see it.

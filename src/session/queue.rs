@@ -169,6 +169,11 @@ pub struct ReplyQueue {
     pushes: RefCell<VecDeque<(u64, Bytes)>>,
     /// Subscription connections that closed since the session last looked.
     lost: RefCell<Vec<u64>>,
+    /// Bytes of pushed frames not yet taken, plus what the session still holds to write.
+    relay_bytes: Cell<usize>,
+    relay_backlog: Cell<usize>,
+    /// The relay limit was exceeded: frames were dropped and the client must go.
+    relay_overflow: Cell<bool>,
     /// Label and read time given to every entry pushed, set per request by the session.
     stamp: Cell<Option<(CommandId, Instant)>>,
 }
@@ -219,7 +224,19 @@ impl ReplyQueue {
     /// Takes the frames pushed by subscription connections and the ids of those lost.
     pub fn take_pushes(&self, frames: &mut VecDeque<(u64, Bytes)>, lost: &mut Vec<u64>) {
         frames.append(&mut self.pushes.borrow_mut());
+        self.relay_bytes.set(0);
         lost.append(&mut self.lost.borrow_mut());
+    }
+
+    /// Tells the queue how many relayed bytes the session still has to write, so the
+    /// limit covers both sides.
+    pub fn set_relay_backlog(&self, bytes: usize) {
+        self.relay_backlog.set(bytes);
+    }
+
+    /// True once relayed frames were dropped because the client reads too slowly.
+    pub fn relay_overflowed(&self) -> bool {
+        self.relay_overflow.get()
     }
 
     /// True when subscription connections delivered something not yet taken.
@@ -367,9 +384,20 @@ impl ReplyQueue {
 
 impl ReplySink for ReplyQueue {
     fn push(&self, conn: u64, frame: Bytes) {
-        if self.closed.get() {
+        if self.closed.get() || self.relay_overflow.get() {
             return;
         }
+        // Checked as frames arrive, so a subscriber that never reads costs at most the
+        // limit, not the whole backlog.
+        let buffered = self.relay_bytes.get() + frame.len();
+        if buffered + self.relay_backlog.get() > super::pubsub::PUBSUB_OUTPUT_LIMIT {
+            self.relay_overflow.set(true);
+            self.pushes.borrow_mut().clear();
+            self.relay_bytes.set(0);
+            self.wake.notify_one();
+            return;
+        }
+        self.relay_bytes.set(buffered);
         self.pushes.borrow_mut().push_back((conn, frame));
         self.wake.notify_one();
     }
