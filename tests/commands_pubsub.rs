@@ -161,8 +161,19 @@ fn pubsub_delivers_aggregates_and_survives_topology_changes() {
     let reply = t.run("SUNSUBSCRIBE");
     let items = reply.items();
     assert_eq!(items[0], Reply::bulk("sunsubscribe"));
+    let second = t.next("second sunsubscribe");
+    // Redis leaves a client's shard channels in its own hash order, which no proxy can
+    // reproduce; what must hold is each channel once, with the remaining count falling.
+    assert_eq!(items[2], Reply::Int(1), "first bare SUNSUBSCRIBE count");
+    assert_eq!(
+        second.items()[2],
+        Reply::Int(0),
+        "second bare SUNSUBSCRIBE count"
+    );
+    t.differences
+        .retain(|d| !d.starts_with("SUNSUBSCRIBE:") && !d.starts_with("second sunsubscribe:"));
     let mut left = vec![items[1].str()];
-    left.push(t.next("second sunsubscribe").items()[1].str());
+    left.push(second.items()[1].str());
     left.sort();
     let mut expected = vec![shard_channels[0].clone(), shard_channels[2].clone()];
     expected.sort();

@@ -398,6 +398,9 @@ impl ReplySink for ReplyQueue {
             return;
         }
         self.relay_bytes.set(buffered);
+        // A copy, so a frame held for a slow reader does not pin the connection's whole
+        // read buffer: the limit then bounds memory, not just payload.
+        let frame = Bytes::copy_from_slice(&frame);
         self.pushes.borrow_mut().push_back((conn, frame));
         self.wake.notify_one();
     }
