@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use arc_swap::Cache;
 
-use crate::backend::Pool;
+use crate::backend::{Backend, Pool};
 use crate::commands::CommandTable;
 use crate::dns::Dns;
+use crate::resp::encode::Protocol;
 use crate::state::{ProxyState, WorkerStats};
 use crate::topology::Topology;
 
@@ -27,6 +28,17 @@ pub struct Worker {
     next_primary: Cell<usize>,
     /// The map generation the pool was last pruned for.
     pruned_generation: Cell<u64>,
+    /// Shared connections by shard index for the current map generation, per protocol.
+    by_shard: RefCell<ShardBackends>,
+}
+
+/// A cache in front of [`Pool::get`] for the request path: the shard index is known
+/// already, so a hit costs an index and an `Rc` clone.
+#[derive(Default)]
+struct ShardBackends {
+    generation: u64,
+    resp2: Vec<Option<Rc<Backend>>>,
+    resp3: Vec<Option<Rc<Backend>>>,
 }
 
 /// Lets an [`arc_swap::Cache`] borrow an `ArcSwap` inside the shared state.
@@ -67,6 +79,7 @@ impl Worker {
             commands: RefCell::new(commands),
             next_primary: Cell::new(index),
             pruned_generation: Cell::new(0),
+            by_shard: RefCell::default(),
         }
     }
 
@@ -85,6 +98,40 @@ impl Worker {
             self.pool.retain(&topology.endpoints());
         }
         f(topology)
+    }
+
+    /// The shared connection to the primary of shard `shard` of `topology`.
+    pub fn shared_backend(
+        &self,
+        topology: &Topology,
+        shard: usize,
+        protocol: Protocol,
+    ) -> Rc<Backend> {
+        let mut cache = self.by_shard.borrow_mut();
+        if cache.generation != topology.generation {
+            let shards = topology.shards().len();
+            *cache = ShardBackends {
+                generation: topology.generation,
+                resp2: vec![None; shards],
+                resp3: vec![None; shards],
+            };
+        }
+        let list = match protocol {
+            Protocol::Resp2 => &mut cache.resp2,
+            Protocol::Resp3 => &mut cache.resp3,
+        };
+        if let Some(Some(backend)) = list.get(shard)
+            && !backend.is_broken()
+        {
+            return backend.clone();
+        }
+        let backend = self
+            .pool
+            .get(&topology.shards()[shard].primary.endpoint, protocol);
+        if let Some(entry) = list.get_mut(shard) {
+            *entry = Some(backend.clone());
+        }
+        backend
     }
 
     /// Runs `f` on the current command table; see [`Self::with_topology`].

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use super::secret::Secret;
+
 /// slotgate: a cluster-aware Redis proxy.
 ///
 /// Clients talk to slotgate as to one standalone Redis server; slotgate routes every command
@@ -75,6 +77,26 @@ pub struct Cli {
     #[arg(long, env = "SLOTGATE_BACKEND_REPLY_TIMEOUT", value_name = "DURATION")]
     pub backend_reply_timeout: Option<String>,
 
+    /// User name slotgate authenticates as on every cluster node connection (AUTH user
+    /// password); needs backend-password or backend-password-file [default: none].
+    #[arg(long, env = "SLOTGATE_BACKEND_USER", value_name = "NAME")]
+    pub backend_user: Option<String>,
+
+    /// Password slotgate authenticates with on every cluster node connection; prefer
+    /// backend-password-file, since flags show in `ps` [default: none].
+    #[arg(
+        long,
+        env = "SLOTGATE_BACKEND_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub backend_password: Option<Secret>,
+
+    /// File holding the cluster nodes' password (one trailing newline is ignored), e.g. a
+    /// mounted Kubernetes Secret; re-read on reload [default: none].
+    #[arg(long, env = "SLOTGATE_BACKEND_PASSWORD_FILE", value_name = "FILE")]
+    pub backend_password_file: Option<String>,
+
     /// Close a client idle for this many seconds; 0 = never, as in redis.conf [default: 0].
     #[arg(long, env = "SLOTGATE_TIMEOUT", value_name = "SECONDS")]
     pub timeout: Option<String>,
@@ -104,6 +126,58 @@ pub struct Cli {
     /// [default: 1024].
     #[arg(long, env = "SLOTGATE_MAX_INFLIGHT_PER_CLIENT", value_name = "N")]
     pub max_inflight_per_client: Option<String>,
+
+    /// Password of the default user: clients must AUTH with it first, as in redis.conf;
+    /// prefer requirepass-file, since flags show in `ps` [default: none, no AUTH needed].
+    #[arg(
+        long,
+        env = "SLOTGATE_REQUIREPASS",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub requirepass: Option<Secret>,
+
+    /// File holding requirepass (one trailing newline is ignored), e.g. a mounted
+    /// Kubernetes Secret; re-read on reload [default: none].
+    #[arg(long, env = "SLOTGATE_REQUIREPASS_FILE", value_name = "FILE")]
+    pub requirepass_file: Option<String>,
+
+    /// A user in Redis ACL syntax, "alice on >password ~cache:* +@read"; repeat the flag
+    /// for more users; in the variable one user per line [default: none].
+    #[arg(
+        long,
+        env = "SLOTGATE_USERS",
+        value_name = "NAME RULES",
+        value_delimiter = '\n',
+        hide_env_values = true
+    )]
+    pub users: Option<Vec<Secret>>,
+
+    /// File of users as in a Redis ACL file, one "user alice on >password ..." per line;
+    /// re-read on reload [default: none].
+    #[arg(long, env = "SLOTGATE_USERS_FILE", value_name = "FILE")]
+    pub users_file: Option<String>,
+
+    /// Let FLUSHALL and FLUSHDB through (they empty every node of the cluster): true or
+    /// false; the flag alone means true [default: false].
+    #[arg(
+        long,
+        env = "SLOTGATE_ENABLE_FLUSH_COMMANDS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub enable_flush_commands: Option<String>,
+
+    /// Let DEBUG through: true or false; the flag alone means true [default: false].
+    #[arg(
+        long,
+        env = "SLOTGATE_ENABLE_DEBUG_COMMAND",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub enable_debug_command: Option<String>,
 
     /// Time between two periodic topology refreshes [default: 5s].
     #[arg(
@@ -190,5 +264,51 @@ mod tests {
         // --config and one flag per key (clap adds --help and --version later): nothing
         // that the key table, and so the docs, would miss.
         assert_eq!(command.get_arguments().count(), keys::ALL.len() + 1);
+    }
+
+    /// `--help` shows the variables of secret keys but never their values.
+    #[test]
+    fn secret_values_stay_out_of_help_and_debug() {
+        let command = Cli::command();
+        for key in [keys::REQUIREPASS, keys::USERS, keys::BACKEND_PASSWORD] {
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_long() == key.flag.strip_prefix("--"))
+                .unwrap();
+            assert!(arg.is_hide_env_values_set(), "{}", key.name);
+        }
+        let cli = Cli::try_parse_from([
+            "slotgate",
+            "--requirepass",
+            "hunter2",
+            "--backend-password",
+            "hunter3",
+            "--users",
+            "alice on >hunter4",
+        ])
+        .unwrap();
+        let debug = format!("{cli:?}");
+        for secret in ["hunter2", "hunter3", "hunter4"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+
+    #[test]
+    fn boolean_flags_take_an_optional_value() {
+        let cli = Cli::try_parse_from([
+            "slotgate",
+            "--enable-flush-commands",
+            "--enable-debug-command",
+            "false",
+        ])
+        .unwrap();
+        assert_eq!(cli.enable_flush_commands.as_deref(), Some("true"));
+        assert_eq!(cli.enable_debug_command.as_deref(), Some("false"));
+        let users = Cli::try_parse_from(["slotgate", "--users", "a on", "--users", "b off"])
+            .unwrap()
+            .users
+            .unwrap();
+        let users: Vec<&str> = users.iter().map(Secret::expose).collect();
+        assert_eq!(users, ["a on", "b off"]);
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! Keys take redis.conf names where Redis has the same setting (`timeout`, `maxclients`,
 //! `proto-max-bulk-len`, `client-query-buffer-limit`, `slowlog-log-slower-than`,
-//! `slowlog-max-len`), kebab-case otherwise. Never add a key
+//! `slowlog-max-len`, `requirepass`), kebab-case otherwise. Secret keys (`requirepass`,
+//! `users`, `backend-password`) each have a `-file` twin for mounted Kubernetes Secrets, and
+//! their values never appear in errors, `--help` or `Debug` output ([`super::Secret`]). Never add a key
 //! named `port` or `service-*`: Kubernetes injects `SLOTGATE_PORT` and
 //! `SLOTGATE_SERVICE_HOST` into pods when a Service is called `slotgate`.
 
@@ -44,6 +46,9 @@ keys! {
     LOG_FORMAT = "log-format", "LOG_FORMAT";
     BACKEND_CONNECT_TIMEOUT = "backend-connect-timeout", "BACKEND_CONNECT_TIMEOUT";
     BACKEND_REPLY_TIMEOUT = "backend-reply-timeout", "BACKEND_REPLY_TIMEOUT";
+    BACKEND_USER = "backend-user", "BACKEND_USER";
+    BACKEND_PASSWORD = "backend-password", "BACKEND_PASSWORD";
+    BACKEND_PASSWORD_FILE = "backend-password-file", "BACKEND_PASSWORD_FILE";
     TIMEOUT = "timeout", "TIMEOUT";
     MAXCLIENTS = "maxclients", "MAXCLIENTS";
     PROTO_MAX_BULK_LEN = "proto-max-bulk-len", "PROTO_MAX_BULK_LEN";
@@ -51,6 +56,12 @@ keys! {
     MAX_REQUEST_ARGS = "max-request-args", "MAX_REQUEST_ARGS";
     MAX_REPLY_DEPTH = "max-reply-depth", "MAX_REPLY_DEPTH";
     MAX_INFLIGHT_PER_CLIENT = "max-inflight-per-client", "MAX_INFLIGHT_PER_CLIENT";
+    REQUIREPASS = "requirepass", "REQUIREPASS";
+    REQUIREPASS_FILE = "requirepass-file", "REQUIREPASS_FILE";
+    USERS = "users", "USERS";
+    USERS_FILE = "users-file", "USERS_FILE";
+    ENABLE_FLUSH_COMMANDS = "enable-flush-commands", "ENABLE_FLUSH_COMMANDS";
+    ENABLE_DEBUG_COMMAND = "enable-debug-command", "ENABLE_DEBUG_COMMAND";
     TOPOLOGY_REFRESH_INTERVAL = "topology-refresh-interval", "TOPOLOGY_REFRESH_INTERVAL";
     TOPOLOGY_REFRESH_MIN_INTERVAL = "topology-refresh-min-interval", "TOPOLOGY_REFRESH_MIN_INTERVAL";
     MAX_REDIRECTS = "max-redirects", "MAX_REDIRECTS";

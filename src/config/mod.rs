@@ -22,6 +22,7 @@ mod error;
 mod hostport;
 pub mod keys;
 mod raw;
+mod secret;
 pub mod units;
 
 use std::net::SocketAddr;
@@ -33,6 +34,9 @@ pub use cli::Cli;
 pub use error::{ConfigError, Origin, Problem};
 pub use hostport::{HostPort, HostPortError};
 pub use keys::Key;
+pub use secret::Secret;
+
+use crate::acl::{PasswordHash, User};
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +60,8 @@ impl FromStr for LogFormat {
 }
 
 /// The validated configuration. Every value has passed its checks; see
-/// `docs/configuration.md` for each key's meaning, units and default.
+/// `docs/configuration.md` for each key's meaning, units and default. `Debug` shows no
+/// secret: passwords are [`Secret`]s or [`PasswordHash`]es, both printed as redacted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Address the client listeners bind (`listen`, default 127.0.0.1:6380); never port 0.
@@ -78,6 +83,13 @@ pub struct Config {
     pub backend_connect_timeout: Duration,
     /// Time a backend has to answer one command; more than zero.
     pub backend_reply_timeout: Duration,
+    /// User slotgate authenticates as on every backend connection (`AUTH user password`);
+    /// when set, `backend_password` is set too. `None`: `AUTH password` (the nodes'
+    /// default user) when a password is set, else no AUTH.
+    pub backend_user: Option<String>,
+    /// Password for backend connections, from `backend-password` or the file named by
+    /// `backend-password-file` (one trailing newline dropped); never empty.
+    pub backend_password: Option<Secret>,
     /// Idle client timeout; `Duration::ZERO` means never.
     pub timeout: Duration,
     /// Most client connections at once; at least 1.
@@ -92,6 +104,18 @@ pub struct Config {
     pub max_reply_depth: usize,
     /// Commands read from one client but not yet answered; reading pauses at this count.
     pub max_inflight_per_client: usize,
+    /// SHA-256 of the default user's password (`requirepass` or the file named by
+    /// `requirepass-file`); `None`: the default user is `nopass` unless `users` says
+    /// otherwise. The plaintext is not kept.
+    pub requirepass: Option<PasswordHash>,
+    /// Users from `users` then `users-file`, rules applied and passwords hashed; names are
+    /// unique. A `default` entry, if any, already includes `requirepass`.
+    /// [`crate::acl::Users::from_config`] turns these into the users sessions check.
+    pub users: Vec<User>,
+    /// Let FLUSHALL/FLUSHDB through (default false: refused, naming this key).
+    pub enable_flush_commands: bool,
+    /// Let DEBUG through (default false: refused, naming this key).
+    pub enable_debug_command: bool,
     /// Period of the background topology refresh; more than zero.
     pub topology_refresh_interval: Duration,
     /// Least time between two refreshes of any cause; more than zero, at most the interval.
@@ -157,6 +181,8 @@ impl Config {
             log_format: LogFormat::Human,
             backend_connect_timeout: build::DEFAULT_BACKEND_CONNECT_TIMEOUT,
             backend_reply_timeout: build::DEFAULT_BACKEND_REPLY_TIMEOUT,
+            backend_user: None,
+            backend_password: None,
             timeout: Duration::ZERO,
             maxclients: build::DEFAULT_MAXCLIENTS as usize,
             proto_max_bulk_len: build::DEFAULT_PROTO_MAX_BULK_LEN as usize,
@@ -164,6 +190,10 @@ impl Config {
             max_request_args: build::DEFAULT_MAX_REQUEST_ARGS as usize,
             max_reply_depth: build::DEFAULT_MAX_REPLY_DEPTH as usize,
             max_inflight_per_client: build::DEFAULT_MAX_INFLIGHT_PER_CLIENT as usize,
+            requirepass: None,
+            users: Vec::new(),
+            enable_flush_commands: false,
+            enable_debug_command: false,
             topology_refresh_interval: build::DEFAULT_TOPOLOGY_REFRESH_INTERVAL,
             topology_refresh_min_interval: build::DEFAULT_TOPOLOGY_REFRESH_MIN_INTERVAL,
             max_redirects: build::DEFAULT_MAX_REDIRECTS as u32,

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use super::error::ConfigError;
 use super::keys;
+use super::secret::Secret;
 
 /// One TOML document; every key optional, spelled as in [`super::keys`].
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -27,6 +28,9 @@ pub struct RawConfig {
     pub log_format: Option<String>,
     pub backend_connect_timeout: Option<Scalar>,
     pub backend_reply_timeout: Option<Scalar>,
+    pub backend_user: Option<String>,
+    pub backend_password: Option<Secret>,
+    pub backend_password_file: Option<String>,
     pub timeout: Option<Scalar>,
     pub maxclients: Option<Scalar>,
     pub proto_max_bulk_len: Option<Scalar>,
@@ -34,6 +38,12 @@ pub struct RawConfig {
     pub max_request_args: Option<Scalar>,
     pub max_reply_depth: Option<Scalar>,
     pub max_inflight_per_client: Option<Scalar>,
+    pub requirepass: Option<Secret>,
+    pub requirepass_file: Option<String>,
+    pub users: Option<Vec<Secret>>,
+    pub users_file: Option<String>,
+    pub enable_flush_commands: Option<bool>,
+    pub enable_debug_command: Option<bool>,
     pub topology_refresh_interval: Option<Scalar>,
     pub topology_refresh_min_interval: Option<Scalar>,
     pub max_redirects: Option<Scalar>,
@@ -206,8 +216,8 @@ mod tests {
             "{message}"
         );
 
-        let (_, _, message, unknown) = toml_failure("requirepass = \"hunter2\"\n");
-        assert_eq!(unknown.as_deref(), Some("requirepass"));
+        let (_, _, message, unknown) = toml_failure("masterauth = \"hunter2\"\n");
+        assert_eq!(unknown.as_deref(), Some("masterauth"));
         assert!(message.contains("docs/configuration.md"), "{message}");
         assert!(!message.contains("hunter2"));
     }
@@ -227,6 +237,34 @@ mod tests {
 
         let (line, _, _, unknown) = toml_failure("listen = \n");
         assert_eq!((line, unknown), (1, None));
+    }
+
+    /// A secret of the wrong type is refused without quoting it (serde's own message would:
+    /// "invalid type: integer `8675309`").
+    #[test]
+    fn secrets_of_the_wrong_type_are_not_quoted() {
+        for toml in [
+            "requirepass = 8675309\n",
+            "backend-password = 8675309.5\n",
+            "users = [8675309]\n",
+            "requirepass = [\"8675309\"]\n",
+        ] {
+            let (line, _, message, _) = toml_failure(toml);
+            assert_eq!(line, 1, "{toml}");
+            assert!(!message.contains("8675309"), "{toml}: {message}");
+            assert!(message.contains("must be a string"), "{toml}: {message}");
+        }
+        let raw = parse("requirepass = \"s3cret\"\nusers = [\"a on\"]\n", None).unwrap();
+        assert_eq!(raw.requirepass.as_ref().map(Secret::expose), Some("s3cret"));
+        assert!(!format!("{raw:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn booleans_are_toml_booleans() {
+        let raw = parse("enable-flush-commands = true\n", None).unwrap();
+        assert_eq!(raw.enable_flush_commands, Some(true));
+        let (_, _, message, _) = toml_failure("enable-debug-command = \"yes\"\n");
+        assert!(message.contains("bool"), "{message}");
     }
 
     #[test]

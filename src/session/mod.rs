@@ -492,15 +492,20 @@ impl Session {
         let (backend, asking) = match redirect {
             Some((node, asking)) => (open(&node), asking),
             None => {
-                let endpoint = self.worker.with_topology(|topo| {
+                let backend = self.worker.with_topology(|topo| {
                     let shard = match target {
                         Target::Slot(slot) => topo.shard_index(slot)?,
                         Target::AnyPrimary if topo.shards().is_empty() => return None,
                         Target::AnyPrimary => self.worker.pick_primary(topo.shards().len()),
                     };
-                    Some(topo.shards()[shard].primary.endpoint.clone())
+                    match channel {
+                        // The hot path: a cached handle, no hashing, no reference counts
+                        // shared with other threads.
+                        Channel::Shared => Some(self.worker.shared_backend(topo, shard, protocol)),
+                        _ => open(&topo.shards()[shard].primary.endpoint),
+                    }
                 });
-                (endpoint.as_ref().and_then(open), false)
+                (backend, false)
             }
         };
         let sink: Rc<dyn ReplySink> = self.queue.clone();
@@ -646,6 +651,7 @@ impl Session {
         let now = Instant::now();
         let deadline = self.worker.state.config().retry_deadline;
         let stats = &self.worker.stats;
+        let mut retry_at = None;
         self.queue.update(seq, |entry| {
             let give_up_at = *entry.retry_deadline.get_or_insert(now + deadline);
             if now >= give_up_at {
@@ -658,8 +664,13 @@ impl Session {
                 .saturating_mul(1 << entry.retries.min(8))
                 .min(MAX_BACKOFF);
             entry.retries += 1;
-            entry.state = EntryState::RetryAt((now + backoff).min(give_up_at));
+            let at = (now + backoff).min(give_up_at);
+            entry.state = EntryState::RetryAt(at);
+            retry_at = Some(at);
         });
+        if let Some(at) = retry_at {
+            self.queue.note_retry(at);
+        }
     }
 
     fn run_due_retries(&mut self) {

@@ -169,6 +169,8 @@ pub struct ReplyQueue {
     pushes: RefCell<VecDeque<(u64, Bytes)>>,
     /// Subscription connections that closed since the session last looked.
     lost: RefCell<Vec<u64>>,
+    /// No entry retries before this time (`None`: no entry is waiting to retry).
+    retry_hint: Cell<Option<Instant>>,
     /// Bytes of pushed frames not yet taken, plus what the session still holds to write.
     relay_bytes: Cell<usize>,
     relay_backlog: Cell<usize>,
@@ -348,29 +350,34 @@ impl ReplyQueue {
         inner.attention = 0;
     }
 
+    /// Records that some entry was put in `RetryAt(at)`, so [`Self::next_retry`] knows to
+    /// look: the common case, no retry at all, must not scan the queue on every turn.
+    pub fn note_retry(&self, at: Instant) {
+        let earliest = self.retry_hint.get().map_or(at, |hint| hint.min(at));
+        self.retry_hint.set(Some(earliest));
+    }
+
     /// The earliest `RetryAt` time, if any.
     pub fn next_retry(&self) -> Option<Instant> {
-        self.inner
-            .borrow()
-            .entries
-            .iter()
-            .filter_map(|e| match e.state {
-                EntryState::RetryAt(at) => Some(at),
-                _ => None,
-            })
-            .min()
+        self.retry_hint.get()
     }
 
     /// Sequence numbers of entries whose retry time has come; they turn `Waiting`.
     pub fn take_due_retries(&self, now: Instant, out: &mut Vec<u64>) {
         let mut inner = self.inner.borrow_mut();
         let head = inner.head_seq;
+        let mut later: Option<Instant> = None;
         for (i, entry) in inner.entries.iter_mut().enumerate() {
-            if matches!(entry.state, EntryState::RetryAt(at) if at <= now) {
-                entry.state = EntryState::Waiting;
-                out.push(head + i as u64);
+            match entry.state {
+                EntryState::RetryAt(at) if at <= now => {
+                    entry.state = EntryState::Waiting;
+                    out.push(head + i as u64);
+                }
+                EntryState::RetryAt(at) => later = Some(later.map_or(at, |l| l.min(at))),
+                _ => {}
             }
         }
+        self.retry_hint.set(later);
     }
 
     /// Runs `f` on the entry with sequence `seq`, if it is still queued.

@@ -1,0 +1,236 @@
+//! Steady-state allocations per forwarded command (issue 7: "no allocation per command in
+//! the steady state beyond frame buffers").
+//!
+//! This test binary installs a counting `#[global_allocator]` (every `alloc`,
+//! `alloc_zeroed` and `realloc` in the process is counted, then served by the system
+//! allocator), starts a real 3-primary cluster (`RedisCluster::start(3, 0)`) and runs
+//! slotgate in this process (`slotgate::server::run` on a current-thread tokio runtime on
+//! its own thread, one worker thread), so slotgate's allocations are this process's:
+//!
+//! ```text
+//!  test thread ──pipelined SET/GET──► slotgate worker (in-process) ──► 3 redis-server children
+//!       ▲  pre-built request bytes,        counted allocator sees          (not counted:
+//!       └─ replies into a pre-sized Vec    every allocation here           other processes)
+//! ```
+//!
+//! The client side allocates nothing while counting: requests are encoded before the
+//! window and replies land in a buffer sized beforehand. The topology refresh interval is
+//! raised to an hour so a periodic discovery round (which rightly allocates) cannot fall
+//! into the window. What remains is slotgate's per-request cost: 20k warm-up commands on
+//! one pipelined connection, then 20k counted ones in batches of [`BATCH`].
+//!
+//! The bound, [`MAX_ALLOCS_PER_COMMAND`] = 0.5 on average: buffers are allocated per read
+//! or write *batch* (a client read buffer, a backend write batch, a backend read), not per
+//! command. A batch of 100 commands fanned out to 3 nodes needs on the order of 10 such
+//! buffers, i.e. ~0.1 per command; 0.5 leaves room for buffer growth while still failing for
+//! anything that allocates once per command (a boxed request, an `Rc` per reply sink, a
+//! `Vec` per argument list, a `String` per metrics label...), which shows up as >= 1.
+
+// Blocking test code on the test thread: std's Instant is fine here (see tests/common).
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{RedisCluster, free_port};
+use slotgate::config::{Config, HostPort};
+use slotgate::server::RunOptions;
+
+/// Counts every allocation in the process, then defers to the system allocator.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's own arguments; the counters are
+// plain atomics and never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Commands per pipelined batch (half SET, half GET).
+const BATCH: usize = 100;
+/// Commands sent before counting starts, and commands counted.
+const WARMUP: usize = 20_000;
+const COUNTED: usize = 20_000;
+/// Most allocations per forwarded command on average; see the module docs for why.
+const MAX_ALLOCS_PER_COMMAND: f64 = 0.5;
+/// Keys the commands cycle over (spread over all three primaries).
+const KEYS: usize = 1000;
+const VALUE: &[u8] = b"vvvvvvvv";
+
+fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A batch of `BATCH` commands starting at key `first`: SET k, GET k, SET k+1, GET k+1 ...
+/// and the exact reply bytes it must produce (every key holds `VALUE` once SET ran).
+fn batch(first: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut request = Vec::new();
+    let mut reply = Vec::new();
+    for i in 0..BATCH / 2 {
+        let key = format!("alloc:{}", (first + i) % KEYS);
+        encode(&mut request, &[b"SET", key.as_bytes(), VALUE]);
+        encode(&mut request, &[b"GET", key.as_bytes()]);
+        reply.extend_from_slice(b"+OK\r\n");
+        reply.extend_from_slice(format!("${}\r\n", VALUE.len()).as_bytes());
+        reply.extend_from_slice(VALUE);
+        reply.extend_from_slice(b"\r\n");
+    }
+    (request, reply)
+}
+
+/// Starts slotgate in this process on its own thread, one worker, in front of `seeds`.
+fn start_slotgate(seeds: &str) -> SocketAddr {
+    let seeds: Vec<HostPort> = seeds
+        .split(',')
+        .map(|s| s.parse().expect("a seed parses as host:port"))
+        .collect();
+    let mut config = Config::with_seeds(seeds);
+    let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    config.listen = listen;
+    config.threads = 1;
+    config.log_level = "warn".into();
+    // Keep periodic discovery out of the counting window.
+    config.topology_refresh_interval = Duration::from_secs(3600);
+    std::thread::Builder::new()
+        .name("slotgate-main".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("build the runtime");
+            if let Err(e) = runtime.block_on(slotgate::server::run(config, RunOptions::default()))
+            {
+                panic!("slotgate stopped: {e}");
+            }
+        })
+        .expect("spawn slotgate's thread");
+    listen
+}
+
+/// Connects once slotgate listens and routes keyed commands.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(addr) {
+            stream.set_nodelay(true).expect("nodelay");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("read timeout");
+            let (request, expected) = batch(0);
+            let mut reply = vec![0; expected.len()];
+            if stream.write_all(&request).is_ok() && stream.read_exact(&mut reply).is_ok() {
+                assert_eq!(
+                    String::from_utf8_lossy(&reply),
+                    String::from_utf8_lossy(&expected),
+                    "slotgate's first replies are wrong"
+                );
+                return stream;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slotgate did not answer on {addr} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends `batches` (request, expected reply) pairs one after another, each written whole and
+/// its replies read whole, into `received` (pre-sized: no allocation here).
+fn run_batches(stream: &mut TcpStream, batches: &[(Vec<u8>, Vec<u8>)], received: &mut [u8]) {
+    let mut at = 0;
+    for (request, expected) in batches {
+        stream.write_all(request).expect("write a batch");
+        let end = at + expected.len();
+        stream
+            .read_exact(&mut received[at..end])
+            .expect("read a batch's replies");
+        at = end;
+    }
+}
+
+#[test]
+fn forwarding_does_not_allocate_per_command() {
+    let cluster = RedisCluster::start(3, 0);
+    let addr = start_slotgate(&cluster.seeds());
+    let mut stream = connect(addr);
+
+    let warmup: Vec<_> = (0..WARMUP / BATCH).map(|b| batch(b * BATCH / 2)).collect();
+    let counted: Vec<_> = (0..COUNTED / BATCH).map(|b| batch(b * BATCH / 2)).collect();
+    let expected: Vec<u8> = counted.iter().flat_map(|(_, r)| r.clone()).collect();
+    let mut received = vec![0u8; expected.len()];
+    let mut warm_received =
+        vec![0u8; warmup.iter().map(|(_, r)| r.len()).sum::<usize>()];
+
+    run_batches(&mut stream, &warmup, &mut warm_received);
+    // Let slotgate settle (timers fired, buffers shrunk) before counting.
+    std::thread::sleep(Duration::from_millis(200));
+
+    let allocs_before = ALLOCS.load(Ordering::SeqCst);
+    let bytes_before = ALLOC_BYTES.load(Ordering::SeqCst);
+    let started = Instant::now();
+    run_batches(&mut stream, &counted, &mut received);
+    let elapsed = started.elapsed();
+    let allocs = ALLOCS.load(Ordering::SeqCst) - allocs_before;
+    let bytes = ALLOC_BYTES.load(Ordering::SeqCst) - bytes_before;
+
+    assert!(
+        received == expected,
+        "slotgate's replies differ from the expected SET/GET replies"
+    );
+    let per_command = allocs as f64 / COUNTED as f64;
+    let per_batch = allocs as f64 / (COUNTED / BATCH) as f64;
+    eprintln!(
+        "alloc_steady_state: {allocs} allocations ({bytes} bytes) for {COUNTED} commands in \
+         batches of {BATCH} over {elapsed:?}: {per_command:.3} per command, {per_batch:.1} per \
+         batch, {:.0} bytes per command",
+        bytes as f64 / COUNTED as f64
+    );
+    assert!(
+        per_command < MAX_ALLOCS_PER_COMMAND,
+        "slotgate allocated {per_command:.3} times per forwarded command in the steady state \
+         ({allocs} allocations, {bytes} bytes, for {COUNTED} pipelined SET/GET commands in \
+         batches of {BATCH}: {per_batch:.1} per batch); the bound is {MAX_ALLOCS_PER_COMMAND} \
+         (buffers per read/write batch, nothing per command)"
+    );
+    drop(cluster);
+}
