@@ -155,6 +155,7 @@ else
     step "tests" cargo test --no-fail-fast --lib --bins --tests "$@"
 fi
 step "doctests" cargo test --doc
+step "kubernetes manifests (offline)" scripts/validate-k8s.sh
 
 log "summary:"
 printf '    %s\n' "${SUMMARY[@]}" >&2

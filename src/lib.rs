@@ -9,6 +9,7 @@
 //! observable and operable (`docs/operations.md`). `docs/architecture.md` draws the whole
 //! picture.
 
+pub mod acl;
 pub mod admin;
 pub mod backend;
 pub mod clients;

@@ -17,7 +17,9 @@
 //! window and replies land in a buffer sized beforehand. The topology refresh interval is
 //! raised to an hour so a periodic discovery round (which rightly allocates) cannot fall
 //! into the window. What remains is slotgate's per-request cost: 20k warm-up commands on
-//! one pipelined connection, then 20k counted ones in batches of [`BATCH`].
+//! one pipelined connection, then 20k counted ones in batches of [`BATCH`]; then 2k GETs
+//! one per round trip (warm-up) and 2k counted the same way, where every command is its own
+//! read and write batch.
 //!
 //! The bound, [`MAX_ALLOCS_PER_COMMAND`] = 0.5 on average: buffers are allocated per read
 //! or write *batch* (a client read buffer, a backend write batch, a backend read), not per
@@ -85,6 +87,8 @@ const BATCH: usize = 100;
 /// Commands sent before counting starts, and commands counted.
 const WARMUP: usize = 20_000;
 const COUNTED: usize = 20_000;
+/// Commands sent one per round trip, after as many warm-up ones.
+const SINGLES: usize = 2_000;
 /// Most allocations per forwarded command on average; see the module docs for why.
 const MAX_ALLOCS_PER_COMMAND: f64 = 0.5;
 /// Keys the commands cycle over (spread over all three primaries).
@@ -188,49 +192,90 @@ fn run_batches(stream: &mut TcpStream, batches: &[(Vec<u8>, Vec<u8>)], received:
     }
 }
 
+/// Allocations (count, bytes) made while `batches` run.
+fn count_allocs(
+    stream: &mut TcpStream,
+    batches: &[(Vec<u8>, Vec<u8>)],
+    received: &mut [u8],
+) -> (u64, u64) {
+    let allocs_before = ALLOCS.load(Ordering::SeqCst);
+    let bytes_before = ALLOC_BYTES.load(Ordering::SeqCst);
+    run_batches(stream, batches, received);
+    (
+        ALLOCS.load(Ordering::SeqCst) - allocs_before,
+        ALLOC_BYTES.load(Ordering::SeqCst) - bytes_before,
+    )
+}
+
+/// Expected replies of every batch, concatenated, and a buffer of that size for the actual ones.
+fn expected_and_buffer(batches: &[(Vec<u8>, Vec<u8>)]) -> (Vec<u8>, Vec<u8>) {
+    let expected: Vec<u8> = batches.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+    let received = vec![0u8; expected.len()];
+    (expected, received)
+}
+
+/// Checks one measured phase against [`MAX_ALLOCS_PER_COMMAND`] and prints its figures.
+fn check(phase: &str, commands: usize, per_batch: usize, (allocs, bytes): (u64, u64)) {
+    let per_command = allocs as f64 / commands as f64;
+    eprintln!(
+        "alloc_steady_state: {phase}: {allocs} allocations ({bytes} bytes) for {commands} \
+         commands, {per_batch} per write: {per_command:.3} allocations and {:.0} bytes per \
+         command",
+        bytes as f64 / commands as f64
+    );
+    assert!(
+        per_command < MAX_ALLOCS_PER_COMMAND,
+        "{phase}: slotgate allocated {per_command:.3} times per forwarded command in the \
+         steady state ({allocs} allocations, {bytes} bytes, for {commands} SET/GET commands \
+         sent {per_batch} per write); the bound is {MAX_ALLOCS_PER_COMMAND} (buffers per \
+         read/write batch, nothing per command)"
+    );
+}
+
 #[test]
 fn forwarding_does_not_allocate_per_command() {
     let cluster = RedisCluster::start(3, 0);
     let addr = start_slotgate(&cluster.seeds());
     let mut stream = connect(addr);
 
+    // Pipelined: batches of BATCH commands.
     let warmup: Vec<_> = (0..WARMUP / BATCH).map(|b| batch(b * BATCH / 2)).collect();
     let counted: Vec<_> = (0..COUNTED / BATCH).map(|b| batch(b * BATCH / 2)).collect();
-    let expected: Vec<u8> = counted.iter().flat_map(|(_, r)| r.clone()).collect();
-    let mut received = vec![0u8; expected.len()];
-    let mut warm_received =
-        vec![0u8; warmup.iter().map(|(_, r)| r.len()).sum::<usize>()];
-
+    let (_, mut warm_received) = expected_and_buffer(&warmup);
+    let (expected, mut received) = expected_and_buffer(&counted);
     run_batches(&mut stream, &warmup, &mut warm_received);
     // Let slotgate settle (timers fired, buffers shrunk) before counting.
     std::thread::sleep(Duration::from_millis(200));
-
-    let allocs_before = ALLOCS.load(Ordering::SeqCst);
-    let bytes_before = ALLOC_BYTES.load(Ordering::SeqCst);
-    let started = Instant::now();
-    run_batches(&mut stream, &counted, &mut received);
-    let elapsed = started.elapsed();
-    let allocs = ALLOCS.load(Ordering::SeqCst) - allocs_before;
-    let bytes = ALLOC_BYTES.load(Ordering::SeqCst) - bytes_before;
-
+    let pipelined = count_allocs(&mut stream, &counted, &mut received);
     assert!(
         received == expected,
         "slotgate's replies differ from the expected SET/GET replies"
     );
-    let per_command = allocs as f64 / COUNTED as f64;
-    let per_batch = allocs as f64 / (COUNTED / BATCH) as f64;
-    eprintln!(
-        "alloc_steady_state: {allocs} allocations ({bytes} bytes) for {COUNTED} commands in \
-         batches of {BATCH} over {elapsed:?}: {per_command:.3} per command, {per_batch:.1} per \
-         batch, {:.0} bytes per command",
-        bytes as f64 / COUNTED as f64
-    );
+
+    // One command per round trip (pipeline depth 1): every command is its own read batch,
+    // so a buffer allocated per read would show here as >= 1 per command.
+    let singles: Vec<_> = (0..2 * SINGLES)
+        .map(|i| {
+            let key = format!("alloc:{}", i % KEYS);
+            let mut request = Vec::new();
+            encode(&mut request, &[b"GET", key.as_bytes()]);
+            let mut reply = format!("${}\r\n", VALUE.len()).into_bytes();
+            reply.extend_from_slice(VALUE);
+            reply.extend_from_slice(b"\r\n");
+            (request, reply)
+        })
+        .collect();
+    let (warm, counted) = singles.split_at(SINGLES);
+    let (_, mut warm_received) = expected_and_buffer(warm);
+    let (expected, mut received) = expected_and_buffer(counted);
+    run_batches(&mut stream, warm, &mut warm_received);
+    let one_by_one = count_allocs(&mut stream, counted, &mut received);
     assert!(
-        per_command < MAX_ALLOCS_PER_COMMAND,
-        "slotgate allocated {per_command:.3} times per forwarded command in the steady state \
-         ({allocs} allocations, {bytes} bytes, for {COUNTED} pipelined SET/GET commands in \
-         batches of {BATCH}: {per_batch:.1} per batch); the bound is {MAX_ALLOCS_PER_COMMAND} \
-         (buffers per read/write batch, nothing per command)"
+        received == expected,
+        "slotgate's replies differ from the expected GET replies"
     );
+
+    check("pipelined", COUNTED, BATCH, pipelined);
+    check("one per round trip", SINGLES, 1, one_by_one);
     drop(cluster);
 }

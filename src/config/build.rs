@@ -20,8 +20,10 @@ use super::error::{Origin, Problem};
 use super::hostport::HostPort;
 use super::keys::{self, Key};
 use super::raw::{RawConfig, Scalar};
+use super::secret::Secret;
 use super::units::{self, GB, MB};
 use super::{Config, LogFormat};
+use crate::acl::{self, PasswordHash, User};
 
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 6380);
@@ -196,6 +198,52 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         DEFAULT_MAX_INFLIGHT_PER_CLIENT,
         |v| integer(v, MAX_INFLIGHT_PER_CLIENT),
     );
+    let backend_user_input = pick_text(&cli.backend_user, raw.backend_user);
+    let backend_user_origin = origin_of(&backend_user_input);
+    let backend_user = c.check(keys::BACKEND_USER, backend_user_input, None, |text| {
+        parse_user_name(&text).map(Some)
+    });
+    let backend_password = c.secret(
+        (keys::BACKEND_PASSWORD, pick_secret(&cli.backend_password, raw.backend_password)),
+        (
+            keys::BACKEND_PASSWORD_FILE,
+            pick_text(&cli.backend_password_file, raw.backend_password_file),
+        ),
+    );
+    if let (Some(Some(_)), Some(None)) = (&backend_user, &backend_password) {
+        c.report(
+            keys::BACKEND_USER,
+            backend_user_origin,
+            "needs backend-password or backend-password-file: AUTH takes a user and a password",
+        );
+    }
+    let requirepass = c
+        .secret(
+            (keys::REQUIREPASS, pick_secret(&cli.requirepass, raw.requirepass)),
+            (
+                keys::REQUIREPASS_FILE,
+                pick_text(&cli.requirepass_file, raw.requirepass_file),
+            ),
+        )
+        // Hashed at once; the plaintext goes no further.
+        .map(|secret| secret.map(|s| PasswordHash::of(s.expose().as_bytes())));
+    let users = c.users(
+        pick_secret_list(&cli.users, raw.users),
+        pick_text(&cli.users_file, raw.users_file),
+        requirepass.flatten(),
+    );
+    let enable_flush_commands = c.check(
+        keys::ENABLE_FLUSH_COMMANDS,
+        pick_bool(&cli.enable_flush_commands, raw.enable_flush_commands),
+        false,
+        |text| parse_bool(&text),
+    );
+    let enable_debug_command = c.check(
+        keys::ENABLE_DEBUG_COMMAND,
+        pick_bool(&cli.enable_debug_command, raw.enable_debug_command),
+        false,
+        |text| parse_bool(&text),
+    );
     let refresh_input = pick_scalar(
         &cli.topology_refresh_interval,
         raw.topology_refresh_interval,
@@ -290,6 +338,8 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             log_format: log_format?,
             backend_connect_timeout: backend_connect_timeout?,
             backend_reply_timeout: backend_reply_timeout?,
+            backend_user: backend_user?,
+            backend_password: backend_password?,
             timeout: timeout?,
             maxclients: to_usize(maxclients?),
             proto_max_bulk_len: to_usize(proto_max_bulk_len?),
@@ -297,6 +347,10 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             max_request_args: to_usize(max_request_args?),
             max_reply_depth: to_usize(max_reply_depth?),
             max_inflight_per_client: to_usize(max_inflight_per_client?),
+            requirepass: requirepass?,
+            users: users?,
+            enable_flush_commands: enable_flush_commands?,
+            enable_debug_command: enable_debug_command?,
             topology_refresh_interval: topology_refresh_interval?,
             topology_refresh_min_interval: topology_refresh_min_interval?,
             max_redirects: u32::try_from(max_redirects?).ok()?,
@@ -365,6 +419,31 @@ fn pick_scalar(cli: &Option<String>, file: Option<Scalar>) -> Option<Sourced<Sca
         Some(text) => Some(Sourced::new(Scalar::Text(text), Origin::CommandLine)),
         None => file.map(|value| Sourced::new(value, Origin::File)),
     }
+}
+
+fn pick_secret(cli: &Option<Secret>, file: Option<Secret>) -> Option<Sourced<Secret>> {
+    match cli.as_ref().filter(|secret| !secret.is_blank()) {
+        Some(secret) => Some(Sourced::new(secret.clone(), Origin::CommandLine)),
+        None => file.map(|secret| Sourced::new(secret, Origin::File)),
+    }
+}
+
+fn pick_secret_list(
+    cli: &Option<Vec<Secret>>,
+    file: Option<Vec<Secret>>,
+) -> Option<Sourced<Vec<Secret>>> {
+    let cli = cli
+        .as_ref()
+        .filter(|list| list.iter().any(|entry| !entry.is_blank()));
+    match cli {
+        Some(list) => Some(Sourced::new(list.clone(), Origin::CommandLine)),
+        None => file.map(|list| Sourced::new(list, Origin::File)),
+    }
+}
+
+/// A boolean as text: the flag's or variable's own, or the file's TOML boolean.
+fn pick_bool(cli: &Option<String>, file: Option<bool>) -> Option<Sourced<String>> {
+    pick_text(cli, file.map(|value| value.to_string()))
 }
 
 fn pick_list(cli: &Option<Vec<String>>, file: Option<Vec<String>>) -> Option<Sourced<Vec<String>>> {
@@ -438,6 +517,101 @@ impl Checker {
             }
         }
         all_valid.then_some(seeds)
+    }
+
+    /// A secret given directly or as a file (`requirepass` / `requirepass-file`, ...): at
+    /// most one of the two; a file is read, with one trailing newline dropped. Never
+    /// quotes the secret. `Some(None)` when neither is set.
+    fn secret(
+        &mut self,
+        (key, value): (Key, Option<Sourced<Secret>>),
+        (file_key, file): (Key, Option<Sourced<String>>),
+    ) -> Option<Option<Secret>> {
+        match (value, file) {
+            (None, None) => Some(None),
+            (Some(_), Some(file)) => {
+                let message = format!(
+                    "set only one of {} and {}: both give the same password",
+                    key.name, file_key.name
+                );
+                self.report(file_key, file.origin, message);
+                None
+            }
+            (Some(Sourced { value, origin }), None) => {
+                if value.is_blank() {
+                    let message = "empty: remove the key for no password (an empty password                                    is refused rather than taken as none)";
+                    self.report(key, origin, message);
+                    return None;
+                }
+                Some(Some(value))
+            }
+            (None, Some(Sourced { value, origin })) => match read_secret_file(&value) {
+                Ok(secret) => Some(Some(secret)),
+                Err(message) => {
+                    self.report(file_key, origin, message);
+                    None
+                }
+            },
+        }
+    }
+
+    /// `users` entries, then `users-file` lines, parsed into users (passwords hashed). Each
+    /// bad entry or line is its own problem; a user defined twice is a problem on the
+    /// second definition's key.
+    fn users(
+        &mut self,
+        lines: Option<Sourced<Vec<Secret>>>,
+        file: Option<Sourced<String>>,
+        requirepass: Option<PasswordHash>,
+    ) -> Option<Vec<User>> {
+        let before = self.problems.len();
+        let mut users: Vec<(User, Key, Origin)> = Vec::new();
+        if let Some(Sourced { value, origin }) = lines {
+            for (index, line) in value.iter().enumerate() {
+                if line.is_blank() {
+                    continue;
+                }
+                match acl::parse_user(line.expose(), requirepass) {
+                    Ok(user) => users.push((user, keys::USERS, origin)),
+                    Err(e) => {
+                        let message = format!("entry {}: {e}", index + 1);
+                        self.report(keys::USERS, origin, message);
+                    }
+                }
+            }
+        }
+        if let Some(Sourced { value, origin }) = file {
+            let path = value.trim();
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let (parsed, problems) = acl::parse_acl_file(&text, requirepass);
+                    for problem in problems {
+                        self.report(keys::USERS_FILE, origin, format!("{path}: {problem}"));
+                    }
+                    users.extend(
+                        parsed
+                            .into_iter()
+                            .map(|user| (user, keys::USERS_FILE, origin)),
+                    );
+                }
+                Err(e) => {
+                    self.report(keys::USERS_FILE, origin, format!("cannot read {path}: {e}"));
+                }
+            }
+        }
+        let mut unique: Vec<User> = Vec::with_capacity(users.len());
+        for (user, key, origin) in users {
+            if unique.iter().any(|u| u.name() == user.name()) {
+                let message = format!(
+                    "user `{}` is defined twice (in users and users-file together)",
+                    user.name()
+                );
+                self.report(key, origin, message);
+            } else {
+                unique.push(user);
+            }
+        }
+        (self.problems.len() == before).then_some(unique)
     }
 
     /// A request carrying one argument of the largest allowed size, plus its framing, must
@@ -623,6 +797,39 @@ fn seconds(value: Scalar) -> Result<Duration, String> {
         })?,
     };
     at_most_a_year(Duration::from_secs(secs))
+}
+
+/// A secret from a file (a mounted Kubernetes Secret): the whole content but one trailing
+/// newline (`\n` or `\r\n`), as `kubectl create secret --from-file` or `echo` leave it.
+fn read_secret_file(path: &str) -> Result<Secret, String> {
+    let path = path.trim();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if text.is_empty() {
+        return Err(format!("{path} is empty"));
+    }
+    Ok(Secret::new(text))
+}
+
+/// A Redis user name for backend AUTH: one word.
+fn parse_user_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{text:?} is not a user name: one word, no spaces"));
+    }
+    Ok(name.to_owned())
+}
+
+/// `true`/`false`, also `yes`/`no` as in redis.conf, any case.
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(format!("{text:?} is not a boolean: use true or false")),
+    }
 }
 
 /// An IP and port to bind; a host name is refused because binding needs an address.
