@@ -141,8 +141,7 @@ fn start_slotgate(seeds: &str) -> SocketAddr {
                 .enable_all()
                 .build()
                 .expect("build the runtime");
-            if let Err(e) = runtime.block_on(slotgate::server::run(config, RunOptions::default()))
-            {
+            if let Err(e) = runtime.block_on(slotgate::server::run(config, RunOptions::default())) {
                 panic!("slotgate stopped: {e}");
             }
         })
@@ -209,7 +208,10 @@ fn count_allocs(
 
 /// Expected replies of every batch, concatenated, and a buffer of that size for the actual ones.
 fn expected_and_buffer(batches: &[(Vec<u8>, Vec<u8>)]) -> (Vec<u8>, Vec<u8>) {
-    let expected: Vec<u8> = batches.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+    let expected: Vec<u8> = batches
+        .iter()
+        .flat_map(|(_, r)| r.iter().copied())
+        .collect();
     let received = vec![0u8; expected.len()];
     (expected, received)
 }
@@ -226,7 +228,7 @@ fn check(phase: &str, commands: usize, per_batch: usize, (allocs, bytes): (u64, 
     assert!(
         per_command < MAX_ALLOCS_PER_COMMAND,
         "{phase}: slotgate allocated {per_command:.3} times per forwarded command in the \
-         steady state ({allocs} allocations, {bytes} bytes, for {commands} SET/GET commands \
+         steady state ({allocs} allocations, {bytes} bytes, for {commands} commands \
          sent {per_batch} per write); the bound is {MAX_ALLOCS_PER_COMMAND} (buffers per \
          read/write batch, nothing per command)"
     );

@@ -87,6 +87,12 @@ fn defaults() {
     assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
     assert_eq!(config.slowlog_log_slower_than, 10_000);
     assert_eq!(config.slowlog_max_len, 128);
+    assert_eq!(config.requirepass, None);
+    assert!(config.users.is_empty());
+    assert!(!config.enable_flush_commands);
+    assert!(!config.enable_debug_command);
+    assert_eq!(config.backend_user, None);
+    assert_eq!(config.backend_password, None);
     assert_eq!(config.config_file, None);
 }
 
@@ -757,4 +763,233 @@ fn negative_slowlog_threshold_parses_as_a_flag() {
     ])
     .unwrap();
     assert_eq!(cli.slowlog_log_slower_than.as_deref(), Some("-1"));
+}
+
+// --- Security keys ------------------------------------------------------------------------
+
+/// Writes `content` to a new file in `dir` and returns its path as text.
+fn write_file(dir: &tempfile::TempDir, name: &str, content: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn requirepass_is_hashed() {
+    let config = assert_valid(r#"requirepass = "s3cret""#);
+    assert_eq!(
+        config.requirepass,
+        Some(crate::acl::PasswordHash::of(b"s3cret"))
+    );
+    let cli = Cli {
+        requirepass: Some("fromflag".into()),
+        ..cli_with_seeds(&["a:1"])
+    };
+    let config = Config::from_parts(&cli, Some(r#"requirepass = "fromfile""#)).unwrap();
+    assert_eq!(
+        config.requirepass,
+        Some(crate::acl::PasswordHash::of(b"fromflag"))
+    );
+    // A blank flag or variable counts as unset; an empty value in the file is refused.
+    let blank = Cli {
+        requirepass: Some("  ".into()),
+        ..cli_with_seeds(&["a:1"])
+    };
+    assert_eq!(Config::from_parts(&blank, None).unwrap().requirepass, None);
+    assert_problem(r#"requirepass = """#, "requirepass", "empty");
+}
+
+#[test]
+fn password_files_lose_one_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    for (content, password) in [
+        ("s3cret\n", "s3cret"),
+        ("s3cret\r\n", "s3cret"),
+        ("s3cret", "s3cret"),
+        ("s3cret\n\n", "s3cret\n"),
+        (" spaced out \n", " spaced out "),
+    ] {
+        let path = write_file(&dir, "pass", content);
+        let config = assert_valid(&format!("requirepass-file = {path:?}"));
+        assert_eq!(
+            config.requirepass,
+            Some(crate::acl::PasswordHash::of(password.as_bytes())),
+            "{content:?}"
+        );
+        let config = assert_valid(&format!("backend-password-file = {path:?}"));
+        assert_eq!(
+            config.backend_password.as_ref().map(Secret::expose),
+            Some(password),
+            "{content:?}"
+        );
+    }
+    let empty = write_file(&dir, "empty", "\n");
+    assert_problem(
+        &format!("requirepass-file = {empty:?}"),
+        "requirepass-file",
+        "is empty",
+    );
+    let missing = dir.path().join("missing").display().to_string();
+    assert_problem(
+        &format!("backend-password-file = {missing:?}"),
+        "backend-password-file",
+        "cannot read",
+    );
+}
+
+#[test]
+fn a_password_and_its_file_are_exclusive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(&dir, "pass", "x\n");
+    assert_problem(
+        &format!("requirepass = \"hunter2\"\nrequirepass-file = {path:?}"),
+        "requirepass-file",
+        "set only one of requirepass and requirepass-file",
+    );
+    assert_problem(
+        &format!("backend-password = \"hunter2\"\nbackend-password-file = {path:?}"),
+        "backend-password-file",
+        "set only one of backend-password and backend-password-file",
+    );
+}
+
+#[test]
+fn backend_credentials() {
+    let config = assert_valid(
+        r#"backend-user = "slotgate"
+        backend-password = "hunter2""#,
+    );
+    assert_eq!(config.backend_user.as_deref(), Some("slotgate"));
+    assert_eq!(
+        config.backend_password.as_ref().map(Secret::expose),
+        Some("hunter2")
+    );
+    let password_only = assert_valid(r#"backend-password = "hunter2""#);
+    assert_eq!(password_only.backend_user, None);
+    assert_problem(
+        r#"backend-user = "slotgate""#,
+        "backend-user",
+        "needs backend-password or backend-password-file",
+    );
+    assert_problem(
+        r#"backend-user = "two words"
+        backend-password = "x""#,
+        "backend-user",
+        "not a user name",
+    );
+    assert_problem(r#"backend-password = """#, "backend-password", "empty");
+}
+
+#[test]
+fn users_from_the_array_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        &dir,
+        "users.acl",
+        "# ACL file\nuser bob on #5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8 allkeys allcommands\n",
+    );
+    let config = assert_valid(&format!(
+        r#"requirepass = "s3cret"
+        users = ["alice on >a ~cache:* +@read", "ci on nopass ~* +get +set", "default -flushall"]
+        users-file = {file:?}"#
+    ));
+    let names: Vec<&str> = config.users.iter().map(|u| u.name()).collect();
+    assert_eq!(names, ["alice", "ci", "default", "bob"]);
+    let users = crate::acl::Users::from_config(&config).unwrap();
+    assert!(users.authenticate(Some(b"bob"), b"password").is_ok());
+    assert!(users.authenticate(Some(b"alice"), b"a").is_ok());
+    // The default user's line started from requirepass.
+    assert!(users.authenticate(None, b"s3cret").is_ok());
+
+    // Flags: one user per flag (or per line of the variable), over the file's array.
+    let cli = Cli {
+        users: Some(vec!["carol on >c +@all ~*".into(), "".into()]),
+        ..cli_with_seeds(&["a:1"])
+    };
+    let config = Config::from_parts(&cli, Some(r#"users = ["alice on"]"#)).unwrap();
+    let names: Vec<&str> = config.users.iter().map(|u| u.name()).collect();
+    assert_eq!(names, ["carol"]);
+}
+
+#[test]
+fn user_problems_name_the_entry_and_hide_passwords() {
+    let found = problems(from_toml(
+        r#"users = ["alice on >hunter2 +nosuch", "bob on hunter2", "carol on"]"#,
+    ));
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found.iter().all(|p| p.key == keys::USERS));
+    assert_eq!(
+        found[0].message,
+        "entry 1: user `alice`, rule 3 `+nosuch`: unknown command `nosuch` (module commands, \
+         named with a dot such as json.get, are accepted as written)"
+    );
+    assert!(found[1].message.starts_with("entry 2: user `bob`, rule 2 (not shown"));
+    let text = ConfigError::Invalid(found).to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "users.acl", "user alice on\nuser dave on <hunter2\n");
+    let found = problems(from_toml(&format!(
+        r#"users = ["alice off"]
+        users-file = {file:?}"#
+    )));
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!(found[0].key, keys::USERS_FILE);
+    assert!(
+        found[0].message.ends_with(
+            "line 2: user `dave`, rule 2 `<(redacted)`: removes a password the user does not have"
+        ),
+        "{}",
+        found[0].message
+    );
+    assert_eq!(found[1].key, keys::USERS_FILE);
+    assert_eq!(
+        found[1].message,
+        "user `alice` is defined twice (in users and users-file together)"
+    );
+    assert_problem(
+        &format!("users-file = {:?}", dir.path().join("nope").display().to_string()),
+        "users-file",
+        "cannot read",
+    );
+}
+
+#[test]
+fn config_debug_redacts_secrets() {
+    let config = assert_valid(
+        r#"requirepass = "hunter2"
+        users = ["alice on >hunter3 +@all ~*"]
+        backend-user = "slotgate"
+        backend-password = "hunter4""#,
+    );
+    let debug = format!("{config:?}");
+    for secret in ["hunter2", "hunter3", "hunter4"] {
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    assert!(debug.contains("(redacted)"), "{debug}");
+    assert!(debug.contains("slotgate"), "{debug}");
+}
+
+#[test]
+fn dangerous_command_switches() {
+    let config = assert_valid(
+        "enable-flush-commands = true
+        enable-debug-command = false",
+    );
+    assert!(config.enable_flush_commands && !config.enable_debug_command);
+    for (text, value) in [("true", true), ("YES", true), ("false", false), ("no", false)] {
+        let cli = Cli {
+            enable_debug_command: Some(text.into()),
+            ..cli_with_seeds(&["a:1"])
+        };
+        let config = Config::from_parts(&cli, Some("enable-debug-command = true")).unwrap();
+        assert_eq!(config.enable_debug_command, value, "{text}");
+    }
+    let cli = Cli {
+        enable_flush_commands: Some("maybe".into()),
+        ..cli_with_seeds(&["a:1"])
+    };
+    let found = problems(Config::from_parts(&cli, None));
+    assert_eq!(found[0].key, keys::ENABLE_FLUSH_COMMANDS);
+    assert!(found[0].message.contains("not a boolean"));
 }
