@@ -135,7 +135,7 @@ for target in "${targets[@]}"; do
     fi
     verdict=ok
     if [[ -n $new ]]; then
-        verdict="FOUND $(echo "$new" | wc -l): $(echo $new)"
+        verdict="FOUND $(echo "$new" | wc -l): ${new//$'\n'/ }"
         failed=1
     elif [[ $status -ne 0 ]]; then
         verdict="FAILED (exit $status)"

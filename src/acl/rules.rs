@@ -117,7 +117,7 @@ pub fn parse_acl_file(text: &str, requirepass: Option<PasswordHash>) -> (Vec<Use
             continue;
         }
         let rest = match trimmed.split_once(|c: char| c.is_ascii_whitespace()) {
-            Some((keyword, rest)) if keyword == "user" => rest,
+            Some(("user", rest)) => rest,
             _ => {
                 // The line is not shown: it may hold a password.
                 problems.push(format!(
@@ -142,7 +142,9 @@ fn check_name(name: &str) -> Result<(), RuleError> {
         rule: None,
         message,
     };
-    if name.starts_with(['>', '<', '#', '!', '~', '%', '&', '+', '-', '@', '(', '"', '\'']) {
+    if name.starts_with([
+        '>', '<', '#', '!', '~', '%', '&', '+', '-', '@', '(', '"', '\'',
+    ]) {
         return Err(error(
             "the line must start with the user name; it starts with a rule (not shown, in \
              case it is a password)"
@@ -157,7 +159,9 @@ fn check_name(name: &str) -> Result<(), RuleError> {
         ));
     }
     if name.chars().any(|c| c.is_control()) {
-        return Err(error("the user name contains control characters".to_owned()));
+        return Err(error(
+            "the user name contains control characters".to_owned(),
+        ));
     }
     Ok(())
 }

@@ -339,7 +339,10 @@ fn channel_rules() {
     // Accepted: channels are not restricted anyway.
     user("a &* allchannels");
     let error = rule_error("a &news:*");
-    assert!(error.contains("does not restrict pub/sub channels"), "{error}");
+    assert!(
+        error.contains("does not restrict pub/sub channels"),
+        "{error}"
+    );
     assert!(rule_error("a resetchannels").contains("-@pubsub"));
 }
 
@@ -419,11 +422,17 @@ fn debug_output_never_shows_passwords_or_hashes() {
 
     let config = config_with(&["alice on >hunter2 +@all"], Some("hunter3"));
     let debug = format!("{config:?}");
-    assert!(!debug.contains("hunter2") && !debug.contains("hunter3"), "{debug}");
+    assert!(
+        !debug.contains("hunter2") && !debug.contains("hunter3"),
+        "{debug}"
+    );
     let all = Users::from_config(&config).unwrap();
     let debug = format!("{all:?}");
     assert!(!debug.contains("hunter"), "{debug}");
-    assert!(debug.contains("alice") && debug.contains("default"), "{debug}");
+    assert!(
+        debug.contains("alice") && debug.contains("default"),
+        "{debug}"
+    );
 }
 
 // --- ACL files --------------------------------------------------------------------------
@@ -620,11 +629,15 @@ fn flush_and_debug_are_refused_by_default() {
     let mut config = config_with(&[], None);
     assert_eq!(
         dangerous_refusal(b"flushall", None, &config),
-        Some("ERR slotgate refuses FLUSHALL by default: set enable-flush-commands = true to allow it")
+        Some(
+            "ERR slotgate refuses FLUSHALL by default: set enable-flush-commands = true to allow it"
+        )
     );
     assert_eq!(
         dangerous_refusal(b"flushdb", Some(b"async"), &config),
-        Some("ERR slotgate refuses FLUSHDB by default: set enable-flush-commands = true to allow it")
+        Some(
+            "ERR slotgate refuses FLUSHDB by default: set enable-flush-commands = true to allow it"
+        )
     );
     assert_eq!(
         dangerous_refusal(b"debug", Some(b"sleep"), &config),

@@ -260,7 +260,11 @@ impl User {
             return None;
         }
         let specs = spec.key_specs();
-        if !specs.is_empty() && specs.iter().all(|s| s.flags.contains(KeySpecFlags::NOT_KEY)) {
+        if !specs.is_empty()
+            && specs
+                .iter()
+                .all(|s| s.flags.contains(KeySpecFlags::NOT_KEY))
+        {
             return None;
         }
         let (read, write) = needed_access(spec);
@@ -292,9 +296,10 @@ impl User {
 
     fn may_access(&self, key: &[u8], read: bool, write: bool) -> bool {
         self.all_keys
-            || self.key_patterns.iter().any(|p| {
-                (p.read || !read) && (p.write || !write) && glob_match(&p.pattern, key)
-            })
+            || self
+                .key_patterns
+                .iter()
+                .any(|p| (p.read || !read) && (p.write || !write) && glob_match(&p.pattern, key))
     }
 }
 

@@ -204,7 +204,10 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         parse_user_name(&text).map(Some)
     });
     let backend_password = c.secret(
-        (keys::BACKEND_PASSWORD, pick_secret(&cli.backend_password, raw.backend_password)),
+        (
+            keys::BACKEND_PASSWORD,
+            pick_secret(&cli.backend_password, raw.backend_password),
+        ),
         (
             keys::BACKEND_PASSWORD_FILE,
             pick_text(&cli.backend_password_file, raw.backend_password_file),
@@ -219,7 +222,10 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
     }
     let requirepass = c
         .secret(
-            (keys::REQUIREPASS, pick_secret(&cli.requirepass, raw.requirepass)),
+            (
+                keys::REQUIREPASS,
+                pick_secret(&cli.requirepass, raw.requirepass),
+            ),
             (
                 keys::REQUIREPASS_FILE,
                 pick_text(&cli.requirepass_file, raw.requirepass_file),

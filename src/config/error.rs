@@ -4,8 +4,9 @@
 //! retrying as is. [`ConfigError::Invalid`] carries every [`Problem`] found in one pass, so a
 //! bad deployment is fixed in one round trip rather than one error per restart.
 //!
-//! Messages may quote values, because every key so far is harmless. A future secret key
-//! (`requirepass`) must report only that its value is invalid, never the value.
+//! Messages may quote values, except for secret keys (`requirepass`, `users`,
+//! `backend-password` and their files' contents): those report only what is wrong, never
+//! the value ([`super::Secret`], `acl::RuleError`).
 
 use std::fmt;
 use std::path::PathBuf;

@@ -10,6 +10,10 @@
 //!                                                                               (every problem at once)
 //! ```
 //!
+//! Secret files named by `requirepass-file`, `backend-password-file` and `users-file` are
+//! read by `build` too, so a reload re-reads them; passwords and ACL rules are hashed and
+//! parsed there by [`crate::acl`], so `Config` never holds a client password in clear.
+//!
 //! [`Config`] is plain data handed to the server at start and swapped whole on a reload
 //! (`crate::reload`: the same pipeline runs again on the same [`Cli`], so flags and
 //! environment variables keep winning over the file).

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// A text that must not appear in logs, errors or `Debug` output. Get it with
 /// [`Secret::expose`] only where it is used (the backend `AUTH`, a password hash).

@@ -252,6 +252,13 @@ fn environment_precedence_child() {
         2 * 1024 * 1024,
         "env sizes take units"
     );
+    let names: Vec<&str> = config.users.iter().map(|u| u.name()).collect();
+    assert_eq!(names, ["alice", "bob"], "env users: one per line");
+    assert_eq!(
+        config.requirepass,
+        Some(crate::acl::PasswordHash::of(b"env pass")),
+        "env secrets are taken whole"
+    );
 
     let bad = Cli::try_parse_from(["slotgate", "--threads", "0"]).unwrap();
     let found = problems(Config::from_parts(&bad, None));
@@ -280,7 +287,12 @@ fn environment_sits_between_flags_and_file() {
         .env("SLOTGATE_MAX_REDIRECTS", "7")
         .env("SLOTGATE_SEEDS", "a:1,b:2")
         .env("SLOTGATE_LOG_LEVEL", "")
-        .env("SLOTGATE_PROTO_MAX_BULK_LEN", "2mb");
+        .env("SLOTGATE_PROTO_MAX_BULK_LEN", "2mb")
+        .env(
+            "SLOTGATE_USERS",
+            "alice on >a ~* +@all\nbob on nopass +get\n",
+        )
+        .env("SLOTGATE_REQUIREPASS", "env pass");
     let output = child.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -923,7 +935,11 @@ fn user_problems_name_the_entry_and_hide_passwords() {
         "entry 1: user `alice`, rule 3 `+nosuch`: unknown command `nosuch` (module commands, \
          named with a dot such as json.get, are accepted as written)"
     );
-    assert!(found[1].message.starts_with("entry 2: user `bob`, rule 2 (not shown"));
+    assert!(
+        found[1]
+            .message
+            .starts_with("entry 2: user `bob`, rule 2 (not shown")
+    );
     let text = ConfigError::Invalid(found).to_string();
     assert!(!text.contains("hunter2"), "{text}");
 
@@ -948,7 +964,10 @@ fn user_problems_name_the_entry_and_hide_passwords() {
         "user `alice` is defined twice (in users and users-file together)"
     );
     assert_problem(
-        &format!("users-file = {:?}", dir.path().join("nope").display().to_string()),
+        &format!(
+            "users-file = {:?}",
+            dir.path().join("nope").display().to_string()
+        ),
         "users-file",
         "cannot read",
     );
@@ -977,7 +996,12 @@ fn dangerous_command_switches() {
         enable-debug-command = false",
     );
     assert!(config.enable_flush_commands && !config.enable_debug_command);
-    for (text, value) in [("true", true), ("YES", true), ("false", false), ("no", false)] {
+    for (text, value) in [
+        ("true", true),
+        ("YES", true),
+        ("false", false),
+        ("no", false),
+    ] {
         let cli = Cli {
             enable_debug_command: Some(text.into()),
             ..cli_with_seeds(&["a:1"])

@@ -39,6 +39,7 @@ pub mod extra;
 pub mod load;
 pub mod ops;
 pub mod pods;
+pub mod security;
 pub mod topology;
 
 pub use cluster::{NodeLine, RedisCluster, SLOTS, cluster_nodes};
