@@ -93,6 +93,18 @@ BIG_PORT=$SLOTGATE_PORT
 BIG_SG=$SLOTGATE_PID
 SLOTGATE_THREADS=${THREADS:-$(nproc)}
 
+# Background CPU of each idle cluster (server cron, cluster bus gossip): it is part of the
+# servers' CPU in every run, and grows with the number of nodes.
+IDLE_SECONDS=5
+idle0_small=$(cpu_ticks "${SMALL_PIDS[@]}")
+idle0_big=$(cpu_ticks "${BIG_PIDS[@]}")
+sleep "$IDLE_SECONDS"
+IDLE_SMALL=$(awk -v t="$(($(cpu_ticks "${SMALL_PIDS[@]}") - idle0_small))" -v hz="$CLK_TCK" \
+    -v s="$IDLE_SECONDS" 'BEGIN { printf "%.1f", 100 * t / hz / s }')
+IDLE_BIG=$(awk -v t="$(($(cpu_ticks "${BIG_PIDS[@]}") - idle0_big))" -v hz="$CLK_TCK" \
+    -v s="$IDLE_SECONDS" 'BEGIN { printf "%.1f", 100 * t / hz / s }')
+note "idle clusters use $IDLE_SMALL% (3 primaries) and $IDLE_BIG% ($BIG primaries) of a core"
+
 RUNS=$WORK/runs.tsv
 printf 'rep\tcluster\tclients\ttest\tpipeline\trequests\tseconds\trps\tp50_ms\tp99_ms\tproxy_ticks\tserver_ticks\trss_kb\n' >"$RUNS"
 
@@ -210,7 +222,9 @@ mkdir -p "$(dirname "$OUT")"
         "$SLOTGATE_THREADS; clients reached: ${REACHED[*]} (asked: ${CLIENTS[*]});" \
         "$REPS repetitions, interleaved, medians"
     echo "- CPU = CPU seconds per million commands; ops/CPU-s = commands per second of" \
-        "slotgate CPU (throughput per core); servers = all the cluster's redis-servers"
+        "slotgate CPU (throughput per core); servers = all the cluster's redis-servers," \
+        "including their background work: idle, the 3-primary cluster used $IDLE_SMALL% of a" \
+        "core and the $BIG-primary one $IDLE_BIG%"
     echo
     echo "| clients | test | P | primaries | ops/s | p50 ms | p99 ms | slotgate CPU | ops/CPU-s | servers CPU | RSS MB |"
     echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

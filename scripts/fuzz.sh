@@ -129,15 +129,22 @@ for target in "${targets[@]}"; do
         log "$target FOUND $file: copied to fuzz/regressions/$target/$file"
         log "  reproduce: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a $target regressions/$target/$file"
     done
-    if [[ $status -ne 0 && -z $new ]]; then
-        log "$target: cargo fuzz run exited with $status and no finding; log tail:"
-        tail -n 30 "$logs/$target.log" >&2
-    fi
+    # An input found before (a committed regression or an earlier artifact) that still fails:
+    # libFuzzer writes it again under the same name, so it is not "new".
+    unit=$(grep -a -o 'Test unit written to [^ ]*' "$logs/$target.log" | tail -n 1 |
+        sed 's/^Test unit written to //') || true
     verdict=ok
     if [[ -n $new ]]; then
         verdict="FOUND $(echo "$new" | wc -l): ${new//$'\n'/ }"
         failed=1
+    elif [[ $status -ne 0 && -n $unit ]]; then
+        cp -n "$unit" "regressions/$target/" 2>/dev/null || true
+        log "$target still fails on a known input: $unit"
+        verdict="STILL FAILS on $(basename "$unit")"
+        failed=1
     elif [[ $status -ne 0 ]]; then
+        log "$target: cargo fuzz run exited with $status and no finding; log tail:"
+        tail -n 30 "$logs/$target.log" >&2
         verdict="FAILED (exit $status)"
         failed=1
     fi

@@ -203,6 +203,15 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
         shutdown_timeout => "shutdown-timeout",
         slowlog_log_slower_than => "slowlog-log-slower-than",
         slowlog_max_len => "slowlog-max-len",
+        requirepass => "requirepass",
+        requirepass_file => "requirepass-file",
+        users => "users",
+        users_file => "users-file",
+        enable_flush_commands => "enable-flush-commands",
+        enable_debug_command => "enable-debug-command",
+        backend_user => "backend-user",
+        backend_password => "backend-password",
+        backend_password_file => "backend-password-file",
     }
     // Not a setting: which file the values came from.
     next.config_file = running.config_file.clone();
@@ -272,6 +281,15 @@ mod tests {
         loaded.shutdown_timeout += Duration::from_secs(1);
         loaded.slowlog_log_slower_than += 1;
         loaded.slowlog_max_len += 1;
+        loaded.requirepass = Some(crate::acl::PasswordHash::of(b"pw"));
+        loaded.requirepass_file = Some("/run/secrets/pw".into());
+        loaded.users = vec![crate::acl::User::new("alice")];
+        loaded.users_file = Some("/run/secrets/users".into());
+        loaded.enable_flush_commands = true;
+        loaded.enable_debug_command = true;
+        loaded.backend_user = Some("proxy".into());
+        loaded.backend_password = Some(crate::config::Secret::new("pw"));
+        loaded.backend_password_file = Some("/run/secrets/backend".into());
         let (_, report) = merge(&running, loaded);
         let mut named: Vec<&str> = report
             .applied

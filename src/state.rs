@@ -53,6 +53,8 @@ pub struct ProxyState {
     /// Scripts loaded through slotgate (`SCRIPT LOAD`), by SHA1, so an `EVALSHA` that meets
     /// a node without its script (after a failover) can load it there and run.
     pub scripts: crate::scripts::ScriptCache,
+    /// Who may connect and what each user may do; replaced on reload.
+    pub users: ArcSwap<crate::acl::Users>,
     /// Source of client ids, unique over all workers (`CLIENT ID`).
     pub next_client_id: AtomicU64,
     /// Every open client connection, for `CLIENT LIST` and `CLIENT KILL`.
@@ -103,6 +105,10 @@ impl ProxyState {
         let node_id = node_id_for(&config.announce.to_string());
         let slowlog = SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len);
         let client_list = Arc::new(ClientRegistry::new(config.threads));
+        let users = crate::acl::Users::from_config(&config).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "invalid users; nobody can log in until this is fixed");
+            crate::acl::Users::locked()
+        });
         Self {
             config: ArcSwap::from_pointee(config),
             topology: ArcSwap::from_pointee(Topology::empty()),
@@ -119,6 +125,7 @@ impl ProxyState {
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
             scripts: crate::scripts::ScriptCache::default(),
+            users: ArcSwap::from_pointee(users),
             client_list,
             slowlog,
             metrics: SharedMetrics::default(),

@@ -72,7 +72,7 @@ fn exactly_once(what: &str, keys: &[String], expected: &BTreeSet<String>) {
 #[test]
 fn cluster_wide_commands_cover_every_primary_and_refusals_keep_the_connection() {
     let cluster = RedisCluster::start(3, 0);
-    let sg = Slotgate::start(&cluster.seeds(), &[]);
+    let sg = Slotgate::start(&cluster.seeds(), &["--enable-flush-commands", "true"]);
     let mut problems = Problems::default();
     let mut c = Client::connect(sg.addr);
 

@@ -100,6 +100,19 @@ impl Users {
         })
     }
 
+    /// Nobody can log in: what slotgate falls back to if the users cannot be built, so a
+    /// broken user list fails closed, never open.
+    pub fn locked() -> Users {
+        // A new user is off until a rule turns it on.
+        let default = Arc::new(User::new("default"));
+        let mut by_name = FxHashMap::default();
+        by_name.insert(b"default".as_slice().into(), default.clone());
+        Users {
+            inner: Arc::new(Inner { by_name, default }),
+            failures: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
     /// True when a new connection must authenticate before anything else (`-NOAUTH`): the
     /// default user has a password, or is `off`.
     pub fn auth_required(&self) -> bool {

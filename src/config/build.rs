@@ -9,6 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -203,15 +204,15 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let backend_user = c.check(keys::BACKEND_USER, backend_user_input, None, |text| {
         parse_user_name(&text).map(Some)
     });
+    let backend_password_file_input =
+        pick_text(&cli.backend_password_file, raw.backend_password_file);
+    let backend_password_file = file_path(&backend_password_file_input);
     let backend_password = c.secret(
         (
             keys::BACKEND_PASSWORD,
             pick_secret(&cli.backend_password, raw.backend_password),
         ),
-        (
-            keys::BACKEND_PASSWORD_FILE,
-            pick_text(&cli.backend_password_file, raw.backend_password_file),
-        ),
+        (keys::BACKEND_PASSWORD_FILE, backend_password_file_input),
     );
     if let (Some(Some(_)), Some(None)) = (&backend_user, &backend_password) {
         c.report(
@@ -220,22 +221,23 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             "needs backend-password or backend-password-file: AUTH takes a user and a password",
         );
     }
+    let requirepass_file_input = pick_text(&cli.requirepass_file, raw.requirepass_file);
+    let requirepass_file = file_path(&requirepass_file_input);
     let requirepass = c
         .secret(
             (
                 keys::REQUIREPASS,
                 pick_secret(&cli.requirepass, raw.requirepass),
             ),
-            (
-                keys::REQUIREPASS_FILE,
-                pick_text(&cli.requirepass_file, raw.requirepass_file),
-            ),
+            (keys::REQUIREPASS_FILE, requirepass_file_input),
         )
         // Hashed at once; the plaintext goes no further.
         .map(|secret| secret.map(|s| PasswordHash::of(s.expose().as_bytes())));
+    let users_file_input = pick_text(&cli.users_file, raw.users_file);
+    let users_file = file_path(&users_file_input);
     let users = c.users(
         pick_secret_list(&cli.users, raw.users),
-        pick_text(&cli.users_file, raw.users_file),
+        users_file_input,
         requirepass.flatten(),
     );
     let enable_flush_commands = c.check(
@@ -346,6 +348,7 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             backend_reply_timeout: backend_reply_timeout?,
             backend_user: backend_user?,
             backend_password: backend_password?,
+            backend_password_file,
             timeout: timeout?,
             maxclients: to_usize(maxclients?),
             proto_max_bulk_len: to_usize(proto_max_bulk_len?),
@@ -354,7 +357,9 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             max_reply_depth: to_usize(max_reply_depth?),
             max_inflight_per_client: to_usize(max_inflight_per_client?),
             requirepass: requirepass?,
+            requirepass_file,
             users: users?,
+            users_file,
             enable_flush_commands: enable_flush_commands?,
             enable_debug_command: enable_debug_command?,
             topology_refresh_interval: topology_refresh_interval?,
@@ -445,6 +450,11 @@ fn pick_secret_list(
         Some(list) => Some(Sourced::new(list.clone(), Origin::CommandLine)),
         None => file.map(|list| Sourced::new(list, Origin::File)),
     }
+}
+
+/// The path a `-file` key names, as given (trimmed).
+fn file_path(input: &Option<Sourced<String>>) -> Option<PathBuf> {
+    input.as_ref().map(|s| PathBuf::from(s.value.trim()))
 }
 
 /// A boolean as text: the flag's or variable's own, or the file's TOML boolean.

@@ -94,6 +94,8 @@ pub struct Config {
     /// Password for backend connections, from `backend-password` or the file named by
     /// `backend-password-file` (one trailing newline dropped); never empty.
     pub backend_password: Option<Secret>,
+    /// The `backend-password-file` the password was read from, if any (re-read on reload).
+    pub backend_password_file: Option<PathBuf>,
     /// Idle client timeout; `Duration::ZERO` means never.
     pub timeout: Duration,
     /// Most client connections at once; at least 1.
@@ -112,10 +114,14 @@ pub struct Config {
     /// `requirepass-file`); `None`: the default user is `nopass` unless `users` says
     /// otherwise. The plaintext is not kept.
     pub requirepass: Option<PasswordHash>,
+    /// The `requirepass-file` the password was read from, if any (re-read on reload).
+    pub requirepass_file: Option<PathBuf>,
     /// Users from `users` then `users-file`, rules applied and passwords hashed; names are
     /// unique. A `default` entry, if any, already includes `requirepass`.
     /// [`crate::acl::Users::from_config`] turns these into the users sessions check.
     pub users: Vec<User>,
+    /// The `users-file` some of `users` were read from, if any (re-read on reload).
+    pub users_file: Option<PathBuf>,
     /// Let FLUSHALL/FLUSHDB through (default false: refused, naming this key).
     pub enable_flush_commands: bool,
     /// Let DEBUG through (default false: refused, naming this key).
@@ -187,6 +193,7 @@ impl Config {
             backend_reply_timeout: build::DEFAULT_BACKEND_REPLY_TIMEOUT,
             backend_user: None,
             backend_password: None,
+            backend_password_file: None,
             timeout: Duration::ZERO,
             maxclients: build::DEFAULT_MAXCLIENTS as usize,
             proto_max_bulk_len: build::DEFAULT_PROTO_MAX_BULK_LEN as usize,
@@ -195,7 +202,9 @@ impl Config {
             max_reply_depth: build::DEFAULT_MAX_REPLY_DEPTH as usize,
             max_inflight_per_client: build::DEFAULT_MAX_INFLIGHT_PER_CLIENT as usize,
             requirepass: None,
+            requirepass_file: None,
             users: Vec::new(),
+            users_file: None,
             enable_flush_commands: false,
             enable_debug_command: false,
             topology_refresh_interval: build::DEFAULT_TOPOLOGY_REFRESH_INTERVAL,

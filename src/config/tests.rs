@@ -93,6 +93,9 @@ fn defaults() {
     assert!(!config.enable_debug_command);
     assert_eq!(config.backend_user, None);
     assert_eq!(config.backend_password, None);
+    assert_eq!(config.requirepass_file, None);
+    assert_eq!(config.users_file, None);
+    assert_eq!(config.backend_password_file, None);
     assert_eq!(config.config_file, None);
 }
 
@@ -828,12 +831,14 @@ fn password_files_lose_one_trailing_newline() {
             Some(crate::acl::PasswordHash::of(password.as_bytes())),
             "{content:?}"
         );
+        assert_eq!(config.requirepass_file, Some(path.clone().into()));
         let config = assert_valid(&format!("backend-password-file = {path:?}"));
         assert_eq!(
             config.backend_password.as_ref().map(Secret::expose),
             Some(password),
             "{content:?}"
         );
+        assert_eq!(config.backend_password_file, Some(path.clone().into()));
     }
     let empty = write_file(&dir, "empty", "\n");
     assert_problem(
@@ -907,6 +912,7 @@ fn users_from_the_array_and_the_file() {
     ));
     let names: Vec<&str> = config.users.iter().map(|u| u.name()).collect();
     assert_eq!(names, ["alice", "ci", "default", "bob"]);
+    assert_eq!(config.users_file, Some(file.clone().into()));
     let users = crate::acl::Users::from_config(&config).unwrap();
     assert!(users.authenticate(Some(b"bob"), b"password").is_ok());
     assert!(users.authenticate(Some(b"alice"), b"a").is_ok());

@@ -35,6 +35,8 @@ pub struct ClientState {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub connected_at: Instant,
+    /// The authenticated user; `None` until AUTH when a password is required.
+    pub user: Option<std::sync::Arc<crate::acl::User>>,
 }
 
 /// What the session must do after a local command.
@@ -69,10 +71,10 @@ pub fn execute(
         }
         Local::Select => select(args, out),
         Local::Hello => {
-            hello(args, client, out);
+            hello(args, client, state, out);
             mirror_to_registry(client, state);
         }
-        Local::Auth => auth(args, out),
+        Local::Auth => auth(args, client, state, out),
         Local::Reset => {
             client.protocol = Protocol::Resp2;
             client.name = None;
@@ -115,25 +117,28 @@ fn select(args: &ArgView<'_>, out: &mut BytesMut) {
 
 /// Without configured users, every client is the default user with no password; Redis
 /// answers `AUTH` in that case exactly like this.
-fn auth(args: &ArgView<'_>, out: &mut BytesMut) {
-    match args.len() {
-        2 => encode::error(
-            out,
-            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ),
-        3 if args.get(1).is_some_and(|u| u == b"default") => encode::simple(out, "OK"),
-        3 => encode::error(
-            out,
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ),
-        _ => encode::error(out, "ERR syntax error"),
+/// `AUTH password` (the default user) or `AUTH username password`. The arguments are
+/// never logged.
+fn auth(args: &ArgView<'_>, client: &mut ClientState, state: &ProxyState, out: &mut BytesMut) {
+    let (user, password) = match (args.len(), args.get(1), args.get(2)) {
+        (2, Some(password), _) => (None, password),
+        (3, Some(user), Some(password)) => (Some(user), password),
+        _ => return encode::error(out, "ERR syntax error"),
+    };
+    match state.users.load().authenticate(user, password) {
+        Ok(user) => {
+            client.user = Some(user);
+            encode::simple(out, "OK");
+        }
+        Err(e) => encode::error(out, &e.to_string()),
     }
 }
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
-fn hello(args: &ArgView<'_>, client: &mut ClientState, out: &mut BytesMut) {
+fn hello(args: &ArgView<'_>, client: &mut ClientState, state: &ProxyState, out: &mut BytesMut) {
     let mut protocol = client.protocol;
     let mut name = None;
+    let mut user = None;
     if let Some(version) = args.get(1) {
         match std::str::from_utf8(version)
             .ok()
@@ -153,11 +158,10 @@ fn hello(args: &ArgView<'_>, client: &mut ClientState, out: &mut BytesMut) {
     let mut i = 2;
     while let Some(option) = args.get(i) {
         if option.eq_ignore_ascii_case(b"auth") && args.len() > i + 2 {
-            if args.get(i + 1) != Some(b"default") {
-                return encode::error(
-                    out,
-                    "WRONGPASS invalid username-password pair or user is disabled.",
-                );
+            let (username, password) = (args.get(i + 1), args.get(i + 2).unwrap_or_default());
+            match state.users.load().authenticate(username, password) {
+                Ok(authenticated) => user = Some(authenticated),
+                Err(e) => return encode::error(out, &e.to_string()),
             }
             i += 3;
         } else if option.eq_ignore_ascii_case(b"setname") && args.len() > i + 1 {
@@ -174,6 +178,15 @@ fn hello(args: &ArgView<'_>, client: &mut ClientState, out: &mut BytesMut) {
             let option = String::from_utf8_lossy(option);
             return encode::error(out, &format!("ERR Syntax error in HELLO option '{option}'"));
         }
+    }
+    if user.is_none() && client.user.is_none() {
+        return encode::error(
+            out,
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        );
+    }
+    if user.is_some() {
+        client.user = user;
     }
     client.protocol = protocol;
     if name.is_some() {

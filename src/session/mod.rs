@@ -76,6 +76,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
             peer,
             local,
             connected_at: Instant::now(),
+            user: worker.state.users.load().default_user(),
         },
         scanner: RequestScanner::new(limits),
         args: Vec::new(),
@@ -93,6 +94,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
         me: worker.state.client_list.get(id),
         buffered_reported: 0,
         last_slot: None,
+        key_scratch: RefCell::default(),
         read_hint: MIN_READ,
         worker,
     };
@@ -147,6 +149,8 @@ struct Session {
     dedicated: RefCell<Vec<Rc<Backend>>>,
     /// This client in the process-wide registry (`CLIENT LIST`).
     me: Option<std::sync::Arc<crate::clients::ClientEntry>>,
+    /// Key positions of the current request, for permission checks (reused).
+    key_scratch: RefCell<Vec<usize>>,
     /// The slot of the last keyed command: where `WAIT` looks for this client's writes.
     last_slot: Option<u16>,
     /// What this session last added to the buffered-bytes gauge.
@@ -317,6 +321,13 @@ impl Session {
             .worker
             .with_commands(|table| route_with_id(table, &args));
         self.queue.stamp(command, read_at);
+        let route = match self.access(route, &args) {
+            Ok(route) => route,
+            Err(message) => {
+                WorkerStats::bump(&self.worker.stats.commands_rejected);
+                return self.reply_rejected(&message);
+            }
+        };
         if let Some(me) = &self.me {
             me.touch(command, read_at);
         }
@@ -449,6 +460,48 @@ impl Session {
         let mut out = BytesMut::new();
         encode::error(&mut out, message);
         self.queue.push(Entry::ready(out.freeze(), false));
+    }
+
+    /// Who may run what, in Redis's order: unknown commands and arity errors first (they
+    /// are already `Route::Error`), then `NOAUTH`, the commands refused by default
+    /// (`enable-flush-commands`, `enable-debug-command`), then the user's `NOPERM`.
+    fn access(&self, route: Route, args: &ArgView<'_>) -> Result<Route, String> {
+        let name = args.get(0).unwrap_or_default();
+        let debug = name.eq_ignore_ascii_case(b"debug");
+        if matches!(route, Route::Error(_)) && !debug {
+            return Ok(route);
+        }
+        let Some(user) = &self.client.user else {
+            return match route {
+                Route::Local(Local::Auth | Local::Hello | Local::Quit | Local::Reset) => Ok(route),
+                _ => Err("NOAUTH Authentication required.".to_owned()),
+            };
+        };
+        if debug || name.eq_ignore_ascii_case(b"flushall") || name.eq_ignore_ascii_case(b"flushdb")
+        {
+            let config = self.worker.state.config();
+            let lower = name.to_ascii_lowercase();
+            if let Some(refusal) = crate::acl::dangerous_refusal(&lower, args.get(1), &config) {
+                return Err(refusal.to_owned());
+            }
+        }
+        // DEBUG, once enabled, acts on one node (DEBUG SLEEP, DEBUG OBJECT key ...).
+        let route = if debug { Route::AnyPrimary } else { route };
+        if user.is_unrestricted() {
+            return Ok(route);
+        }
+        let denied = self.worker.with_commands(|table| {
+            let spec = table.lookup(args)?;
+            let mut keys = self.key_scratch.borrow_mut();
+            keys.clear();
+            let _ = spec.for_each_key(args, |index| keys.push(index));
+            user.check(spec, args, &keys)
+                .map(|refusal| refusal.to_string())
+        });
+        match denied {
+            Some(message) => Err(message),
+            None => Ok(route),
+        }
     }
 
     /// Answers the current request with `-message`: refused by slotgate itself.
