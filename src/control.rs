@@ -39,11 +39,64 @@ pub enum ControlError {
     Server { endpoint: Endpoint, message: String },
 }
 
-/// Limits for one control-plane exchange.
-#[derive(Clone, Copy, Debug)]
+/// Limits and credentials for one control-plane exchange.
+#[derive(Clone, Debug)]
 pub struct ControlTimeouts {
     pub connect: Duration,
     pub reply: Duration,
+    /// Sent as `AUTH` first when the nodes require a password.
+    pub auth: Option<Credentials>,
+}
+
+/// How slotgate authenticates to the nodes (`backend-user`, `backend-password`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: Option<String>,
+    pub password: crate::config::Secret,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password: this may end up in a log line.
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// From the config, when a backend password is set.
+    pub fn from_config(config: &crate::config::Config) -> Option<Credentials> {
+        config
+            .backend_password
+            .as_ref()
+            .map(|password| Credentials {
+                user: config.backend_user.clone(),
+                password: password.clone(),
+            })
+    }
+
+    /// `AUTH [user] password` as a command.
+    pub fn auth_command(&self) -> Vec<&[u8]> {
+        let mut args: Vec<&[u8]> = vec![b"AUTH"];
+        if let Some(user) = &self.user {
+            args.push(user.as_bytes());
+        }
+        args.push(self.password.expose().as_bytes());
+        args
+    }
+
+    /// `HELLO 3 AUTH user password` (the user is `default` when only a password is set).
+    pub fn hello3_command(&self) -> Vec<&[u8]> {
+        let user = self.user.as_deref().unwrap_or("default");
+        vec![
+            b"HELLO",
+            b"3",
+            b"AUTH",
+            user.as_bytes(),
+            self.password.expose().as_bytes(),
+        ]
+    }
 }
 
 /// Sends one command to `endpoint` on a fresh connection and returns its decoded reply.
@@ -78,6 +131,9 @@ pub async fn request_many(
     // Control replies are small and latency matters more than batching here.
     let _ = stream.set_nodelay(true);
     let mut out = BytesMut::new();
+    if let Some(auth) = &limits.auth {
+        encode_command(&mut out, &auth.auth_command());
+    }
     for args in commands {
         encode_command(&mut out, args);
     }
@@ -91,6 +147,15 @@ pub async fn request_many(
             })?;
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut replies = Vec::with_capacity(commands.len());
+        if limits.auth.is_some()
+            && let OwnedFrame::Error(message) = read_frame(&mut stream, &mut buf, endpoint).await?
+        {
+            // The node's own words (WRONGPASS ...) never contain the password.
+            return Err(ControlError::Server {
+                endpoint: endpoint.clone(),
+                message: format!("authentication failed: {message}"),
+            });
+        }
         for _ in commands {
             let frame = read_frame(&mut stream, &mut buf, endpoint).await?;
             replies.push(match frame {

@@ -48,7 +48,7 @@ users = [
     "alice on >alice-pw ~cache:* +get +set +config|get +ping",
     "bob off >bob-pw allkeys allcommands",
     "carol on >carol-1 >carol-2 allkeys +@all -@dangerous",
-    "ci on nopass ~ci:* +@read +@write",
+    "ci on nopass ~ci:* +@read +@write +@connection",
 ]
 "#;
 

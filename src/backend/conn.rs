@@ -204,12 +204,20 @@ impl Backend {
             .map_err(|_| connect_failure("timed out".into()))?
             .map_err(connect_failure)?;
         let _ = stream.set_nodelay(true);
-        if self.protocol == Protocol::Resp3 {
-            // Replies must reach RESP3 clients untouched, so this connection speaks RESP3.
-            let handshake = self.handshake(&mut stream, &[b"HELLO", b"3"]);
+        // Replies must reach RESP3 clients untouched, so such a connection speaks RESP3;
+        // credentials (read from the config at connect time, so a reload rotates them)
+        // travel in the same handshake.
+        let command = match (self.protocol, &self.settings.auth) {
+            (Protocol::Resp3, Some(auth)) => Some(auth.hello3_command()),
+            (Protocol::Resp3, None) => Some(vec![&b"HELLO"[..], b"3"]),
+            (Protocol::Resp2, Some(auth)) => Some(auth.auth_command()),
+            (Protocol::Resp2, None) => None,
+        };
+        if let Some(command) = command {
+            let handshake = self.handshake(&mut stream, &command);
             timeout(self.settings.reply_timeout, handshake)
                 .await
-                .map_err(|_| connect_failure("HELLO 3 timed out".into()))??;
+                .map_err(|_| connect_failure("handshake timed out".into()))??;
         }
         debug!(node = %self.endpoint, protocol = ?self.protocol, "backend connected");
         self.node.connection_opened();

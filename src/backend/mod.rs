@@ -68,6 +68,8 @@ pub struct BackendSettings {
     pub reply_timeout: Duration,
     pub max_reply_depth: usize,
     pub max_bulk_len: usize,
+    /// Sent on every new connection when the nodes require a password.
+    pub auth: Option<crate::control::Credentials>,
 }
 
 impl BackendSettings {
@@ -80,6 +82,7 @@ impl BackendSettings {
             // Values stored through other clients may exceed our request limit; never
             // refuse a reply a default Redis could send.
             max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
+            auth: crate::control::Credentials::from_config(config),
         }
     }
 }

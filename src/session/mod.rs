@@ -469,7 +469,16 @@ impl Session {
         let name = args.get(0).unwrap_or_default();
         let debug = name.eq_ignore_ascii_case(b"debug");
         if matches!(route, Route::Error(_)) && !debug {
-            return Ok(route);
+            // Unknown commands and arity errors come before authentication; slotgate's own
+            // refusals (CROSSSLOT, CONFIG SET, ...) come after it, like a command's failure.
+            let well_formed = self.worker.with_commands(|table| {
+                table
+                    .lookup(args)
+                    .is_some_and(|spec| spec.arity_ok(args.len()))
+            });
+            if !well_formed {
+                return Ok(route);
+            }
         }
         let Some(user) = &self.client.user else {
             return match route {

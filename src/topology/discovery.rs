@@ -44,7 +44,7 @@ pub async fn fetch(
     limits: ControlTimeouts,
 ) -> Result<NodeView, DiscoveryError> {
     let commands: [&[&[u8]]; 2] = [&[b"CLUSTER", b"SHARDS"], &[b"CLUSTER", b"INFO"]];
-    let mut replies = control::request_many(dns, endpoint, &commands, limits)
+    let mut replies = control::request_many(dns, endpoint, &commands, limits.clone())
         .await?
         .into_iter();
     let (Some(shards), Some(info)) = (replies.next(), replies.next()) else {

@@ -249,7 +249,7 @@ impl Refresher {
         let mut tasks = JoinSet::new();
         for endpoint in candidates {
             let dns = self.dns.clone();
-            let limits = self.limits;
+            let limits = self.limits.clone();
             tasks.spawn(async move {
                 let view = discovery::fetch(&dns, &endpoint, limits).await;
                 (endpoint, view)
@@ -354,7 +354,7 @@ impl Refresher {
     }
 
     async fn learn_commands(&mut self, endpoint: &Endpoint) {
-        match control::request(&self.dns, endpoint, &[b"COMMAND"], self.limits).await {
+        match control::request(&self.dns, endpoint, &[b"COMMAND"], self.limits.clone()).await {
             Ok(reply) => match CommandTable::from_command_reply(&reply) {
                 Ok(table) => {
                     info!(node = %endpoint, commands = table.len(), "learned the command table");
@@ -391,6 +391,7 @@ fn control_timeouts(config: &Config) -> ControlTimeouts {
     ControlTimeouts {
         connect: config.backend_connect_timeout,
         reply: config.backend_reply_timeout.min(ROUND_LIMIT),
+        auth: crate::control::Credentials::from_config(config),
     }
 }
 
