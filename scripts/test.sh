@@ -156,6 +156,7 @@ else
 fi
 step "doctests" cargo test --doc
 step "kubernetes manifests (offline)" scripts/validate-k8s.sh
+step "fuzz" scripts/ci-fuzz.sh
 
 log "summary:"
 printf '    %s\n' "${SUMMARY[@]}" >&2

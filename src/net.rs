@@ -10,15 +10,15 @@
 
 use std::io;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-/// Reads what `stream` holds into `buf`'s spare capacity. `Ok(None)`: nothing to read
-/// yet; `Ok(Some(0))`: the peer closed.
-pub fn read_once(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<usize>> {
-    let spare = buf.capacity() - buf.len();
-    match stream.try_read_buf(buf) {
+/// Reads at most `max` bytes of what `stream` holds into `buf`. `Ok(None)`: nothing to
+/// read yet; `Ok(Some(0))`: the peer closed.
+pub fn read_once(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<Option<usize>> {
+    let spare = (buf.capacity() - buf.len()).min(max);
+    match stream.try_read_buf(&mut (&mut *buf).limit(spare)) {
         Ok(n) => {
             if n > 0 && n < spare {
                 let _ = stream.try_io(Interest::READABLE, || {
@@ -66,17 +66,17 @@ mod tests {
         client.write_all(b"first").await.unwrap();
         let mut buf = BytesMut::with_capacity(1024);
         server.readable().await.unwrap();
-        assert_eq!(read_once(&server, &mut buf).unwrap(), Some(5));
+        assert_eq!(read_once(&server, &mut buf, 1024).unwrap(), Some(5));
         // Data sent after the short read must wake the reader again.
         client.write_all(b"second").await.unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(5), server.readable())
             .await
             .expect("readiness must come back for new data")
             .unwrap();
-        assert_eq!(read_once(&server, &mut buf).unwrap(), Some(6));
+        assert_eq!(read_once(&server, &mut buf, 1024).unwrap(), Some(6));
         assert_eq!(&buf[..], b"firstsecond");
         drop(client);
         server.readable().await.unwrap();
-        assert_eq!(read_once(&server, &mut buf).unwrap(), Some(0));
+        assert_eq!(read_once(&server, &mut buf, 1024).unwrap(), Some(0));
     }
 }

@@ -357,7 +357,7 @@ impl Backend {
             }
             let n = tokio::select! {
                 biased;
-                ready = reader.readable() => match ready.and_then(|()| crate::net::read_once(reader.as_ref(), &mut buf)) {
+                ready = reader.readable() => match ready.and_then(|()| crate::net::read_once(reader.as_ref(), &mut buf, usize::MAX)) {
                     Ok(Some(n)) => Ok(n),
                     Ok(None) => continue,
                     Err(e) => Err(e),

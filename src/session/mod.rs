@@ -95,6 +95,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
         buffered_reported: 0,
         last_slot: None,
         key_scratch: RefCell::default(),
+        backlog: false,
         read_hint: MIN_READ,
         worker,
     };
@@ -149,6 +150,8 @@ struct Session {
     dedicated: RefCell<Vec<Rc<Backend>>>,
     /// This client in the process-wide registry (`CLIENT LIST`).
     me: Option<std::sync::Arc<crate::clients::ClientEntry>>,
+    /// The read buffer holds requests not yet dispatched for want of room in flight.
+    backlog: bool,
     /// Key positions of the current request, for permission checks (reused).
     key_scratch: RefCell<Vec<usize>>,
     /// The slot of the last keyed command: where `WAIT` looks for this client's writes.
@@ -210,9 +213,10 @@ impl Session {
                 // More relayed frames than one flush writes: keep writing.
                 continue;
             }
-            let can_read = self.reading && self.queue.len() < max_inflight;
-            let idle =
-                self.queue.is_empty() && self.read_buf.is_empty() && self.subs.out.is_empty();
+            // Backpressure: no new bytes while complete requests wait for room in flight.
+            let can_read = self.reading && self.queue.len() < max_inflight && !self.backlog;
+            let waiting_on_us = !self.queue.is_empty() || !self.subs.out.is_empty();
+            let idle = !waiting_on_us && self.read_buf.is_empty();
             if idle && self.read_buf.capacity() > MIN_READ {
                 // An idle client keeps at most a small buffer: 10k idle clients must
                 // stay cheap, and one large request must not pin its memory.
@@ -221,7 +225,9 @@ impl Session {
             }
             let next_retry = self.queue.next_retry();
             // Subscribers are never idle: they wait for messages, as in Redis.
-            let idle_deadline = (idle && !idle_timeout.is_zero() && !self.subs.active())
+            // Like Redis, a client that stopped mid-request is idle too: otherwise one byte
+            // per connection would hold `maxclients` slots forever.
+            let idle_deadline = (!waiting_on_us && !idle_timeout.is_zero() && !self.subs.active())
                 .then(|| last_activity + idle_timeout);
             let resubscribe_at = self.subs.resubscribe_at();
             tokio::select! {
@@ -232,13 +238,13 @@ impl Session {
                         self.read_buf.reserve(self.read_hint);
                     }
                     let spare = self.read_buf.capacity() - self.read_buf.len();
-                    match crate::net::read_once(stream, &mut self.read_buf)? {
+                    match crate::net::read_once(stream, &mut self.read_buf, self.read_hint)? {
                         // The client left: like Redis, drop what it still waits for (a
                         // blocked command must not take data nobody will read).
                         Some(0) => return Ok(()),
                         Some(n) => {
                             self.worker.stats.metrics.record_client_read(n);
-                            if n == spare {
+                            if n >= spare.min(self.read_hint) {
                                 // The client sends faster than we read: read more at once.
                                 self.read_hint = (self.read_hint * 2).min(MAX_READ);
                             }
@@ -275,7 +281,13 @@ impl Session {
         let read_at = Instant::now();
         let max_inflight = config.max_inflight_per_client;
         let query_limit = config.client_query_buffer_limit;
-        while self.reading && !self.read_buf.is_empty() && self.queue.len() < max_inflight {
+        self.backlog = false;
+        while self.reading && !self.read_buf.is_empty() {
+            if self.queue.len() >= max_inflight {
+                // Requests stay unread in the buffer until replies make room.
+                self.backlog = true;
+                return;
+            }
             let frame = match self.scanner.scan(&self.read_buf, &mut self.args) {
                 Ok(None) => {
                     if self.read_buf.len() > query_limit {
