@@ -8,6 +8,9 @@
 # slotgate's RSS is read from /proc at each step. Prints the figures and writes them to
 # target/bench/idle-clients.md. The targets: RSS below 100 MB with 10,000 idle
 # clients; RSS back near the idle figure once the large requests are done.
+# slotgate's allocator (mimalloc) returns freed memory lazily, when the thread that freed it
+# allocates again; set MIMALLOC_PURGE_DELAY=0 MIMALLOC_PURGE_DECOMMITS=1 in the environment
+# to see slotgate's own buffer release without that delay (slotgate inherits it).
 #
 # Usage: scripts/bench-idle-clients.sh [options]
 #   --clients N     idle connections                       (default 10000)
@@ -15,6 +18,8 @@
 #   --big-mb N      size of the large value in MB           (default 8)
 #   --threads N     slotgate --threads                      (default: slotgate's)
 #   --settle S      seconds to wait before reading RSS      (default 3)
+#   --no-ping       the idle connections send nothing (not even PING): shows how much of
+#                   the per-connection cost is the read buffer a first request allocates
 #   -h, --help      this text
 set -euo pipefail
 
@@ -27,6 +32,7 @@ BIG_CONNS=10
 BIG_MB=8
 THREADS=
 SETTLE=3
+PING_ARGS=()
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -43,6 +49,7 @@ while [[ $# -gt 0 ]]; do
         --big-mb) need_value "$@"; BIG_MB=$2; shift 2 ;;
         --threads) need_value "$@"; THREADS=$2; shift 2 ;;
         --settle) need_value "$@"; SETTLE=$2; shift 2 ;;
+        --no-ping) PING_ARGS=(--no-ping); shift ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -75,7 +82,8 @@ start_slotgate "$SEEDS" "${SLOTGATE_ARGS[@]}"
 note "slotgate on port $SLOTGATE_PORT (pid $SLOTGATE_PID); opening $CLIENTS connections"
 
 python3 "$ROOT/scripts/idle_clients.py" --port "$SLOTGATE_PORT" --pid "$SLOTGATE_PID" \
-    --clients "$CLIENTS" --big-conns "$BIG_CONNS" --big-mb "$BIG_MB" --settle "$SETTLE" |
+    --clients "$CLIENTS" --big-conns "$BIG_CONNS" --big-mb "$BIG_MB" --settle "$SETTLE" \
+    "${PING_ARGS[@]}" |
     tee "$WORK/figures.txt"
 
 kv() { awk -F': ' -v k="$1" '$1 == k { print $2 }' "$WORK/figures.txt"; }
@@ -87,12 +95,18 @@ mkdir -p "$(dirname "$OUT")"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(machine_summary)"
     echo "- command: \`scripts/bench-idle-clients.sh\` (--clients $CLIENTS --big-conns $BIG_CONNS" \
-        "--big-mb $BIG_MB${THREADS:+ --threads $THREADS})"
+        "--big-mb $BIG_MB${THREADS:+ --threads $THREADS} ${PING_ARGS[*]})" \
+        "${MIMALLOC_PURGE_DELAY:+MIMALLOC_PURGE_DELAY=$MIMALLOC_PURGE_DELAY}" \
+        "${MIMALLOC_PURGE_DECOMMITS:+MIMALLOC_PURGE_DECOMMITS=$MIMALLOC_PURGE_DECOMMITS}"
     echo
     echo "| step | slotgate RSS |"
     echo "|---|---:|"
     echo "| started, no client | $(mb rss_baseline_kb) |"
-    echo "| $(kv clients) idle clients (each sent PING) | $(mb rss_idle_kb) |"
+    if [[ ${#PING_ARGS[@]} -eq 0 ]]; then
+        echo "| $(kv clients) idle clients (each sent PING) | $(mb rss_idle_kb) |"
+    else
+        echo "| $(kv clients) idle clients (silent: no request yet) | $(mb rss_idle_kb) |"
+    fi
     echo "| right after ${BIG_MB} MB SET+GET on $BIG_CONNS of them | $(mb rss_after_big_kb) |"
     echo "| ${SETTLE} s later | $(mb rss_after_big_settled_kb) |"
     echo "| after one more PING on every connection | $(mb rss_after_ping_all_kb) |"

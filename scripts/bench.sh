@@ -245,9 +245,10 @@ med_cpu() {
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "-"; else printf f, v }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
-REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if ! git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null; then
-    REV="$REV+uncommitted src changes"
+if REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
+    git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml || REV="$REV + uncommitted changes"
+else
+    REV="(not a git checkout)"
 fi
 declare -A SUM=()
 {

@@ -43,12 +43,15 @@ def encode(*args):
     return b"".join(out)
 
 
-async def open_idle(port, count, wave):
-    """Opens `count` connections, each answering PING; returns (reader, writer) pairs."""
+async def open_idle(port, count, wave, ping=True):
+    """Opens `count` connections, each answering PING (unless `ping` is false: then the
+    connection never sends a byte); returns (reader, writer) pairs."""
     conns = []
 
     async def one():
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        if not ping:
+            return reader, writer
         writer.write(b"*1\r\n$4\r\nPING\r\n")
         await writer.drain()
         line = await reader.readline()
@@ -90,6 +93,11 @@ async def main():
     parser.add_argument("--big-conns", type=int, default=10)
     parser.add_argument("--big-mb", type=float, default=8)
     parser.add_argument("--settle", type=float, default=3)
+    parser.add_argument(
+        "--no-ping",
+        action="store_true",
+        help="connections send nothing at all (to tell buffers from per-connection state)",
+    )
     opts = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -109,7 +117,7 @@ async def main():
     record("rss_baseline_kb", rss_kb(pid), " KiB")
 
     started = time.monotonic()
-    conns = await open_idle(opts.port, opts.clients, opts.wave)
+    conns = await open_idle(opts.port, opts.clients, opts.wave, ping=not opts.no_ping)
     record("open_seconds", round(time.monotonic() - started, 2), " s")
     await asyncio.sleep(opts.settle)
     idle = rss_kb(pid)

@@ -617,6 +617,15 @@ fn keyspace_text(replies: &[Bytes]) -> Result<Vec<u8>, Failure> {
     Ok(text)
 }
 
+/// `text` without trailing CR/LF, as Redis ends an INFO reply.
+fn trim_end(text: &[u8]) -> &[u8] {
+    let end = text
+        .iter()
+        .rposition(|&b| b != b'\r' && b != b'\n')
+        .map_or(0, |i| i + 1);
+    &text[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1438,13 +1447,4 @@ mod tests {
             }
         }
     }
-}
-
-/// `text` without trailing CR/LF, as Redis ends an INFO reply.
-fn trim_end(text: &[u8]) -> &[u8] {
-    let end = text
-        .iter()
-        .rposition(|&b| b != b'\r' && b != b'\n')
-        .map_or(0, |i| i + 1);
-    &text[..end]
 }
