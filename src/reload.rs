@@ -51,6 +51,9 @@ pub enum ReloadError {
     /// The file could not be read or a value is invalid: the operator's to fix.
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// The users do not form a valid set (a name defined twice).
+    #[error("invalid users: {0}")]
+    Users(String),
 }
 
 impl Reloader {
@@ -111,6 +114,16 @@ impl Reloader {
             self.state
                 .slowlog
                 .configure(next.slowlog_log_slower_than, next.slowlog_max_len);
+        }
+        let users_changed = next.requirepass != running.requirepass || next.users != running.users;
+        if users_changed {
+            // Refuse the whole reload rather than fall back to anything looser.
+            let mut users = crate::acl::Users::from_config(&next).map_err(|e| {
+                error!(cause, file = %file, error = %e, "config reload refused; the running config stays in force");
+                ReloadError::Users(e.to_string())
+            })?;
+            users.keep_counters_from(&self.state.users.load());
+            self.state.users.store(std::sync::Arc::new(users));
         }
         let seeds_changed = next.seeds != running.seeds;
         self.state.set_config(next);

@@ -152,6 +152,10 @@ impl Admin {
                 StatusCode::SERVICE_UNAVAILABLE,
                 serde_json::json!({"result": "refused", "error": ReloadError::Unavailable.to_string()}),
             ),
+            Err(ReloadError::Users(e)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({"result": "refused", "problems": [{"key": "users", "problem": e}]}),
+            ),
             Err(ReloadError::Config(e)) => {
                 let problems: Vec<serde_json::Value> = match &e {
                     crate::config::ConfigError::Invalid(problems) => problems
