@@ -89,7 +89,7 @@ if len(KNOWN) < 5:
     sys.exit(1)
 # Keys the manifests are written for but that later issues add (admin listener and drain:
 # issue 5; password files: issue 8). They stay commented out until the binary knows them.
-PENDING = {"admin-listen", "shutdown-timeout", "requirepass-file", "backend-password-file"}
+PENDING = {"admin-listen", "shutdown-timeout", "requirepass-file"}
 ENV_EXTRA = {"SLOTGATE_CONFIG"}
 def env_name(key): return "SLOTGATE_" + key.upper().replace("-", "_")
 
