@@ -15,7 +15,7 @@
 # MSET: redis-benchmark's MSET sends 10 random keys. With --cluster it gives them one hash
 # tag per client, so each MSET goes to one node; through slotgate (and to the standalone
 # node) the keys are untagged, land in different slots, and slotgate splits each MSET into
-# one part per primary and merges the replies. So the MSET row compares slotgate's split
+# one part per slot (~10) and merges the replies. So the MSET row compares slotgate's split
 # path with the cluster's single-node path.
 #
 # Per cell it prints ops/s, p50/p99 (ms, from redis-benchmark --csv), the ratio to the raw
@@ -317,7 +317,12 @@ declare -A SUM=()
     max_rss=$(awk -F'\t' 'NR > 1 && $12 > m { m = $12 } END { printf "%.1f", m / 1024 }' "$RUNS")
     short=$(awk -F'\t' -v m="$MIN_SECONDS" 'NR > 1 && $6 < m { c++ } END { print c + 0 }' "$RUNS")
     errs=$(awk -F'\t' 'NR > 1 { c += $14 } END { print c + 0 }' "$RUNS")
-    echo "slotgate RSS: max $max_rss MB over all runs. Runs shorter than ${MIN_SECONDS}s: $short." \
+    if [[ $QUICK -eq 1 ]]; then
+        short="(--quick: short runs by design)"
+    else
+        short="Runs shorter than ${MIN_SECONDS}s: $short."
+    fi
+    echo "slotgate RSS: max $max_rss MB over all runs. $short" \
         "Runs whose redis-benchmark printed errors: $errs."
     if [[ $HAVE_MEMTIER -eq 1 ]]; then
         echo
