@@ -22,50 +22,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::key_slot;
-use common::load::{Load, LoadOptions, LoadReport, Reply, call_once, record_figure};
+use common::load::{Load, LoadOptions, Reply, call_once, record_figure};
 use common::pods::{MOVED_ALIAS, PodOptions};
-use common::topology::{HEADLESS, TopologyEnv, serial};
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round()
-}
-
-/// Signed milliseconds from `from` to `to`.
-fn ms_between(from: Instant, to: Instant) -> f64 {
-    if to >= from {
-        ms(to - from)
-    } else {
-        -ms(from - to)
-    }
-}
-
-fn audit_and_record(env: &TopologyEnv, scenario: &str, report: &LoadReport) {
-    let audit = env.audit(report);
-    record_figure(
-        scenario,
-        "acknowledged_writes",
-        report.acks() as f64,
-        "writes",
-    );
-    record_figure(scenario, "writes_lost", audit.lost() as f64, "writes");
-    record_figure(
-        scenario,
-        "writes_applied_beyond_acks_and_unknowns",
-        audit.extra() as f64,
-        "writes",
-    );
-    let unknown = audit.unknown_keys();
-    record_figure(
-        scenario,
-        "keys_with_unknown_outcome_errors",
-        unknown.len() as f64,
-        "keys",
-    );
-    for line in &unknown {
-        println!("  unknown outcome: {line}");
-    }
-    audit.assert_clean(scenario);
-}
+use common::topology::{HEADLESS, TopologyEnv, audit_and_record, ms, ms_between, serial};
 
 /// The DNS fixture itself: several A records, updates seen at once, removal is NXDOMAIN,
 /// TTL 1 s (checked by slotgate's resolver in the scenarios, here by the answers).

@@ -24,51 +24,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::load::{Load, LoadOptions, LoadReport, info_proxy_field, record_figure};
+use common::load::{Load, LoadOptions, info_proxy_field, record_figure};
 use common::pods::PodOptions;
-use common::topology::{TopologyEnv, serial};
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round()
-}
-
-/// Signed milliseconds from `from` to `to`.
-fn ms_between(from: Instant, to: Instant) -> f64 {
-    if to >= from {
-        ms(to - from)
-    } else {
-        -ms(from - to)
-    }
-}
-
-/// Audit figures and assertion, shared by every scenario.
-fn audit_and_record(env: &TopologyEnv, scenario: &str, report: &LoadReport) {
-    let audit = env.audit(report);
-    record_figure(
-        scenario,
-        "acknowledged_writes",
-        report.acks() as f64,
-        "writes",
-    );
-    record_figure(scenario, "writes_lost", audit.lost() as f64, "writes");
-    record_figure(
-        scenario,
-        "writes_applied_beyond_acks_and_unknowns",
-        audit.extra() as f64,
-        "writes",
-    );
-    let unknown = audit.unknown_keys();
-    record_figure(
-        scenario,
-        "keys_with_unknown_outcome_errors",
-        unknown.len() as f64,
-        "keys",
-    );
-    for line in &unknown {
-        println!("  unknown outcome: {line}");
-    }
-    audit.assert_clean(scenario);
-}
+use common::topology::{TopologyEnv, audit_and_record, ms, ms_between, serial};
 
 #[test]
 fn planned_failover_of_every_shard_has_no_client_errors_and_no_stale_reads() {

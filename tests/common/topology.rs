@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::dns::DnsServer;
-use super::load::{Audit, LoadReport, Reply, call_once, log_excerpt};
+use super::load::{Audit, LoadReport, Reply, call_once, log_excerpt, record_figure};
 use super::pods::{Pod, PodCluster, PodOptions};
 use super::{Slotgate, key_slot};
 
@@ -147,4 +147,48 @@ fn keys_per_shard(cluster: &PodCluster, name: &str, per_shard: usize) -> Vec<Str
         }
     }
     keys
+}
+
+/// Milliseconds, rounded, for the figures the scenarios record.
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round()
+}
+
+/// Signed milliseconds from `from` to `to`.
+pub fn ms_between(from: Instant, to: Instant) -> f64 {
+    if to >= from {
+        ms(to - from)
+    } else {
+        -ms(from - to)
+    }
+}
+
+/// Audits the load against the cluster, records the write figures and asserts that no
+/// write was lost or applied twice: shared by every scenario.
+pub fn audit_and_record(env: &TopologyEnv, scenario: &str, report: &LoadReport) {
+    let audit = env.audit(report);
+    record_figure(
+        scenario,
+        "acknowledged_writes",
+        report.acks() as f64,
+        "writes",
+    );
+    record_figure(scenario, "writes_lost", audit.lost() as f64, "writes");
+    record_figure(
+        scenario,
+        "writes_applied_beyond_acks_and_unknowns",
+        audit.extra() as f64,
+        "writes",
+    );
+    let unknown = audit.unknown_keys();
+    record_figure(
+        scenario,
+        "keys_with_unknown_outcome_errors",
+        unknown.len() as f64,
+        "keys",
+    );
+    for line in &unknown {
+        println!("  unknown outcome: {line}");
+    }
+    audit.assert_clean(scenario);
 }
