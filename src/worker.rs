@@ -83,11 +83,6 @@ impl Worker {
         }
     }
 
-    /// The current slot map (one atomic load when unchanged).
-    pub fn topology(&self) -> Arc<Topology> {
-        self.topology.borrow_mut().load().clone()
-    }
-
     /// Runs `f` on the current slot map without touching its reference count, which
     /// would bounce a cache line between threads on every request.
     pub fn with_topology<R>(&self, f: impl FnOnce(&Topology) -> R) -> R {
@@ -137,11 +132,6 @@ impl Worker {
     /// Runs `f` on the current command table; see [`Self::with_topology`].
     pub fn with_commands<R>(&self, f: impl FnOnce(&CommandTable) -> R) -> R {
         f(self.commands.borrow_mut().load())
-    }
-
-    /// The current command table.
-    pub fn commands(&self) -> Arc<CommandTable> {
-        self.commands.borrow_mut().load().clone()
     }
 
     /// A primary index for a keyless command, rotating over `count` primaries.
