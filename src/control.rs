@@ -9,13 +9,13 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::types::OwnedFrame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
 
 use crate::dns::Dns;
 use crate::resp::encode::encode_command;
 use crate::topology::Endpoint;
+use crate::transport::Stream;
 
 /// Why a control-plane request failed. Every variant names the node it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,8 @@ pub struct ControlTimeouts {
     pub reply: Duration,
     /// Sent as `AUTH` first when the nodes require a password.
     pub auth: Option<Credentials>,
+    /// Speak TLS to the nodes (`backend-tls`).
+    pub tls: Option<std::sync::Arc<crate::tls::Connector>>,
 }
 
 /// How slotgate authenticates to the nodes (`backend-user`, `backend-password`).
@@ -121,7 +123,8 @@ pub async fn request_many(
     commands: &[&[&[u8]]],
     limits: ControlTimeouts,
 ) -> Result<Vec<Result<OwnedFrame, ControlError>>, ControlError> {
-    let mut stream = timeout(limits.connect, dns.connect(endpoint))
+    let connect = crate::transport::connect(dns, endpoint, limits.tls.as_deref());
+    let mut stream = timeout(limits.connect, connect)
         .await
         .map_err(|_| ControlError::ConnectTimeout(endpoint.clone()))?
         .map_err(|reason| ControlError::Connect {
@@ -129,7 +132,7 @@ pub async fn request_many(
             reason,
         })?;
     // Control replies are small and latency matters more than batching here.
-    let _ = stream.set_nodelay(true);
+    let _ = stream.tcp().set_nodelay(true);
     let mut out = BytesMut::new();
     if let Some(auth) = &limits.auth {
         encode_command(&mut out, &auth.auth_command());
@@ -139,7 +142,7 @@ pub async fn request_many(
     }
     let exchange = async {
         stream
-            .write_all(&out)
+            .write_all_flushed(&out)
             .await
             .map_err(|source| ControlError::Io {
                 endpoint: endpoint.clone(),
@@ -175,7 +178,7 @@ pub async fn request_many(
 
 /// Reads one frame, leaving any bytes after it in `buf` for the next call.
 async fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     endpoint: &Endpoint,
 ) -> Result<OwnedFrame, ControlError> {

@@ -28,5 +28,7 @@ pub mod session;
 pub mod slot;
 pub mod slowlog;
 pub mod state;
+pub mod tls;
 pub mod topology;
+pub mod transport;
 pub mod worker;

@@ -169,6 +169,69 @@ fn log_refusal(cause: &str, file: &str, error: &ConfigError) {
     }
 }
 
+/// The TLS part of [`merge`]. The listener's port needs a restart (listeners are bound at
+/// start), and so does turning TLS on or off on either side (the backend side decides which
+/// port of every node is dialled); certificates, keys, CAs and options apply to the next
+/// handshake.
+fn merge_tls(running: &Config, next: &mut Config, report: &mut ReloadReport) {
+    match (&running.tls, &mut next.tls) {
+        (Some(old), Some(new)) => {
+            let changes = [
+                (old.port != new.port, "tls-port"),
+                (old.cert != new.cert, "tls-cert-file"),
+                (old.key != new.key, "tls-key-file"),
+                (old.ca != new.ca, "tls-ca-cert-file"),
+                (old.client_auth != new.client_auth, "tls-auth-clients"),
+                (old.versions != new.versions, "tls-protocols"),
+            ];
+            for (changed, key) in changes {
+                match (changed, key) {
+                    (false, _) => {}
+                    (true, "tls-port") => report.ignored.push(key),
+                    (true, _) => report.applied.push(key),
+                }
+            }
+            new.port = old.port;
+        }
+        (old, new) if old != new => {
+            report.ignored.push("tls-port");
+            new.clone_from(old);
+        }
+        _ => {}
+    }
+    match (&running.backend_tls, &mut next.backend_tls) {
+        (Some(old), Some(new)) => {
+            let old_pair = old.client_cert.as_ref();
+            let new_pair = new.client_cert.as_ref();
+            let changes = [
+                (old.ca != new.ca, "backend-tls-ca-cert-file"),
+                (
+                    old_pair.map(|p| &p.0) != new_pair.map(|p| &p.0),
+                    "backend-tls-cert-file",
+                ),
+                (
+                    old_pair.map(|p| &p.1) != new_pair.map(|p| &p.1),
+                    "backend-tls-key-file",
+                ),
+                (
+                    old.server_name != new.server_name,
+                    "backend-tls-server-name",
+                ),
+            ];
+            for (changed, key) in changes {
+                if changed {
+                    report.applied.push(key);
+                }
+            }
+        }
+        (old, new) if old != new => {
+            report.ignored.push("backend-tls");
+            new.clone_from(old);
+        }
+        _ => {}
+    }
+}
+
 /// The config to run after a reload: `loaded`, except for the keys that need a restart,
 /// which keep their running values. Also lists which keys changed.
 pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
@@ -206,6 +269,7 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
         maxclients => "maxclients",
         proto_max_bulk_len => "proto-max-bulk-len",
         client_query_buffer_limit => "client-query-buffer-limit",
+        client_output_buffer_limit => "client-output-buffer-limit",
         max_request_args => "max-request-args",
         max_reply_depth => "max-reply-depth",
         max_inflight_per_client => "max-inflight-per-client",
@@ -226,6 +290,7 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
         backend_password => "backend-password",
         backend_password_file => "backend-password-file",
     }
+    merge_tls(running, &mut next, &mut report);
     // Not a setting: which file the values came from.
     next.config_file = running.config_file.clone();
     (next, report)
@@ -303,14 +368,61 @@ mod tests {
         loaded.backend_user = Some("proxy".into());
         loaded.backend_password = Some(crate::config::Secret::new("pw"));
         loaded.backend_password_file = Some("/run/secrets/backend".into());
-        let (_, report) = merge(&running, loaded);
+        loaded.client_output_buffer_limit.normal.hard = 1;
+        // TLS on at both ends, every TLS setting changed; `tls-port` and `backend-tls`
+        // changes are each reported by their own case below.
+        let pem = |path: &str| crate::tls::PemFile {
+            path: path.into(),
+            contents: path.as_bytes().to_vec(),
+        };
+        let listener = |tag: &str, port| crate::tls::ListenerTls {
+            port,
+            cert: pem(&format!("{tag}.crt")),
+            key: pem(&format!("{tag}.key")),
+            ca: Some(pem(&format!("{tag}-ca.crt"))),
+            client_auth: crate::tls::ClientAuth::Required,
+            versions: crate::tls::TlsVersions::BOTH,
+        };
+        let backend = |tag: &str| crate::tls::BackendTls {
+            ca: Some(pem(&format!("{tag}-ca.crt"))),
+            client_cert: Some((pem(&format!("{tag}.crt")), pem(&format!("{tag}.key")))),
+            server_name: Some(format!("{tag}.example")),
+        };
+        let mut running = running;
+        running.tls = Some(listener("old", 6443));
+        running.backend_tls = None;
+        let mut new_listener = listener("new", 6444);
+        new_listener.client_auth = crate::tls::ClientAuth::Optional;
+        new_listener.versions.tls12 = false;
+        loaded.tls = Some(new_listener);
+        loaded.backend_tls = Some(backend("new"));
+        let (next, report) = merge(&running, loaded.clone());
+        assert_eq!(
+            next.tls.as_ref().unwrap().port,
+            6443,
+            "the port needs a restart"
+        );
+        assert_eq!(
+            next.backend_tls, None,
+            "turning backend TLS on needs a restart"
+        );
         let mut named: Vec<&str> = report
             .applied
             .iter()
             .chain(&report.ignored)
             .copied()
             .collect();
+        running.backend_tls = Some(backend("old"));
+        let (next, report) = merge(&running, loaded);
+        assert_eq!(next.backend_tls, Some(backend("new")));
+        named.extend(
+            report
+                .applied
+                .iter()
+                .filter(|k| k.starts_with("backend-tls-")),
+        );
         named.sort_unstable();
+        named.dedup();
         let mut keys: Vec<&str> = crate::config::keys::ALL.iter().map(|k| k.name).collect();
         keys.sort_unstable();
         assert_eq!(named, keys);

@@ -38,10 +38,14 @@ use crate::reload::{LogFilterHandle, Reloader};
 use crate::session;
 use crate::state::{ProxyState, WorkerStats};
 use crate::topology::refresher::{Refresher, initial_load};
+use crate::transport::Stream;
 use crate::worker::Worker;
 
 /// How long startup waits for a first slot map before opening the listeners anyway.
 const INITIAL_LOAD_LIMIT: Duration = Duration::from_secs(5);
+/// How long a client on the TLS port has to finish its handshake: a connection that never
+/// does must not hold a `maxclients` slot.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -125,9 +129,18 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     }
 
     let config = state.config_arc();
+    let tls_addr = config
+        .tls
+        .as_ref()
+        .map(|tls| SocketAddr::new(config.listen.ip(), tls.port));
     let listeners = (0..config.threads)
-        .map(|_| bind(config.listen))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|_| {
+            Ok(Listeners {
+                plain: bind(config.listen)?,
+                tls: tls_addr.map(bind).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, StartError>>()?;
     let workers = TaskTracker::new();
     let mut threads = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
@@ -141,7 +154,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     }
     workers.close();
     state.serving.store(true, Ordering::Relaxed);
-    info!(listen = %config.listen, threads = config.threads, "slotgate is serving");
+    match tls_addr {
+        Some(tls) => {
+            info!(listen = %config.listen, tls_listen = %tls, threads = config.threads, "slotgate is serving");
+        }
+        None => info!(listen = %config.listen, threads = config.threads, "slotgate is serving"),
+    }
     drop(config);
     let refresher_task = tokio::spawn(refresher.run(shutdown.clone()));
 
@@ -232,12 +250,26 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     Ok(socket.into())
 }
 
+/// One worker's listening sockets: the plain port and, with `tls-port`, the TLS one.
+struct Listeners {
+    plain: std::net::TcpListener,
+    tls: Option<std::net::TcpListener>,
+}
+
+/// Accepts on an optional listener; never completes without one.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One worker thread: accepts until `draining` fires, then waits for its sessions.
 /// `_token` keeps the main thread's tracker open until this thread is done.
 fn run_worker(
     state: Arc<ProxyState>,
     index: usize,
-    listener: std::net::TcpListener,
+    listeners: Listeners,
     _token: TaskTrackerToken,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -252,10 +284,14 @@ fn run_worker(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let listener = match TcpListener::from_std(listener) {
-            Ok(listener) => listener,
+        let registered = TcpListener::from_std(listeners.plain).and_then(|plain| {
+            let tls = listeners.tls.map(TcpListener::from_std).transpose()?;
+            Ok((plain, tls))
+        });
+        let (listener, tls_listener) = match registered {
+            Ok(pair) => pair,
             Err(e) => {
-                error!(worker = index, error = %e, "cannot register the listener");
+                error!(worker = index, error = %e, "cannot register the listeners");
                 return;
             }
         };
@@ -267,16 +303,17 @@ fn run_worker(
                 biased;
                 () = draining.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => admit(stream, peer, &worker, index, &sessions),
-                    Err(e) => {
-                        // EMFILE and friends: back off briefly instead of spinning.
-                        warn!(worker = index, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Ok((stream, peer)) => admit(stream, peer, false, &worker, index, &sessions),
+                    Err(e) => accept_failed(index, &e).await,
+                },
+                accepted = accept_on(tls_listener.as_ref()) => match accepted {
+                    Ok((stream, peer)) => admit(stream, peer, true, &worker, index, &sessions),
+                    Err(e) => accept_failed(index, &e).await,
                 },
             }
         }
         drop(listener);
+        drop(tls_listener);
         sessions.close();
         debug!(
             worker = index,
@@ -288,10 +325,18 @@ fn run_worker(
     });
 }
 
-/// Starts a session for a new client, or turns it away when `maxclients` is reached.
+/// EMFILE and friends: back off briefly instead of spinning.
+async fn accept_failed(index: usize, error: &std::io::Error) {
+    warn!(worker = index, error = %error, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Starts a session for a new client (after its TLS handshake on the TLS port), or turns
+/// it away when `maxclients` is reached.
 fn admit(
     stream: TcpStream,
     peer: SocketAddr,
+    tls: bool,
     worker: &Rc<Worker>,
     index: usize,
     sessions: &TaskTracker,
@@ -302,6 +347,10 @@ fn admit(
     if state.clients.fetch_add(1, Ordering::Relaxed) >= maxclients {
         state.clients.fetch_sub(1, Ordering::Relaxed);
         WorkerStats::bump(&stats.connections_rejected);
+        if tls {
+            // No plain-text error can reach a TLS client before its handshake: just close.
+            return;
+        }
         sessions.spawn_local(async move {
             let mut stream = stream;
             let _ = stream
@@ -318,8 +367,23 @@ fn admit(
     let worker = worker.clone();
     sessions.spawn_local(async move {
         let killed = registration.entry().kill_token().clone();
+        let serve = async {
+            let stream = if tls {
+                match handshake(stream, &worker).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        WorkerStats::bump(&worker.stats.tls_handshake_failures);
+                        debug!(client = id, %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                }
+            } else {
+                Stream::Plain(stream)
+            };
+            session::serve(stream, peer, worker.clone(), id).await;
+        };
         tokio::select! {
-            () = session::serve(stream, peer, worker.clone(), id) => {}
+            () = serve => {}
             // Dropping the session closes its socket; replies still due are abandoned.
             () = killed.cancelled() => debug!(client = id, %peer, "client killed (CLIENT KILL)"),
         }
@@ -327,6 +391,19 @@ fn admit(
         worker.state.clients.fetch_sub(1, Ordering::Relaxed);
         WorkerStats::drop_one(&worker.stats.connections_current);
     });
+}
+
+/// The server side of a TLS handshake, with the certificate in force now.
+async fn handshake(stream: TcpStream, worker: &Worker) -> std::io::Result<Stream> {
+    let acceptor = worker
+        .state
+        .tls
+        .acceptor()
+        .ok_or_else(|| std::io::Error::other("the TLS listener has no certificate loaded"))?;
+    let accepted = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))??;
+    Ok(Stream::Tls(Box::new(accepted.into())))
 }
 
 /// A signal the main thread acts on.

@@ -28,6 +28,8 @@ pub struct ProxyState {
     /// The config in force; replaced whole by a reload. Read through [`ProxyState::config`].
     config: ArcSwap<Config>,
     pub topology: ArcSwap<Topology>,
+    /// The TLS acceptor and backend connector in force; rebuilt by [`Self::set_config`].
+    pub tls: crate::tls::LiveTls,
     pub commands: ArcSwap<CommandTable>,
     /// Wakes the topology refresher early (after a `MOVED`, a connection failure, ...).
     pub refresh: Notify,
@@ -109,7 +111,9 @@ impl ProxyState {
             tracing::error!(error = %e, "invalid users; nobody can log in until this is fixed");
             crate::acl::Users::locked()
         });
+        let tls = crate::tls::LiveTls::from_config(&config);
         Self {
+            tls,
             config: ArcSwap::from_pointee(config),
             topology: ArcSwap::from_pointee(Topology::empty()),
             commands: ArcSwap::from_pointee(CommandTable::builtin()),
@@ -148,6 +152,7 @@ impl ProxyState {
     /// Replaces the config (a reload). Callers must have validated it and kept the keys
     /// that need a restart unchanged.
     pub fn set_config(&self, config: Config) {
+        self.tls.update(Some(&self.config.load()), &config);
         self.config.store(Arc::new(config));
     }
 
@@ -211,6 +216,11 @@ pub struct WorkerStats {
     pub connections_accepted: AtomicU64,
     pub connections_current: AtomicU64,
     pub connections_rejected: AtomicU64,
+    /// TLS clients whose handshake failed or timed out (bad certificate, wrong version, plain
+    /// text on the TLS port ...).
+    pub tls_handshake_failures: AtomicU64,
+    /// Clients disconnected for holding more unread replies than `client-output-buffer-limit`.
+    pub output_limit_disconnects: AtomicU64,
     pub commands: AtomicU64,
     pub commands_local: AtomicU64,
     pub commands_rejected: AtomicU64,

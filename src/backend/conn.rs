@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, warn};
@@ -29,6 +27,7 @@ use crate::resp::encode::{Protocol, encode_command};
 use crate::resp::walk::{ReplyKind, ReplyWalker};
 use crate::state::WorkerStats;
 use crate::topology::Endpoint;
+use crate::transport::{ReadHalf, Stream, WriteHalf};
 
 /// Requests larger than this are written on their own instead of being copied into the batch.
 const COPY_LIMIT: usize = 64 * 1024;
@@ -193,17 +192,17 @@ impl Backend {
         }
     }
 
-    async fn connect(&self) -> Result<TcpStream, Failure> {
+    async fn connect(&self) -> Result<Stream, Failure> {
         let connect_failure = |reason: String| Failure::Connect {
             node: self.endpoint.clone(),
             reason,
         };
-        let attempt = self.dns.connect(&self.endpoint);
+        let attempt =
+            crate::transport::connect(&self.dns, &self.endpoint, self.settings.tls.as_deref());
         let mut stream = timeout(self.settings.connect_timeout, attempt)
             .await
             .map_err(|_| connect_failure("timed out".into()))?
             .map_err(connect_failure)?;
-        let _ = stream.set_nodelay(true);
         // Replies must reach RESP3 clients untouched, so such a connection speaks RESP3;
         // credentials (read from the config at connect time, so a reload rotates them)
         // travel in the same handshake.
@@ -226,7 +225,7 @@ impl Backend {
     }
 
     /// Sends one command before the connection is shared and checks it did not fail.
-    async fn handshake(&self, stream: &mut TcpStream, command: &[&[u8]]) -> Result<(), Failure> {
+    async fn handshake(&self, stream: &mut Stream, command: &[&[u8]]) -> Result<(), Failure> {
         let failure = |reason: String| Failure::Connect {
             node: self.endpoint.clone(),
             reason,
@@ -234,7 +233,7 @@ impl Backend {
         let mut out = BytesMut::new();
         encode_command(&mut out, command);
         stream
-            .write_all(&out)
+            .write_all_flushed(&out)
             .await
             .map_err(|e| failure(e.to_string()))?;
         let mut buf = BytesMut::with_capacity(1024);
@@ -265,7 +264,7 @@ impl Backend {
             .with_max_bulk_len(self.settings.max_bulk_len)
     }
 
-    async fn write_loop(&self, mut writer: OwnedWriteHalf) -> Failure {
+    async fn write_loop(&self, mut writer: WriteHalf) -> Failure {
         let mut batch = BytesMut::with_capacity(16 * 1024);
         loop {
             if self.queue.borrow().is_empty() {
@@ -276,13 +275,13 @@ impl Backend {
             self.wake_reader.notify_one();
             let sent = batch.len() + large.as_ref().map_or(0, Bytes::len);
             if !batch.is_empty() {
-                if let Err(e) = writer.write_all(&batch).await {
+                if let Err(e) = writer.write_all_flushed(&batch).await {
                     return self.lost(e);
                 }
                 batch.clear();
             }
             if let Some(frame) = large
-                && let Err(e) = writer.write_all(&frame).await
+                && let Err(e) = writer.write_all_flushed(&frame).await
             {
                 return self.lost(e);
             }
@@ -341,7 +340,7 @@ impl Backend {
         None
     }
 
-    async fn read_loop(&self, reader: OwnedReadHalf) -> Failure {
+    async fn read_loop(&self, mut reader: ReadHalf) -> Failure {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut walker = self.walker();
         loop {
@@ -357,11 +356,7 @@ impl Backend {
             }
             let n = tokio::select! {
                 biased;
-                ready = reader.readable() => match ready.and_then(|()| crate::net::read_once(reader.as_ref(), &mut buf, usize::MAX)) {
-                    Ok(Some(n)) => Ok(n),
-                    Ok(None) => continue,
-                    Err(e) => Err(e),
-                },
+                read = reader.read_some(&mut buf) => read,
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     warn!(node = %self.endpoint, "reply timeout; closing the connection");
                     return Failure::ReplyTimeout { node: self.endpoint.clone() };

@@ -70,11 +70,14 @@ pub struct BackendSettings {
     pub max_bulk_len: usize,
     /// Sent on every new connection when the nodes require a password.
     pub auth: Option<crate::control::Credentials>,
+    /// Speak TLS to the nodes (`backend-tls`).
+    pub tls: Option<Arc<crate::tls::Connector>>,
 }
 
 impl BackendSettings {
     /// The settings in force now (they change on reload; each new connection takes them).
-    pub fn from_config(config: &crate::config::Config) -> Self {
+    pub fn from_state(state: &ProxyState) -> Self {
+        let config = state.config();
         Self {
             connect_timeout: config.backend_connect_timeout,
             reply_timeout: config.backend_reply_timeout,
@@ -82,7 +85,8 @@ impl BackendSettings {
             // Values stored through other clients may exceed our request limit; never
             // refuse a reply a default Redis could send.
             max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
-            auth: crate::control::Credentials::from_config(config),
+            auth: crate::control::Credentials::from_config(&config),
+            tls: state.tls.connector(),
         }
     }
 }
@@ -158,7 +162,7 @@ impl Pool {
     }
 
     fn settings(&self) -> BackendSettings {
-        BackendSettings::from_config(&self.state.config())
+        BackendSettings::from_state(&self.state)
     }
 
     fn open(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<Backend> {
@@ -172,8 +176,12 @@ impl Pool {
         )
     }
 
-    /// Closes and forgets the connections to nodes not in `keep`: nodes that left the
-    /// cluster must not keep sockets (or pod IPs) alive.
+    /// Forgets the connections to nodes not in `keep` and closes each once its requests in
+    /// flight are answered: nodes that left the map must not keep sockets (or pod IPs)
+    /// alive, but a node can drop out of one snapshot while it still answers (a primary
+    /// turning replica in a planned failover), and a command already sent there must get
+    /// its reply (or MOVED) rather than an "it may have run" error. A dead node's requests
+    /// end at the reply timeout, as on any connection.
     pub fn retain(&self, keep: &[Endpoint]) {
         self.backends.borrow_mut().retain(|endpoint, by_protocol| {
             let kept = keep.contains(endpoint);
@@ -182,7 +190,7 @@ impl Pool {
                     .into_iter()
                     .flatten()
                 {
-                    backend.close();
+                    backend.close_when_idle();
                 }
             }
             kept

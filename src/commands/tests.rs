@@ -180,7 +180,7 @@ fn flags_and_categories() {
     assert!(!get.flags.contains(CommandFlags::WRITE));
     assert_eq!(
         get.acl_categories,
-        vec!["@read".into(), "@string".into(), "@fast".into()]
+        vec![Box::<str>::from("@read"), "@string".into(), "@fast".into()]
     );
     let blpop = table.get("blpop").unwrap();
     assert!(
@@ -496,7 +496,7 @@ fn learns_redis7_entries_and_keeps_builtin_rest() {
     );
     assert_eq!(
         table.get("mod.multi").unwrap().acl_categories,
-        vec!["@slow".into()]
+        vec![Box::<str>::from("@slow")]
     );
     // Everything else stays built-in.
     assert_eq!(table.len(), CommandTable::builtin().len() + 1);

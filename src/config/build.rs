@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod tls;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
@@ -84,8 +86,9 @@ pub fn default_threads() -> usize {
 }
 
 /// Merges `cli` over `raw` and checks every key.
-pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
+pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let mut c = Checker::default();
+    let mut tls_inputs = tls::TlsInputs::take(cli, &mut raw);
     let listen = c.check(
         keys::LISTEN,
         pick_text(&cli.listen, raw.listen),
@@ -315,6 +318,10 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         |v| integer(v, SLOWLOG_MAX_LEN),
     );
 
+    let client_output_buffer_limit = c.output_limits(&mut tls_inputs);
+    let tls = c.listener_tls(&mut tls_inputs, listen, admin_listen.flatten());
+    let backend_tls = c.backend_tls(&mut tls_inputs);
+
     if let (Some(listen), Some(Some(admin))) = (listen, admin_listen) {
         c.admin_apart_from_listen(listen, Sourced::new(admin, admin_origin));
     }
@@ -353,6 +360,7 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             maxclients: to_usize(maxclients?),
             proto_max_bulk_len: to_usize(proto_max_bulk_len?),
             client_query_buffer_limit: to_usize(client_query_buffer_limit?),
+            client_output_buffer_limit: client_output_buffer_limit?,
             max_request_args: to_usize(max_request_args?),
             max_reply_depth: to_usize(max_reply_depth?),
             max_inflight_per_client: to_usize(max_inflight_per_client?),
@@ -362,6 +370,8 @@ pub fn build(cli: &Cli, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             users_file,
             enable_flush_commands: enable_flush_commands?,
             enable_debug_command: enable_debug_command?,
+            tls: tls?,
+            backend_tls: backend_tls?,
             topology_refresh_interval: topology_refresh_interval?,
             topology_refresh_min_interval: topology_refresh_min_interval?,
             max_redirects: u32::try_from(max_redirects?).ok()?,

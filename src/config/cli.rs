@@ -114,6 +114,16 @@ pub struct Cli {
     #[arg(long, env = "SLOTGATE_CLIENT_QUERY_BUFFER_LIMIT", value_name = "SIZE")]
     pub client_query_buffer_limit: Option<String>,
 
+    /// Reply bytes a client may leave unread before it is disconnected, per class as in
+    /// redis.conf: "<normal|pubsub> <hard> <soft> <soft-seconds> ..."; classes not named
+    /// keep their defaults [default: "normal 0 0 0 pubsub 32mb 8mb 60"].
+    #[arg(
+        long,
+        env = "SLOTGATE_CLIENT_OUTPUT_BUFFER_LIMIT",
+        value_name = "CLASS HARD SOFT SECONDS"
+    )]
+    pub client_output_buffer_limit: Option<String>,
+
     /// Most arguments in one request, command name included [default: 1048576].
     #[arg(long, env = "SLOTGATE_MAX_REQUEST_ARGS", value_name = "N")]
     pub max_request_args: Option<String>,
@@ -178,6 +188,66 @@ pub struct Cli {
         default_missing_value = "true"
     )]
     pub enable_debug_command: Option<String>,
+
+    /// Port of a TLS listener on the IP of --listen, next to the plain one; unset = no
+    /// TLS listener [default: none].
+    #[arg(long, env = "SLOTGATE_TLS_PORT", value_name = "PORT")]
+    pub tls_port: Option<String>,
+
+    /// PEM certificate chain of the TLS listener (leaf first); required with --tls-port;
+    /// re-read on reload.
+    #[arg(long, env = "SLOTGATE_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<String>,
+
+    /// PEM private key of the TLS listener; required with --tls-port; re-read on reload.
+    #[arg(long, env = "SLOTGATE_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<String>,
+
+    /// PEM CA bundle that client certificates must chain to [default: none].
+    #[arg(long, env = "SLOTGATE_TLS_CA_CERT_FILE", value_name = "FILE")]
+    pub tls_ca_cert_file: Option<String>,
+
+    /// Client certificates on the TLS listener: yes (required), optional or no [default:
+    /// yes with --tls-ca-cert-file, else no].
+    #[arg(
+        long,
+        env = "SLOTGATE_TLS_AUTH_CLIENTS",
+        value_name = "yes|optional|no"
+    )]
+    pub tls_auth_clients: Option<String>,
+
+    /// TLS versions offered, space separated [default: "TLSv1.2 TLSv1.3"].
+    #[arg(long, env = "SLOTGATE_TLS_PROTOCOLS", value_name = "VERSIONS")]
+    pub tls_protocols: Option<String>,
+
+    /// Connect to the nodes over TLS (their tls-port): true or false; the flag alone
+    /// means true [default: false].
+    #[arg(
+        long,
+        env = "SLOTGATE_BACKEND_TLS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub backend_tls: Option<String>,
+
+    /// PEM CA bundle the nodes' certificates must chain to [default: the system's roots].
+    #[arg(long, env = "SLOTGATE_BACKEND_TLS_CA_CERT_FILE", value_name = "FILE")]
+    pub backend_tls_ca_cert_file: Option<String>,
+
+    /// PEM client certificate presented to the nodes (with --backend-tls-key-file), for
+    /// nodes with tls-auth-clients yes [default: none].
+    #[arg(long, env = "SLOTGATE_BACKEND_TLS_CERT_FILE", value_name = "FILE")]
+    pub backend_tls_cert_file: Option<String>,
+
+    /// PEM private key of --backend-tls-cert-file [default: none].
+    #[arg(long, env = "SLOTGATE_BACKEND_TLS_KEY_FILE", value_name = "FILE")]
+    pub backend_tls_key_file: Option<String>,
+
+    /// Name to verify every node's certificate against and send as SNI, instead of the
+    /// hostname or IP each node announces [default: the announced host].
+    #[arg(long, env = "SLOTGATE_BACKEND_TLS_SERVER_NAME", value_name = "NAME")]
+    pub backend_tls_server_name: Option<String>,
 
     /// Time between two periodic topology refreshes [default: 5s].
     #[arg(

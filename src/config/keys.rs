@@ -7,7 +7,7 @@
 //!
 //! Keys take redis.conf names where Redis has the same setting (`timeout`, `maxclients`,
 //! `proto-max-bulk-len`, `client-query-buffer-limit`, `slowlog-log-slower-than`,
-//! `slowlog-max-len`, `requirepass`), kebab-case otherwise. Secret keys (`requirepass`,
+//! `slowlog-max-len`, `requirepass`, `client-output-buffer-limit`, the `tls-*` keys), kebab-case otherwise. Secret keys (`requirepass`,
 //! `users`, `backend-password`) each have a `-file` twin for mounted Kubernetes Secrets, and
 //! their values never appear in errors, `--help` or `Debug` output ([`super::Secret`]). Never add a key
 //! named `port` or `service-*`: Kubernetes injects `SLOTGATE_PORT` and
@@ -53,6 +53,7 @@ keys! {
     MAXCLIENTS = "maxclients", "MAXCLIENTS";
     PROTO_MAX_BULK_LEN = "proto-max-bulk-len", "PROTO_MAX_BULK_LEN";
     CLIENT_QUERY_BUFFER_LIMIT = "client-query-buffer-limit", "CLIENT_QUERY_BUFFER_LIMIT";
+    CLIENT_OUTPUT_BUFFER_LIMIT = "client-output-buffer-limit", "CLIENT_OUTPUT_BUFFER_LIMIT";
     MAX_REQUEST_ARGS = "max-request-args", "MAX_REQUEST_ARGS";
     MAX_REPLY_DEPTH = "max-reply-depth", "MAX_REPLY_DEPTH";
     MAX_INFLIGHT_PER_CLIENT = "max-inflight-per-client", "MAX_INFLIGHT_PER_CLIENT";
@@ -62,6 +63,17 @@ keys! {
     USERS_FILE = "users-file", "USERS_FILE";
     ENABLE_FLUSH_COMMANDS = "enable-flush-commands", "ENABLE_FLUSH_COMMANDS";
     ENABLE_DEBUG_COMMAND = "enable-debug-command", "ENABLE_DEBUG_COMMAND";
+    TLS_PORT = "tls-port", "TLS_PORT";
+    TLS_CERT_FILE = "tls-cert-file", "TLS_CERT_FILE";
+    TLS_KEY_FILE = "tls-key-file", "TLS_KEY_FILE";
+    TLS_CA_CERT_FILE = "tls-ca-cert-file", "TLS_CA_CERT_FILE";
+    TLS_AUTH_CLIENTS = "tls-auth-clients", "TLS_AUTH_CLIENTS";
+    TLS_PROTOCOLS = "tls-protocols", "TLS_PROTOCOLS";
+    BACKEND_TLS = "backend-tls", "BACKEND_TLS";
+    BACKEND_TLS_CA_CERT_FILE = "backend-tls-ca-cert-file", "BACKEND_TLS_CA_CERT_FILE";
+    BACKEND_TLS_CERT_FILE = "backend-tls-cert-file", "BACKEND_TLS_CERT_FILE";
+    BACKEND_TLS_KEY_FILE = "backend-tls-key-file", "BACKEND_TLS_KEY_FILE";
+    BACKEND_TLS_SERVER_NAME = "backend-tls-server-name", "BACKEND_TLS_SERVER_NAME";
     TOPOLOGY_REFRESH_INTERVAL = "topology-refresh-interval", "TOPOLOGY_REFRESH_INTERVAL";
     TOPOLOGY_REFRESH_MIN_INTERVAL = "topology-refresh-min-interval", "TOPOLOGY_REFRESH_MIN_INTERVAL";
     MAX_REDIRECTS = "max-redirects", "MAX_REDIRECTS";

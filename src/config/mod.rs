@@ -10,8 +10,8 @@
 //!                                                                               (every problem at once)
 //! ```
 //!
-//! Secret files named by `requirepass-file`, `backend-password-file` and `users-file` are
-//! read by `build` too, so a reload re-reads them; passwords and ACL rules are hashed and
+//! Secret files named by `requirepass-file`, `backend-password-file` and `users-file`, and
+//! the TLS certificate and key files, are read by `build` too, so a reload re-reads them; passwords and ACL rules are hashed and
 //! parsed there by [`crate::acl`], so `Config` never holds a client password in clear.
 //!
 //! [`Config`] is plain data handed to the server at start and swapped whole on a reload
@@ -25,6 +25,7 @@ mod cli;
 mod error;
 mod hostport;
 pub mod keys;
+mod output_limit;
 mod raw;
 mod secret;
 pub mod units;
@@ -38,6 +39,7 @@ pub use cli::Cli;
 pub use error::{ConfigError, Origin, Problem};
 pub use hostport::{HostPort, HostPortError};
 pub use keys::Key;
+pub use output_limit::{OutputBufferLimits, OutputLimit};
 pub use secret::Secret;
 
 use crate::acl::{PasswordHash, User};
@@ -108,6 +110,8 @@ pub struct Config {
     pub max_request_args: usize,
     /// Deepest reply nesting accepted from a backend, 1..=4096.
     pub max_reply_depth: usize,
+    /// Unwritten reply bytes a client may hold, per class (`client-output-buffer-limit`).
+    pub client_output_buffer_limit: OutputBufferLimits,
     /// Commands read from one client but not yet answered; reading pauses at this count.
     pub max_inflight_per_client: usize,
     /// SHA-256 of the default user's password (`requirepass` or the file named by
@@ -126,6 +130,10 @@ pub struct Config {
     pub enable_flush_commands: bool,
     /// Let DEBUG through (default false: refused, naming this key).
     pub enable_debug_command: bool,
+    /// The TLS listener (`tls-port` and friends), files already read and checked.
+    pub tls: Option<crate::tls::ListenerTls>,
+    /// TLS toward the nodes (`backend-tls` and friends), files already read and checked.
+    pub backend_tls: Option<crate::tls::BackendTls>,
     /// Period of the background topology refresh; more than zero.
     pub topology_refresh_interval: Duration,
     /// Least time between two refreshes of any cause; more than zero, at most the interval.
@@ -201,12 +209,15 @@ impl Config {
             max_request_args: build::DEFAULT_MAX_REQUEST_ARGS as usize,
             max_reply_depth: build::DEFAULT_MAX_REPLY_DEPTH as usize,
             max_inflight_per_client: build::DEFAULT_MAX_INFLIGHT_PER_CLIENT as usize,
+            client_output_buffer_limit: OutputBufferLimits::default(),
             requirepass: None,
             requirepass_file: None,
             users: Vec::new(),
             users_file: None,
             enable_flush_commands: false,
             enable_debug_command: false,
+            tls: None,
+            backend_tls: None,
             topology_refresh_interval: build::DEFAULT_TOPOLOGY_REFRESH_INTERVAL,
             topology_refresh_min_interval: build::DEFAULT_TOPOLOGY_REFRESH_MIN_INTERVAL,
             max_redirects: build::DEFAULT_MAX_REDIRECTS as u32,
@@ -222,3 +233,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

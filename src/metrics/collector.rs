@@ -135,6 +135,21 @@ impl Collector for StateCollector {
         )?;
         counter(
             &mut e,
+            "client_tls_handshake_failures",
+            "TLS client handshakes that failed or timed out (certificate refused, no common \
+             version, not TLS at all)",
+            None,
+            total(|w| &w.tls_handshake_failures),
+        )?;
+        counter(
+            &mut e,
+            "client_output_buffer_limit_disconnects",
+            "Clients disconnected for leaving more replies unread than client-output-buffer-limit",
+            None,
+            total(|w| &w.output_limit_disconnects),
+        )?;
+        counter(
+            &mut e,
             "client_received",
             "Bytes read from client connections",
             Some(&Unit::Bytes),

@@ -23,15 +23,15 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use local::After;
 pub use local::{COMPAT_REDIS_VERSION, ClientState};
 use queue::{Channel, Entry, EntryState, ReplyQueue, Target};
 
 use crate::backend::{Backend, Failure, Mode, Outcome, ReplySink, Request};
+use crate::config::OutputLimit;
 use crate::metrics::CommandOutcome;
 use crate::resp::ArgView;
 use crate::resp::encode;
@@ -39,6 +39,7 @@ use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
 use crate::router::{Local, Route, route_with_id};
 use crate::state::WorkerStats;
 use crate::topology::Endpoint;
+use crate::transport::Stream;
 use crate::worker::Worker;
 
 /// While draining, a client with nothing pending is closed after this long without a byte.
@@ -56,9 +57,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Serves one client until it disconnects, sends QUIT or breaks the protocol.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: u64) {
-    let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().unwrap_or(peer);
+pub async fn serve(mut stream: Stream, peer: SocketAddr, worker: Rc<Worker>, id: u64) {
+    let _ = stream.tcp().set_nodelay(true);
+    let local = stream.tcp().local_addr().unwrap_or(peer);
     let config = worker.state.config();
     let limits = ScanLimits {
         max_bulk_len: config.proto_max_bulk_len,
@@ -97,9 +98,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, id: 
         key_scratch: RefCell::default(),
         backlog: false,
         read_hint: MIN_READ,
+        over_soft_limit_since: None,
         worker,
     };
-    if let Err(e) = session.run(&stream).await {
+    if let Err(e) = session.run(&mut stream).await {
         debug!(client = id, %peer, error = %e, "client connection ended with an error");
     }
 }
@@ -161,10 +163,26 @@ struct Session {
     /// How much to read next: grows while reads fill the buffer, back to [`MIN_READ`]
     /// when the client goes idle.
     read_hint: usize,
+    /// Since when the unread output has been over the soft `client-output-buffer-limit`.
+    over_soft_limit_since: Option<Instant>,
 }
 
 impl Session {
-    async fn run(&mut self, stream: &TcpStream) -> std::io::Result<()> {
+    /// Disconnects a client that leaves more replies unread than its class allows, as
+    /// Redis does (it logs the same event).
+    fn output_limit_reached(&mut self, class: &str) {
+        WorkerStats::bump(&self.worker.stats.output_limit_disconnects);
+        warn!(
+            client = self.client.id,
+            peer = %self.client.peer,
+            class,
+            "client reads too slowly: client-output-buffer-limit reached; disconnecting"
+        );
+        self.reading = false;
+        self.closing = true;
+    }
+
+    async fn run(&mut self, stream: &mut Stream) -> std::io::Result<()> {
         let idle_timeout = self.worker.state.config().timeout;
         let max_inflight = self.worker.state.config().max_inflight_per_client;
         let mut last_activity = Instant::now();
@@ -190,7 +208,7 @@ impl Session {
                 // been quiet for a moment (bytes still in flight on the network count as
                 // sent).
                 self.read_buf.reserve(self.read_hint);
-                match crate::net::read_now(stream, &mut self.read_buf)? {
+                match stream.read_now(&mut self.read_buf).await? {
                     Some(0) => return Ok(()),
                     Some(_) => {
                         drain_quiet_since = None;
@@ -232,19 +250,14 @@ impl Session {
             let resubscribe_at = self.subs.resubscribe_at();
             tokio::select! {
                 biased;
-                ready = stream.readable(), if can_read => {
-                    ready?;
-                    if self.read_buf.capacity() - self.read_buf.len() < self.read_hint / 4 {
-                        self.read_buf.reserve(self.read_hint);
-                    }
-                    let spare = self.read_buf.capacity() - self.read_buf.len();
-                    match crate::net::read_once(stream, &mut self.read_buf, self.read_hint)? {
+                read = stream.read_some(&mut self.read_buf, self.read_hint), if can_read => {
+                    match read? {
                         // The client left: like Redis, drop what it still waits for (a
                         // blocked command must not take data nobody will read).
-                        Some(0) => return Ok(()),
-                        Some(n) => {
+                        (0, _) => return Ok(()),
+                        (n, filled) => {
                             self.worker.stats.metrics.record_client_read(n);
-                            if n >= spare.min(self.read_hint) {
+                            if filled {
                                 // The client sends faster than we read: read more at once.
                                 self.read_hint = (self.read_hint * 2).min(MAX_READ);
                             }
@@ -252,7 +265,6 @@ impl Session {
                                 last_activity = Instant::now();
                             }
                         }
-                        None => {}
                     }
                 }
                 _ = self.queue.changed() => {}
@@ -757,7 +769,7 @@ impl Session {
     }
 
     /// Writes every reply that is ready, in order.
-    async fn flush(&mut self, stream: &TcpStream) -> std::io::Result<()> {
+    async fn flush(&mut self, stream: &mut Stream) -> std::io::Result<()> {
         let mut chunks = std::mem::take(&mut self.chunks);
         let write_buf = &mut self.write_buf;
         let metrics = &self.worker.stats.metrics;
@@ -801,13 +813,32 @@ impl Session {
             chunks.push(write_buf.split().freeze());
         }
         let written: usize = chunks.iter().map(Bytes::len).sum();
-        let result = async {
-            for chunk in &chunks {
-                write_all(stream, chunk).await?;
+        let limits = self.worker.state.config().client_output_buffer_limit;
+        self.queue.set_relay_limit(limits.pubsub.hard);
+        let (class, limit) = if self.subs.active() {
+            ("pubsub", limits.pubsub)
+        } else {
+            ("normal", limits.normal)
+        };
+        let result = if limit == OutputLimit::NONE {
+            async {
+                for chunk in &chunks {
+                    stream.write_all_flushed(chunk).await?;
+                }
+                Ok(())
             }
-            Ok(())
-        }
-        .await;
+            .await
+        } else {
+            let queue = self.queue.clone();
+            let watch = OutputWatch {
+                queue: &queue,
+                limit,
+                over_soft_since: &mut self.over_soft_limit_since,
+            };
+            watch.write(stream, &chunks).await
+        };
+        let limit_reached =
+            matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory);
         if written > 0 {
             metrics.record_client_write(written);
         }
@@ -818,6 +849,9 @@ impl Session {
         }
         if close {
             self.closing = true;
+        }
+        if limit_reached {
+            self.output_limit_reached(class);
         }
         result
     }
@@ -838,18 +872,48 @@ fn evalsha_sha(frame: &[u8]) -> Option<Vec<u8>> {
     view.get(1).map(<[u8]>::to_vec)
 }
 
-/// Writes all of `data` through a shared reference to the stream.
-async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(data) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+/// Writes replies while watching `client-output-buffer-limit`: a client that stops
+/// reading leaves the write waiting, and meanwhile replies pile up in its queue. Every
+/// time one arrives (and every second, for the soft limit) the pending total is checked.
+struct OutputWatch<'a> {
+    queue: &'a ReplyQueue,
+    limit: OutputLimit,
+    over_soft_since: &'a mut Option<Instant>,
+}
+
+impl OutputWatch<'_> {
+    /// Writes `chunks`; `ErrorKind::OutOfMemory` when the limit was reached first.
+    async fn write(self, stream: &mut Stream, chunks: &[Bytes]) -> std::io::Result<()> {
+        let mut unwritten: usize = chunks.iter().map(Bytes::len).sum();
+        for chunk in chunks {
+            let write = stream.write_all_flushed(chunk);
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    biased;
+                    written = &mut write => {
+                        written?;
+                        break;
+                    }
+                    () = self.queue.changed() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)), if self.limit.soft > 0 => {}
+                }
+                let pending = unwritten + self.queue.ready_bytes() + self.queue.relay_pending();
+                if self.queue.relay_overflowed()
+                    || self
+                        .limit
+                        .exceeded(pending, self.over_soft_since, Instant::now())
+                {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::OutOfMemory,
+                        "client-output-buffer-limit reached",
+                    ));
+                }
+            }
+            unwritten -= chunk.len();
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The error a client gets for a backend failure. `maybe_ran` says whether the command

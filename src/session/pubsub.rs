@@ -10,8 +10,8 @@
 //! Redis sends an `sunsubscribe` the client did not ask for), it subscribes again where the
 //! channels now live and hides the confirmations of those re-subscriptions: the client
 //! keeps receiving messages without noticing. Relayed frames wait in a bounded buffer; a
-//! subscriber too slow to drain [`PUBSUB_OUTPUT_LIMIT`] is disconnected, as Redis does with
-//! `client-output-buffer-limit pubsub`.
+//! subscriber too slow to drain it is disconnected by `client-output-buffer-limit pubsub`
+//! (hard limit as frames arrive, in [`super::queue`]; soft limit here), as in Redis.
 
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::Session;
 use super::merge::{elements, integer};
@@ -29,8 +29,6 @@ use crate::resp::encode::{self, Protocol, encode_command};
 use crate::router::PubSubCommand;
 use crate::slot::key_slot;
 
-/// Relayed bytes a subscriber may leave unread before it is disconnected.
-pub const PUBSUB_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
 /// Delay before subscribing again after a subscription connection was lost, so the slot
 /// map has a chance to show the new owner.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(100);
@@ -309,13 +307,12 @@ impl Session {
             self.connection_lost(conn);
         }
         self.queue.set_relay_backlog(self.subs.out_bytes);
-        if self.subs.out_bytes > PUBSUB_OUTPUT_LIMIT || self.queue.relay_overflowed() {
-            warn!(
-                client = self.client.id,
-                "subscriber too slow: output buffer limit reached; disconnecting"
-            );
-            self.reading = false;
-            self.closing = true;
+        let limit = self.worker.state.config().client_output_buffer_limit.pubsub;
+        let pending = self.queue.relay_pending();
+        if self.queue.relay_overflowed()
+            || limit.exceeded(pending, &mut self.over_soft_limit_since, Instant::now())
+        {
+            self.output_limit_reached("pubsub");
         }
     }
 

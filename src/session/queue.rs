@@ -176,6 +176,8 @@ pub struct ReplyQueue {
     relay_backlog: Cell<usize>,
     /// The relay limit was exceeded: frames were dropped and the client must go.
     relay_overflow: Cell<bool>,
+    /// Hard limit on relayed bytes (`client-output-buffer-limit pubsub`); 0: none.
+    relay_limit: Cell<usize>,
     /// Label and read time given to every entry pushed, set per request by the session.
     stamp: Cell<Option<(CommandId, Instant)>>,
 }
@@ -234,6 +236,31 @@ impl ReplyQueue {
     /// limit covers both sides.
     pub fn set_relay_backlog(&self, bytes: usize) {
         self.relay_backlog.set(bytes);
+    }
+
+    /// Sets the hard limit on relayed bytes (0: none).
+    pub fn set_relay_limit(&self, bytes: usize) {
+        self.relay_limit.set(bytes);
+    }
+
+    /// Relayed bytes not yet written: those not yet taken plus the session's backlog.
+    pub fn relay_pending(&self) -> usize {
+        self.relay_bytes.get() + self.relay_backlog.get()
+    }
+
+    /// Bytes of replies that are ready but not yet handed to the session's writer: with
+    /// what the writer holds, the client's output buffer. Walks the queue, so it is for
+    /// the slow path only (a client that is not reading).
+    pub fn ready_bytes(&self) -> usize {
+        self.inner
+            .borrow()
+            .entries
+            .iter()
+            .map(|entry| match &entry.state {
+                EntryState::Ready(reply) | EntryState::Final(reply) => reply.len(),
+                _ => 0,
+            })
+            .sum()
     }
 
     /// True once relayed frames were dropped because the client reads too slowly.
@@ -397,7 +424,8 @@ impl ReplySink for ReplyQueue {
         // Checked as frames arrive, so a subscriber that never reads costs at most the
         // limit, not the whole backlog.
         let buffered = self.relay_bytes.get() + frame.len();
-        if buffered + self.relay_backlog.get() > super::pubsub::PUBSUB_OUTPUT_LIMIT {
+        let limit = self.relay_limit.get();
+        if limit > 0 && buffered + self.relay_backlog.get() >= limit {
             self.relay_overflow.set(true);
             self.pushes.borrow_mut().clear();
             self.relay_bytes.set(0);

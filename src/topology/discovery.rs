@@ -52,7 +52,7 @@ pub async fn fetch(
     };
     let (current_epoch, state_ok) = parse_info(&info?);
     let topology = match shards {
-        Ok(reply) => parse_shards(&reply, endpoint)?,
+        Ok(reply) => parse_shards(&reply, endpoint, limits.tls.is_some())?,
         // Servers before 7.0 do not know CLUSTER SHARDS; everything else is a real failure.
         Err(ControlError::Server { message, .. }) if is_unknown_subcommand(&message) => {
             let reply = control::request(dns, endpoint, &[b"CLUSTER", b"SLOTS"], limits).await?;
@@ -126,8 +126,13 @@ fn choose_host<'a>(
 }
 
 /// Parses a `CLUSTER SHARDS` reply. Nodes whose health is not `online` are left out, so a
-/// shard whose primary is failing serves no slots in the resulting map.
-pub fn parse_shards(reply: &OwnedFrame, asked: &Endpoint) -> Result<Topology, DiscoveryError> {
+/// shard whose primary is failing serves no slots in the resulting map. With `tls` the
+/// nodes' `tls-port` is dialled (a TLS-only node reports no `port` at all), else `port`.
+pub fn parse_shards(
+    reply: &OwnedFrame,
+    asked: &Endpoint,
+    tls: bool,
+) -> Result<Topology, DiscoveryError> {
     const CMD: &str = "CLUSTER SHARDS";
     let OwnedFrame::Array(entries) = reply else {
         return Err(malformed(asked, CMD, "top level is not an array"));
@@ -164,8 +169,22 @@ pub fn parse_shards(reply: &OwnedFrame, asked: &Endpoint) -> Result<Topology, Di
             if get("health") != Some("online") {
                 continue;
             }
-            let (Some(id), Some(port)) = (get("id"), attr.get("port").and_then(|f| int(f))) else {
-                return Err(malformed(asked, CMD, "node lacks id or port"));
+            let port_of = |key: &str| attr.get(key).and_then(|f| int(f));
+            let port = if tls {
+                port_of("tls-port").or_else(|| port_of("port"))
+            } else {
+                port_of("port")
+            };
+            let Some(id) = get("id") else {
+                return Err(malformed(asked, CMD, "node lacks id"));
+            };
+            let Some(port) = port else {
+                let reason = if tls || port_of("tls-port").is_none() {
+                    "node lacks port"
+                } else {
+                    "node has only a tls-port: it serves TLS only, so set backend-tls"
+                };
+                return Err(malformed(asked, CMD, reason));
             };
             let Ok(port) = u16::try_from(port) else {
                 return Err(malformed(asked, CMD, "node port out of range"));
@@ -306,6 +325,55 @@ mod tests {
         Endpoint::new("127.0.0.5", 7000)
     }
 
+    /// A node as a TLS-only Redis 7 reports it: `tls-port`, no `port`.
+    fn tls_only_node(id: &str, tls_port: i64) -> OwnedFrame {
+        arr(vec![
+            b("id"),
+            b(id),
+            b("tls-port"),
+            OwnedFrame::Integer(tls_port),
+            b("ip"),
+            b("127.0.0.1"),
+            b("endpoint"),
+            b("127.0.0.1"),
+            b("role"),
+            b("master"),
+            b("health"),
+            b("online"),
+        ])
+    }
+
+    #[test]
+    fn tls_discovery_dials_the_tls_port() {
+        let whole = arr(vec![OwnedFrame::Integer(0), OwnedFrame::Integer(16383)]);
+        let tls_only = arr(vec![arr(vec![
+            b("slots"),
+            whole.clone(),
+            b("nodes"),
+            arr(vec![tls_only_node("t", 7443)]),
+        ])]);
+        let topo = parse_shards(&tls_only, &asked(), true).unwrap();
+        assert_eq!(topo.primary_for(0).unwrap().endpoint.port, 7443);
+        // Over plain TCP the node cannot be reached, and the error says what to set.
+        let error = parse_shards(&tls_only, &asked(), false).unwrap_err();
+        assert!(error.to_string().contains("set backend-tls"), "{error}");
+        // A node serving both: each mode dials its own port.
+        let mut both = shard_node("m", 7000, "127.0.0.1", "master", "online");
+        if let OwnedFrame::Array(fields) = &mut both {
+            fields.extend([b("tls-port"), OwnedFrame::Integer(7443)]);
+        }
+        let mixed = arr(vec![arr(vec![
+            b("slots"),
+            whole,
+            b("nodes"),
+            arr(vec![both]),
+        ])]);
+        let plain = parse_shards(&mixed, &asked(), false).unwrap();
+        assert_eq!(plain.primary_for(0).unwrap().endpoint.port, 7000);
+        let tls = parse_shards(&mixed, &asked(), true).unwrap();
+        assert_eq!(tls.primary_for(0).unwrap().endpoint.port, 7443);
+    }
+
     #[test]
     fn shards_reply_builds_complete_map() {
         let reply = arr(vec![
@@ -325,7 +393,7 @@ mod tests {
                 arr(vec![shard_node("b", 7001, "127.0.0.1", "master", "online")]),
             ]),
         ]);
-        let topo = parse_shards(&reply, &asked()).unwrap();
+        let topo = parse_shards(&reply, &asked(), false).unwrap();
         assert!(topo.is_complete());
         assert_eq!(&*topo.primary_for(100).unwrap().id, "a");
         assert_eq!(topo.shards()[0].replicas.len(), 1);
@@ -343,7 +411,7 @@ mod tests {
                 shard_node("a", 7000, "?", "master", "online"),
             ]),
         ])]);
-        let topo = parse_shards(&reply, &asked()).unwrap();
+        let topo = parse_shards(&reply, &asked(), false).unwrap();
         let primary = topo.primary_for(0).unwrap();
         assert_eq!(&*primary.id, "a");
         assert_eq!(&*primary.endpoint.host, "127.0.0.5");
@@ -363,7 +431,7 @@ mod tests {
                 "loading",
             )]),
         ])]);
-        let topo = parse_shards(&reply, &asked()).unwrap();
+        let topo = parse_shards(&reply, &asked(), false).unwrap();
         assert_eq!(topo.covered_slots(), 0);
     }
 
@@ -407,8 +475,8 @@ mod tests {
 
     #[test]
     fn malformed_replies_are_errors_not_panics() {
-        assert!(parse_shards(&OwnedFrame::Integer(1), &asked()).is_err());
-        assert!(parse_shards(&arr(vec![arr(vec![b("slots")])]), &asked()).is_err());
+        assert!(parse_shards(&OwnedFrame::Integer(1), &asked(), false).is_err());
+        assert!(parse_shards(&arr(vec![arr(vec![b("slots")])]), &asked(), false).is_err());
         assert!(parse_slots(&arr(vec![arr(vec![OwnedFrame::Integer(0)])]), &asked()).is_err());
         assert!(
             parse_slots(

@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 use super::discovery::{self, NodeView};
 use super::{Endpoint, Topology};
 use crate::commands::CommandTable;
-use crate::config::{Config, HostPort};
+use crate::config::HostPort;
 use crate::control::{self, ControlTimeouts};
 use crate::dns::Dns;
 use crate::state::ProxyState;
@@ -74,7 +74,7 @@ impl Refresher {
         let config = state.config();
         let now = Instant::now();
         let seeds = config.seeds.iter().map(|s| Seed::new(s, now)).collect();
-        let limits = control_timeouts(&config);
+        let limits = control_timeouts(&state);
         let dns = Arc::new(Dns::with_metrics(
             config.dns_server.as_ref(),
             state.metrics.dns.clone(),
@@ -96,7 +96,7 @@ impl Refresher {
     /// stay) and the control-plane timeouts.
     fn sync_config(&mut self) {
         let config = self.state.config();
-        self.limits = control_timeouts(&config);
+        self.limits = control_timeouts(&self.state);
         let unchanged = config.seeds.len() == self.seeds.len()
             && config
                 .seeds
@@ -257,12 +257,16 @@ impl Refresher {
         }
         let deadline = Instant::now() + ROUND_LIMIT;
         let mut views = Vec::new();
+        let mut first_failure = None;
         loop {
             tokio::select! {
                 next = tasks.join_next() => match next {
                     None => break,
                     Some(Ok((endpoint, Ok(view)))) => views.push((endpoint, view)),
-                    Some(Ok((endpoint, Err(e)))) => debug!(node = %endpoint, error = %e, "discovery failed"),
+                    Some(Ok((endpoint, Err(e)))) => {
+                        debug!(node = %endpoint, error = %e, "discovery failed");
+                        first_failure.get_or_insert((endpoint, e));
+                    }
                     Some(Err(e)) => debug!(error = %e, "discovery task failed"),
                 },
                 _ = sleep_until(deadline) => {
@@ -271,6 +275,12 @@ impl Refresher {
                     break;
                 }
             }
+        }
+        if views.is_empty()
+            && let Some((node, error)) = first_failure
+        {
+            // The operator's clue when nothing works (wrong password, certificate, port).
+            warn!(%node, %error, "discovery: no node answered this round");
         }
         views
     }
@@ -387,11 +397,13 @@ impl Seed {
     }
 }
 
-fn control_timeouts(config: &Config) -> ControlTimeouts {
+fn control_timeouts(state: &ProxyState) -> ControlTimeouts {
+    let config = state.config();
     ControlTimeouts {
         connect: config.backend_connect_timeout,
         reply: config.backend_reply_timeout.min(ROUND_LIMIT),
-        auth: crate::control::Credentials::from_config(config),
+        auth: crate::control::Credentials::from_config(&config),
+        tls: state.tls.connector(),
     }
 }
 
