@@ -9,6 +9,8 @@
 //! - [`RespConn`]: a raw blocking RESP client that returns reply bytes exactly as sent on the
 //!   wire, with `redis-protocol` (our test oracle) finding the reply boundaries.
 //! - [`free_port`]: a port (and its cluster bus port, +10000) no other test process holds.
+//! - [`tls`]: an in-process test CA, a TLS-only AUTH-protected Redis Cluster, slotgate with a
+//!   TLS listener, `redis-cli --tls` and a rustls client, for `tests/security_tls.rs`.
 //!
 //! Data flow: test -> fixture spawns processes (stdout/stderr to log files in a temp dir)
 //! -> the test talks to them over loopback -> `Drop` kills every child by its own PID and
@@ -40,6 +42,7 @@ pub mod load;
 pub mod ops;
 pub mod pods;
 pub mod security;
+pub mod tls;
 pub mod topology;
 
 pub use cluster::{NodeLine, RedisCluster, SLOTS, cluster_nodes};
