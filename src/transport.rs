@@ -18,6 +18,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use crate::read_pool::ReadPool;
+
 type TlsStream = tokio_rustls::TlsStream<TcpStream>;
 
 /// Connects to a node: TCP to one of its addresses, then the TLS handshake when
@@ -59,22 +61,28 @@ impl Stream {
         matches!(self, Self::Tls(_))
     }
 
-    /// Waits for data and appends at most `max` bytes of it to `buf`, reserving room
-    /// only once data is there (so an idle connection holds no read buffer). Returns the
-    /// byte count (`0`: the peer closed) and whether the read filled all the room it had,
-    /// which says the peer sends faster than we read.
-    pub async fn read_some(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<(usize, bool)> {
+    /// Waits for data and appends at most `max` bytes of it to `buf`. An empty `buf`
+    /// takes its room from `pool` only once data is there (plain TCP), so an idle
+    /// connection holds no read buffer. Returns the byte count (`0`: the peer closed) and
+    /// whether the read filled all the room it had, which says the peer sends faster than
+    /// we read.
+    pub async fn read_some(
+        &mut self,
+        buf: &mut BytesMut,
+        max: usize,
+        pool: &ReadPool,
+    ) -> io::Result<(usize, bool)> {
         match self {
             Self::Plain(tcp) => loop {
                 tcp.readable().await?;
-                let room = reserve(buf, max);
+                let room = make_room(buf, max, pool);
                 if let Some(n) = crate::net::read_once(tcp, buf, max)? {
                     return Ok((n, n >= room));
                 }
             },
             Self::Tls(tls) => {
                 // Readiness says nothing about decrypted bytes: the room must be there first.
-                let room = reserve(buf, max);
+                let room = make_room(buf, max, pool);
                 let n = tls.read_buf(&mut (&mut *buf).limit(room)).await?;
                 Ok((n, n >= room))
             }
@@ -138,11 +146,15 @@ impl Stream {
     }
 }
 
-/// Makes room for a read of up to `max` bytes (at least a quarter of it) and returns how
-/// much the read may take.
-fn reserve(buf: &mut BytesMut, max: usize) -> usize {
+/// Makes room for a read of up to `max` bytes (at least a quarter of it), from `pool` when
+/// `buf` holds nothing, and returns how much the read may take.
+fn make_room(buf: &mut BytesMut, max: usize, pool: &ReadPool) -> usize {
     if buf.capacity() - buf.len() < max / 4 {
-        buf.reserve(max);
+        if buf.is_empty() {
+            *buf = pool.take(max / 4);
+        } else {
+            buf.reserve(max);
+        }
     }
     (buf.capacity() - buf.len()).min(max)
 }

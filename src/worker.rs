@@ -22,6 +22,12 @@ pub struct Worker {
     pub state: Arc<ProxyState>,
     pub stats: Arc<WorkerStats>,
     pub pool: Pool,
+    /// Fires when the process starts draining: a child of [`ProxyState::draining`] per
+    /// worker, so the sessions waiting on it lock this thread's token, not one that every
+    /// thread's sessions share.
+    pub draining: tokio_util::sync::CancellationToken,
+    /// The read buffer idle sessions share ([`crate::read_pool`]).
+    pub reads: crate::read_pool::ReadPool,
     topology: RefCell<Cache<ArcSwapRef<Topology>, Arc<Topology>>>,
     commands: RefCell<Cache<ArcSwapRef<CommandTable>, Arc<CommandTable>>>,
     /// Rotates keyless commands over the primaries.
@@ -73,6 +79,8 @@ impl Worker {
         ));
         Self {
             pool: Pool::new(state.clone(), stats.clone(), dns),
+            reads: crate::read_pool::ReadPool::default(),
+            draining: state.draining.child_token(),
             stats,
             state,
             topology: RefCell::new(topology),

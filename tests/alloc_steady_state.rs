@@ -21,6 +21,9 @@
 //! one per round trip (warm-up) and 2k counted the same way, where every command is its own
 //! read and write batch.
 //!
+//! A second test measures the heap an idle connection holds (live bytes: allocations minus
+//! frees) over 2,000 connections that each answered one PING.
+//!
 //! The bound, [`MAX_ALLOCS_PER_COMMAND`] = 0.5 on average: buffers are allocated per read
 //! or write *batch* (a client read buffer, a backend write batch, a backend read), not per
 //! command. A batch of 100 commands fanned out to 3 nodes needs on the order of 10 such
@@ -36,7 +39,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{RedisCluster, free_port};
@@ -48,6 +51,8 @@ struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not yet freed (requested sizes, not the allocator's size classes).
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 
 // SAFETY: every method forwards to `System` with the caller's own arguments; the counters are
 // plain atomics and never allocate.
@@ -55,6 +60,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded as is.
         unsafe { System.alloc(layout) }
     }
@@ -62,6 +68,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded as is.
         unsafe { System.alloc_zeroed(layout) }
     }
@@ -69,11 +76,13 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         ALLOC_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded as is.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded as is.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -89,6 +98,13 @@ const WARMUP: usize = 20_000;
 const COUNTED: usize = 20_000;
 /// Commands sent one per round trip, after as many warm-up ones.
 const SINGLES: usize = 2_000;
+/// Idle connections opened by the memory test, and the most heap each may hold.
+const IDLE_CONNECTIONS: usize = 2000;
+/// A guard against regressions, not the target itself (the issue's 100 MB RSS for 10,000
+/// idle clients is measured by `scripts/bench-idle-clients.sh`). Measured: ~4.2 KB (the
+/// session task ~2.2 KB, its reply queue's first block ~0.9 KB, registry entry and small
+/// vectors); a read buffer kept per connection would add 4 KB and fail this.
+const MAX_IDLE_HEAP_PER_CONNECTION: i64 = 5 * 1024;
 /// Most allocations per forwarded command on average; see the module docs for why.
 const MAX_ALLOCS_PER_COMMAND: f64 = 0.5;
 /// Keys the commands cycle over (spread over all three primaries).
@@ -280,4 +296,50 @@ fn forwarding_does_not_allocate_per_command() {
     check("pipelined", COUNTED, BATCH, pipelined);
     check("one per round trip", SINGLES, 1, one_by_one);
     drop(cluster);
+}
+
+/// Live heap bytes once slotgate has settled: sampled until two readings 100 ms apart agree.
+fn settled_live_bytes() -> i64 {
+    let mut last = LIVE_BYTES.load(Ordering::SeqCst);
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = LIVE_BYTES.load(Ordering::SeqCst);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// The heap an idle client costs: a session that answered one PING and waits. Run on its own
+/// (nextest runs each test in its own process), so only slotgate allocates meanwhile.
+#[test]
+fn an_idle_connection_holds_little_heap() {
+    let cluster = RedisCluster::start(3, 0);
+    let addr = start_slotgate(&cluster.seeds());
+    let _warm = connect(addr);
+    let before = settled_live_bytes();
+    let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
+    let mut reply = [0u8; 7];
+    for _ in 0..IDLE_CONNECTIONS {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.write_all(b"PING\r\n").expect("send PING");
+        stream.read_exact(&mut reply).expect("read PONG");
+        assert_eq!(&reply, b"+PONG\r\n");
+        idle.push(stream);
+    }
+    let after = settled_live_bytes();
+    let per_connection = (after - before) / IDLE_CONNECTIONS as i64;
+    eprintln!(
+        "alloc_steady_state: {IDLE_CONNECTIONS} idle connections hold {} bytes of heap: \
+         {per_connection} bytes each",
+        after - before
+    );
+    assert!(
+        per_connection <= MAX_IDLE_HEAP_PER_CONNECTION,
+        "an idle client holds {per_connection} bytes of slotgate's heap; the budget is \
+         {MAX_IDLE_HEAP_PER_CONNECTION}"
+    );
+    drop(idle);
 }

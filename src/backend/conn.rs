@@ -28,6 +28,7 @@ use crate::resp::walk::{ReplyKind, ReplyWalker};
 use crate::state::WorkerStats;
 use crate::topology::Endpoint;
 use crate::transport::{ReadHalf, Stream, WriteHalf};
+use crate::wake::LocalWake;
 
 /// Requests larger than this are written on their own instead of being copied into the batch.
 const COPY_LIMIT: usize = 64 * 1024;
@@ -63,9 +64,7 @@ pub struct Backend {
     finished: Cell<bool>,
     queue: RefCell<VecDeque<Request>>,
     in_flight: RefCell<VecDeque<InFlight>>,
-    wake_writer: Notify,
-    /// Tells the reader that requests went in flight, so it arms the reply timer.
-    wake_reader: Notify,
+    wake_writer: LocalWake,
     broken: Cell<bool>,
     /// Fired by [`Backend::close`] to end the connection task.
     closed: Notify,
@@ -100,8 +99,7 @@ impl Backend {
             stats,
             queue: RefCell::default(),
             in_flight: RefCell::default(),
-            wake_writer: Notify::new(),
-            wake_reader: Notify::new(),
+            wake_writer: LocalWake::default(),
             broken: Cell::new(false),
             closed: Notify::new(),
             retiring: Cell::new(false),
@@ -141,7 +139,7 @@ impl Backend {
             return;
         }
         self.queue.borrow_mut().push_back(request);
-        self.wake_writer.notify_one();
+        self.wake_writer.notify();
     }
 
     /// Ends the connection (its node left the cluster). Requests it holds are settled as
@@ -268,11 +266,10 @@ impl Backend {
         let mut batch = BytesMut::with_capacity(16 * 1024);
         loop {
             if self.queue.borrow().is_empty() {
-                self.wake_writer.notified().await;
+                self.wake_writer.wait().await;
                 continue;
             }
             let large = self.fill_batch(&mut batch);
-            self.wake_reader.notify_one();
             let sent = batch.len() + large.as_ref().map_or(0, Bytes::len);
             if !batch.is_empty() {
                 if let Err(e) = writer.write_all_flushed(&batch).await {
@@ -343,26 +340,37 @@ impl Backend {
     async fn read_loop(&self, mut reader: ReadHalf) -> Failure {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut walker = self.walker();
+        // A single-use connection carries a command that may block on purpose, and a push
+        // connection waits for messages: only shared connections time replies out.
+        let timed = self.mode == Mode::Shared;
+        let reply_timeout = self.settings.reply_timeout;
+        // One timer, checked lazily: it is reset only when it fires (at most once per
+        // `reply_timeout` while busy), never per read. Re-arming a timer per read would
+        // re-register it with the runtime's timer wheel each time, and an earlier deadline
+        // than the wheel's next wake-up costs a wake-up of the I/O driver (an eventfd write
+        // and an extra epoll_wait) per read.
+        let timer = sleep_until(Instant::now() + reply_timeout);
+        tokio::pin!(timer);
         loop {
-            // A single-use connection carries a command that may block on purpose.
-            let oldest = match self.mode {
-                Mode::Shared => self.in_flight.borrow().front().map(|f| f.written_at),
-                Mode::SingleUse | Mode::Push => None,
-            };
-            let deadline = oldest.map(|written_at| written_at + self.settings.reply_timeout);
-            let arms_timer = self.mode == Mode::Shared && oldest.is_none();
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(16 * 1024);
             }
             let n = tokio::select! {
                 biased;
                 read = reader.read_some(&mut buf) => read,
-                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    warn!(node = %self.endpoint, "reply timeout; closing the connection");
-                    return Failure::ReplyTimeout { node: self.endpoint.clone() };
+                () = &mut timer, if timed => {
+                    let oldest = self.in_flight.borrow().front().map(|f| f.written_at);
+                    let now = Instant::now();
+                    match oldest {
+                        Some(written_at) if written_at + reply_timeout <= now => {
+                            warn!(node = %self.endpoint, "reply timeout; closing the connection");
+                            return Failure::ReplyTimeout { node: self.endpoint.clone() };
+                        }
+                        Some(written_at) => timer.as_mut().reset(written_at + reply_timeout),
+                        None => timer.as_mut().reset(now + reply_timeout),
+                    }
+                    continue;
                 }
-                // A request was written while nothing was in flight: start its timer.
-                _ = self.wake_reader.notified(), if arms_timer => continue,
             };
             match n {
                 Ok(0) => return self.lost(std::io::ErrorKind::UnexpectedEof.into()),

@@ -44,7 +44,7 @@ use crate::worker::Worker;
 
 /// While draining, a client with nothing pending is closed after this long without a byte.
 const DRAIN_QUIET: Duration = Duration::from_millis(200);
-/// The read size of a new or idle client, and what an idle client may keep allocated.
+/// The read size of a new or idle client.
 const MIN_READ: usize = 4 * 1024;
 /// The largest single read, reached by clients that keep the buffer full.
 const MAX_READ: usize = 64 * 1024;
@@ -189,7 +189,9 @@ impl Session {
         // Stands in for the deadline of a disabled select branch (never polled), so the
         // loop does not read the clock three times per turn.
         let never = last_activity + Duration::from_secs(86_400 * 365);
-        let draining = self.worker.state.draining.clone();
+        let draining = self.worker.draining.clone();
+        // Read once, then kept by the select branch below: a token check takes a lock.
+        let mut drain_started = draining.is_cancelled();
         let mut drain_quiet_since: Option<Instant> = None;
         loop {
             self.process_requests();
@@ -203,7 +205,7 @@ impl Session {
                 .metrics
                 .update_buffered(&mut self.buffered_reported, pending);
             let mut drain_deadline = None;
-            if draining.is_cancelled() && self.reading && self.queue.is_empty() {
+            if drain_started && self.reading && self.queue.is_empty() {
                 // Draining: answer what the client already sent, then close once it has
                 // been quiet for a moment (bytes still in flight on the network count as
                 // sent).
@@ -231,14 +233,23 @@ impl Session {
                 // More relayed frames than one flush writes: keep writing.
                 continue;
             }
+            if self.backlog && self.reading && self.queue.len() < max_inflight {
+                // The flush made room in flight for requests still waiting in the buffer:
+                // dispatch them now (no further outcome may come to wake this session).
+                continue;
+            }
             // Backpressure: no new bytes while complete requests wait for room in flight.
             let can_read = self.reading && self.queue.len() < max_inflight && !self.backlog;
             let waiting_on_us = !self.queue.is_empty() || !self.subs.out.is_empty();
             let idle = !waiting_on_us && self.read_buf.is_empty();
-            if idle && self.read_buf.capacity() > MIN_READ {
-                // An idle client keeps at most a small buffer: 10k idle clients must
-                // stay cheap, and one large request must not pin its memory.
-                self.read_buf = BytesMut::new();
+            if self.read_buf.is_empty() && !self.backlog && self.read_buf.capacity() > 0 {
+                // Nothing left to scan: the buffer goes back to the worker's pool, so a
+                // client between requests (and 10k idle ones) holds none.
+                self.worker
+                    .reads
+                    .give_back(std::mem::take(&mut self.read_buf));
+            }
+            if idle {
                 self.read_hint = MIN_READ;
             }
             let next_retry = self.queue.next_retry();
@@ -248,9 +259,13 @@ impl Session {
             let idle_deadline = (!waiting_on_us && !idle_timeout.is_zero() && !self.subs.active())
                 .then(|| last_activity + idle_timeout);
             let resubscribe_at = self.subs.resubscribe_at();
+            let wake_at = [drain_deadline, next_retry, resubscribe_at, idle_deadline]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 biased;
-                read = stream.read_some(&mut self.read_buf, self.read_hint), if can_read => {
+                read = stream.read_some(&mut self.read_buf, self.read_hint, &self.worker.reads), if can_read => {
                     match read? {
                         // The client left: like Redis, drop what it still waits for (a
                         // blocked command must not take data nobody will read).
@@ -268,15 +283,18 @@ impl Session {
                     }
                 }
                 _ = self.queue.changed() => {}
-                () = draining.cancelled(), if !draining.is_cancelled() => {}
-                _ = sleep_until(drain_deadline.unwrap_or(never)), if drain_deadline.is_some() => {}
-                _ = sleep_until(next_retry.unwrap_or(never)), if next_retry.is_some() => {
-                    self.run_due_retries();
-                }
-                _ = sleep_until(resubscribe_at.unwrap_or(never)), if resubscribe_at.is_some() => {}
-                _ = sleep_until(idle_deadline.unwrap_or(never)), if idle_deadline.is_some() => {
-                    debug!(client = self.client.id, "closing idle client");
-                    return Ok(());
+                () = draining.cancelled(), if !drain_started => drain_started = true,
+                // One timer for every deadline (a retry, a re-subscription, the drain's quiet
+                // period, the idle timeout): each is re-checked where it is handled.
+                _ = sleep_until(wake_at.unwrap_or(never)), if wake_at.is_some() => {
+                    let now = Instant::now();
+                    if next_retry.is_some_and(|at| at <= now) {
+                        self.run_due_retries();
+                    }
+                    if idle_deadline.is_some_and(|at| at <= now) {
+                        debug!(client = self.client.id, "closing idle client");
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -441,6 +459,9 @@ impl Session {
             Route::Blocking(None) => return self.wait(frame),
             Route::Blocking(slot) => {
                 let target = slot.map_or(Target::AnyPrimary, Target::Slot);
+                // Held for as long as the command blocks: a copy of its own, so it does not
+                // pin a shared read chunk (crate::read_pool) for that long.
+                let frame = Bytes::copy_from_slice(&frame);
                 let mut entry = Entry::forwarded(frame, target);
                 entry.channel = Channel::Dedicated;
                 let seq = self.queue.push(entry);
@@ -873,8 +894,9 @@ fn evalsha_sha(frame: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Writes replies while watching `client-output-buffer-limit`: a client that stops
-/// reading leaves the write waiting, and meanwhile replies pile up in its queue. Every
-/// time one arrives (and every second, for the soft limit) the pending total is checked.
+/// reading leaves the write waiting, and meanwhile replies pile up in its queue. The
+/// pending total is checked when a write cannot finish at once, then every time a reply
+/// arrives (and every second, for the soft limit).
 struct OutputWatch<'a> {
     queue: &'a ReplyQueue,
     limit: OutputLimit,
@@ -888,6 +910,7 @@ impl OutputWatch<'_> {
         for chunk in chunks {
             let write = stream.write_all_flushed(chunk);
             tokio::pin!(write);
+            let mut blocked = false;
             loop {
                 tokio::select! {
                     biased;
@@ -895,6 +918,8 @@ impl OutputWatch<'_> {
                         written?;
                         break;
                     }
+                    // The write could not finish at once: the client is behind, check now.
+                    () = std::future::ready(()), if !blocked => blocked = true,
                     () = self.queue.changed() => {}
                     () = tokio::time::sleep(Duration::from_secs(1)), if self.limit.soft > 0 => {}
                 }

@@ -10,7 +10,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::merge::{Merge, merge};
@@ -162,7 +161,7 @@ impl Entry {
 #[derive(Default)]
 pub struct ReplyQueue {
     inner: RefCell<Inner>,
-    wake: Notify,
+    wake: crate::wake::LocalWake,
     /// Set when the client is gone: late outcomes are dropped.
     closed: Cell<bool>,
     /// Frames from subscription connections, with the connection id, in arrival order.
@@ -222,7 +221,7 @@ impl ReplyQueue {
 
     /// Resolves once some outcome has arrived since the last call.
     pub async fn changed(&self) {
-        self.wake.notified().await;
+        self.wake.wait().await;
     }
 
     /// Takes the frames pushed by subscription connections and the ids of those lost.
@@ -429,7 +428,7 @@ impl ReplySink for ReplyQueue {
             self.relay_overflow.set(true);
             self.pushes.borrow_mut().clear();
             self.relay_bytes.set(0);
-            self.wake.notify_one();
+            self.wake.notify();
             return;
         }
         self.relay_bytes.set(buffered);
@@ -437,7 +436,7 @@ impl ReplySink for ReplyQueue {
         // read buffer: the limit then bounds memory, not just payload.
         let frame = Bytes::copy_from_slice(&frame);
         self.pushes.borrow_mut().push_back((conn, frame));
-        self.wake.notify_one();
+        self.wake.notify();
     }
 
     fn push_lost(&self, conn: u64) {
@@ -445,7 +444,7 @@ impl ReplySink for ReplyQueue {
             return;
         }
         self.lost.borrow_mut().push(conn);
-        self.wake.notify_one();
+        self.wake.notify();
     }
 
     fn complete(&self, seq: u64, outcome: Outcome) {
@@ -470,7 +469,7 @@ impl ReplySink for ReplyQueue {
                 inner.attention += 1;
             }
         }
-        self.wake.notify_one();
+        self.wake.notify();
     }
 }
 

@@ -179,7 +179,9 @@ impl Session {
                 self.reply_error(&message);
             }
             None => {
-                tx.frames.push(frame);
+                // Kept until EXEC, which the client may send much later: a copy, so it
+                // does not pin a shared read chunk (crate::read_pool).
+                tx.frames.push(Bytes::copy_from_slice(&frame));
                 self.reply_simple("QUEUED");
             }
         }
