@@ -79,6 +79,11 @@ impl Stream {
                 if let Some(n) = crate::net::read_once(tcp, buf, max)? {
                     return Ok((n, n >= room));
                 }
+                // A false positive (readiness may report one): hand the buffer back
+                // rather than hold it while waiting again.
+                if buf.is_empty() {
+                    pool.give_back(std::mem::take(buf));
+                }
             },
             Self::Tls(tls) => {
                 // Readiness says nothing about decrypted bytes: the room must be there first.

@@ -35,6 +35,14 @@ fn parameters(config: &Config) -> Vec<(&'static str, String)> {
             "client-query-buffer-limit",
             config.client_query_buffer_limit.to_string(),
         ),
+        (
+            "client-output-buffer-limit",
+            output_limits(&config.client_output_buffer_limit),
+        ),
+        (
+            "tls-port",
+            config.tls.as_ref().map_or(0, |tls| tls.port).to_string(),
+        ),
         ("max-request-args", config.max_request_args.to_string()),
         ("max-reply-depth", config.max_reply_depth.to_string()),
         (
@@ -65,6 +73,18 @@ fn parameters(config: &Config) -> Vec<(&'static str, String)> {
         ("save", String::new()),
         ("appendonly", "no".to_owned()),
     ]
+}
+
+/// `client-output-buffer-limit` in redis.conf's form (hard and soft limits in bytes).
+fn output_limits(limits: &crate::config::OutputBufferLimits) -> String {
+    let class = |name: &str, l: &crate::config::OutputLimit| {
+        format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds.as_secs())
+    };
+    format!(
+        "{} {}",
+        class("normal", &limits.normal),
+        class("pubsub", &limits.pubsub)
+    )
 }
 
 /// Appends the reply to `CONFIG GET patterns...`: a map of every matching parameter.
@@ -175,6 +195,23 @@ mod tests {
         assert!(!glob_match(b"[abc", b"a"));
         assert!(glob_match(b"a\\*", b"a*"));
         assert!(glob_match(b"*a*b*c*", b"xaybzc"));
+    }
+
+    #[test]
+    fn output_limits_read_as_in_redis() {
+        let config = Config::with_seeds(vec![crate::config::HostPort::new("10.0.0.1", 6379)]);
+        let mut out = BytesMut::new();
+        config_get(
+            &[b"client-output-buffer-limit"],
+            &config,
+            Protocol::Resp2,
+            &mut out,
+        );
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("normal 0 0 0 pubsub 33554432 8388608 60"),
+            "{text}"
+        );
     }
 
     #[test]
