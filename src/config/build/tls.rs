@@ -79,24 +79,15 @@ impl Checker {
     ) -> Option<Option<ListenerTls>> {
         let port_origin = origin_of(&inputs.port);
         let Some(port_input) = inputs.port.take() else {
-            let mut quiet = true;
-            for (key, input) in [
+            let dependents = [
                 (keys::TLS_CERT_FILE, &inputs.cert),
                 (keys::TLS_KEY_FILE, &inputs.key),
                 (keys::TLS_CA_CERT_FILE, &inputs.ca),
                 (keys::TLS_AUTH_CLIENTS, &inputs.auth_clients),
                 (keys::TLS_PROTOCOLS, &inputs.protocols),
-            ] {
-                if let Some(input) = input {
-                    quiet = false;
-                    self.report(
-                        key,
-                        input.origin,
-                        "has no effect without tls-port: set tls-port to open the TLS listener",
-                    );
-                }
-            }
-            return quiet.then_some(None);
+            ];
+            let why = "has no effect without tls-port: set tls-port to open the TLS listener";
+            return self.none_set(&dependents, why).then_some(None);
         };
         let port = self.check(keys::TLS_PORT, Some(port_input), 0, |v| {
             integer(v, 1..=u64::from(u16::MAX))
@@ -169,23 +160,14 @@ impl Checker {
             parse_bool(&text)
         })?;
         if !on {
-            let mut quiet = true;
-            for (key, input) in [
+            let dependents = [
                 (keys::BACKEND_TLS_CA_CERT_FILE, &inputs.backend_ca),
                 (keys::BACKEND_TLS_CERT_FILE, &inputs.backend_cert),
                 (keys::BACKEND_TLS_KEY_FILE, &inputs.backend_key),
                 (keys::BACKEND_TLS_SERVER_NAME, &inputs.backend_server_name),
-            ] {
-                if let Some(input) = input {
-                    quiet = false;
-                    self.report(
-                        key,
-                        input.origin,
-                        "has no effect without backend-tls = true",
-                    );
-                }
-            }
-            return quiet.then_some(None);
+            ];
+            let why = "has no effect without backend-tls = true";
+            return self.none_set(&dependents, why).then_some(None);
         }
         let ca = self.optional_pem(keys::BACKEND_TLS_CA_CERT_FILE, inputs.backend_ca.take());
         let cert_origin = origin_of(&inputs.backend_cert);
@@ -235,6 +217,19 @@ impl Checker {
             return None;
         }
         Some(Some(settings))
+    }
+
+    /// Reports `why` for each of `dependents` that is set (a key that only means something
+    /// with another one); true when none is.
+    fn none_set(&mut self, dependents: &[(Key, &Option<Sourced<String>>)], why: &str) -> bool {
+        let mut none = true;
+        for (key, input) in dependents {
+            if let Some(input) = input {
+                none = false;
+                self.report(*key, input.origin, why);
+            }
+        }
+        none
     }
 
     fn required_pem(&mut self, key: Key, input: Option<Sourced<String>>) -> Option<PemFile> {
