@@ -26,41 +26,57 @@ impl Session {
         if kind == SplitKind::Mset && args.len().is_multiple_of(2) {
             return self.reply_error("ERR wrong number of arguments for 'mset' command");
         }
-        // Slot groups in order of first appearance, each with its key argument indexes.
-        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+        // Slot groups in order of first appearance; each key's group, and for MGET the
+        // key's place within its group's reply. Flat vectors: a split costs a handful of
+        // allocations, not one per part.
+        let mut group_slots: Vec<u16> = Vec::new();
+        let mut group_sizes: Vec<u32> = Vec::new();
+        let mut key_groups: Vec<u16> = Vec::with_capacity(args.len() / step);
         let mut positions = Vec::new();
         for index in (1..args.len()).step_by(step) {
             let slot = key_slot(args.get(index).unwrap_or_default());
-            let group = match groups.iter().position(|(s, _)| *s == slot) {
+            let group = match group_slots.iter().position(|&s| s == slot) {
                 Some(group) => group,
                 None => {
-                    groups.push((slot, Vec::new()));
-                    groups.len() - 1
+                    group_slots.push(slot);
+                    group_sizes.push(0);
+                    group_slots.len() - 1
                 }
             };
-            positions.push((group as u16, groups[group].1.len() as u32));
-            groups[group].1.push(index);
+            if kind == SplitKind::Mget {
+                positions.push((group as u16, group_sizes[group]));
+            }
+            group_sizes[group] += 1;
+            key_groups.push(group as u16);
         }
         let merge = match kind {
             SplitKind::Mget => Merge::Mget { positions },
             SplitKind::Mset => Merge::AllOk,
             SplitKind::CountKeys => Merge::SumIntegers,
         };
-        self.queue.push(Entry::parent(groups.len() as u32, merge));
-        let mut parts: Vec<&[u8]> = Vec::new();
-        for (slot, indexes) in &groups {
+        self.queue
+            .push(Entry::parent(group_slots.len() as u32, merge));
+        // Every part is encoded into one buffer and split off it: one allocation for all.
+        let headers = 16 * (args.len() + 2 * group_slots.len()) + name.len() * group_slots.len();
+        let mut out = BytesMut::with_capacity(frame.len() + headers);
+        let mut parts: Vec<&[u8]> =
+            Vec::with_capacity(1 + group_sizes.iter().max().map_or(0, |&n| n as usize) * step);
+        for (group, slot) in group_slots.iter().enumerate() {
             parts.clear();
             parts.push(name);
-            for &index in indexes {
+            for (key, _) in key_groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| usize::from(**g) == group)
+            {
+                let index = 1 + key * step;
                 for arg in index..index + step {
                     parts.push(args.get(arg).unwrap_or_default());
                 }
             }
-            let mut out = BytesMut::new();
             encode_command(&mut out, &parts);
-            let seq = self
-                .queue
-                .push(Entry::child(out.freeze(), Target::Slot(*slot)));
+            let part = out.split().freeze();
+            let seq = self.queue.push(Entry::child(part, Target::Slot(*slot)));
             self.dispatch(seq, None);
         }
     }
