@@ -4,7 +4,8 @@
 //! [`run`] starts the admin listener (so probes answer "starting" at once), loads the
 //! first slot map, then starts `threads` workers. Each worker is a current-thread tokio
 //! runtime with a `LocalSet`, its own `SO_REUSEPORT` listener on the same address (the
-//! kernel spreads connections over them) and its own backend connections. The calling
+//! kernel spreads connections over them; with `tls-port`, a second one for TLS, whose
+//! clients are handshaken inside their session task) and its own backend connections. The calling
 //! thread keeps the refresher and the admin listener and waits for signals:
 //!
 //! ```text
