@@ -10,6 +10,11 @@
 //! All questions about the *current* topology (owners, roles) are asked of the live nodes
 //! with `CLUSTER NODES`, never answered from what we set up, because tests fail over,
 //! kill and migrate.
+//!
+//! Those questions and the agreement checks (`wait_formed`, `wait_ok`) are free functions
+//! over [`ClusterMember`]: a node the fixture can send a command to and get text back. The
+//! plain [`RedisNode`] answers through redis-rs, `super::tls::TlsRedisNode` through
+//! `redis-cli --tls`, so both cluster fixtures check exactly the same things.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -158,69 +163,7 @@ impl RedisCluster {
     /// same full topology, no handshake/fail flags, and every replica's link is up.
     fn wait_formed(&self, timeout: Duration) {
         wait_for("the cluster to form", timeout, POLL, |last| {
-            let mut first: Option<TopologyView> = None;
-            for node in &self.nodes {
-                let info = match node.try_query::<String>(&["CLUSTER", "INFO"]) {
-                    Ok(info) => info,
-                    Err(e) => {
-                        *last = e;
-                        return None;
-                    }
-                };
-                if info_field(&info, "cluster_state").as_deref() != Some("ok") {
-                    *last = format!("port {}: cluster_state not ok", node.port);
-                    return None;
-                }
-                let lines = match cluster_nodes(node) {
-                    Ok(lines) => lines,
-                    Err(e) => {
-                        *last = e;
-                        return None;
-                    }
-                };
-                if lines.len() != self.nodes.len() {
-                    *last = format!("port {} knows {} nodes", node.port, lines.len());
-                    return None;
-                }
-                let bad = ["handshake", "noaddr", "fail", "fail?"];
-                if let Some(l) = lines.iter().find(|l| bad.iter().any(|b| l.has_flag(b))) {
-                    *last = format!("port {} sees {} as {:?}", node.port, l.port, l.flags);
-                    return None;
-                }
-                let me = lines.iter().find(|l| l.has_flag("myself")).expect("myself");
-                if !me.is_primary() {
-                    let repl = node.try_query::<String>(&["INFO", "replication"]);
-                    let link = repl.ok().and_then(|r| info_field(&r, "master_link_status"));
-                    if link.as_deref() != Some("up") {
-                        *last = format!("replica {} link {link:?}", node.port);
-                        return None;
-                    }
-                }
-                let mut view: Vec<_> = lines
-                    .into_iter()
-                    .map(|l| (l.id.clone(), l.is_primary(), l.master.clone(), l.slots))
-                    .collect();
-                view.sort();
-                match &first {
-                    None => first = Some(view),
-                    Some(f) if *f != view => {
-                        *last = format!("port {} disagrees on the topology", node.port);
-                        return None;
-                    }
-                    Some(_) => {}
-                }
-            }
-            let view = first.expect("at least one node");
-            let covered: usize = view
-                .iter()
-                .flat_map(|(_, _, _, slots)| slots)
-                .map(|(a, b)| usize::from(b - a) + 1)
-                .sum();
-            if covered != SLOTS {
-                *last = format!("{covered} slots covered");
-                return None;
-            }
-            Some(())
+            is_formed(&self.nodes, last)
         });
     }
 
@@ -236,54 +179,17 @@ impl RedisCluster {
     /// The live nodes that currently call themselves primary, ordered by the lowest slot they
     /// own (slot-less primaries last).
     pub fn primaries(&self) -> Vec<&RedisNode> {
-        let mut found: Vec<(u32, &RedisNode)> = self
-            .live_nodes()
-            .filter_map(|node| {
-                let lines = cluster_nodes(node).ok()?;
-                let me = lines.into_iter().find(|l| l.has_flag("myself"))?;
-                let lowest = me.slots.iter().map(|&(a, _)| u32::from(a)).min();
-                me.is_primary()
-                    .then_some((lowest.unwrap_or(u32::MAX), node))
-            })
-            .collect();
-        found.sort_by_key(|&(lowest, node)| (lowest, node.port));
-        found.into_iter().map(|(_, node)| node).collect()
+        primaries_among(self.live_nodes())
     }
 
     /// The live nodes that are currently replicas of `primary`.
     pub fn replicas_of(&self, primary: &RedisNode) -> Vec<&RedisNode> {
-        let primary_id = primary.node_id();
-        self.live_nodes()
-            .filter(|node| {
-                cluster_nodes(node)
-                    .ok()
-                    .and_then(|lines| lines.into_iter().find(|l| l.has_flag("myself")))
-                    .is_some_and(|me| me.master.as_deref() == Some(primary_id.as_str()))
-            })
-            .collect()
+        replicas_among(self.live_nodes(), &primary.node_id())
     }
 
     /// The node that currently owns `slot`: the majority answer of the live nodes' views.
     pub fn node_for_slot(&self, slot: u16) -> &RedisNode {
-        assert!(usize::from(slot) < SLOTS, "slot {slot} out of range");
-        let mut votes: HashMap<u16, usize> = HashMap::new();
-        for node in self.live_nodes() {
-            let Ok(lines) = cluster_nodes(node) else {
-                continue;
-            };
-            if let Some(owner) = lines
-                .iter()
-                .find(|l| l.slots.iter().any(|&(a, b)| (a..=b).contains(&slot)))
-            {
-                *votes.entry(owner.port).or_default() += 1;
-            }
-        }
-        let port = votes
-            .into_iter()
-            .max_by_key(|&(port, n)| (n, std::cmp::Reverse(port)))
-            .map(|(port, _)| port)
-            .unwrap_or_else(|| panic!("no live node knows an owner for slot {slot}"));
-        self.node_by_port(port)
+        self.node_by_port(majority_owner(self.live_nodes(), slot))
     }
 
     /// The node listening on `port`.
@@ -304,46 +210,8 @@ impl RedisCluster {
     /// failover). Panics after `timeout`.
     pub fn wait_ok(&self, timeout: Duration) {
         wait_for("cluster_state:ok everywhere", timeout, POLL, |last| {
-            let live_ports: Vec<u16> = self.live_nodes().map(|n| n.port).collect();
-            let mut first: Option<Vec<(u16, u16, u16)>> = None;
-            for node in self.live_nodes() {
-                let info = node.try_query::<String>(&["CLUSTER", "INFO"]);
-                let state = info.ok().and_then(|i| info_field(&i, "cluster_state"));
-                if state.as_deref() != Some("ok") {
-                    *last = format!("port {}: cluster_state {state:?}", node.port);
-                    return None;
-                }
-                let lines = match cluster_nodes(node) {
-                    Ok(lines) => lines,
-                    Err(e) => {
-                        *last = e;
-                        return None;
-                    }
-                };
-                let map = slot_map(&lines);
-                if let Some(&(a, _, owner)) = map.iter().find(|e| !live_ports.contains(&e.2)) {
-                    *last = format!("port {} maps slot {a} to dead port {owner}", node.port);
-                    return None;
-                }
-                match &first {
-                    None => first = Some(map),
-                    Some(f) if *f != map => {
-                        *last = format!("port {} disagrees on the slot map", node.port);
-                        return None;
-                    }
-                    Some(_) => {}
-                }
-            }
-            let covered: usize = first
-                .iter()
-                .flatten()
-                .map(|&(a, b, _)| usize::from(b - a) + 1)
-                .sum();
-            if covered != SLOTS {
-                *last = format!("{covered} slots covered");
-                return None;
-            }
-            Some(())
+            let live: Vec<&RedisNode> = self.live_nodes().collect();
+            slots_agree(&live, last)
         });
     }
 
@@ -438,16 +306,7 @@ impl RedisCluster {
     /// and the cluster is ok again.
     pub fn failover(&self, replica: &RedisNode) {
         replica.query::<()>(&["CLUSTER", "FAILOVER"]);
-        wait_for(
-            &format!("port {} to become primary", replica.port),
-            Duration::from_secs(30),
-            POLL,
-            |_| {
-                let lines = cluster_nodes(replica).ok()?;
-                let me = lines.into_iter().find(|l| l.has_flag("myself"))?;
-                (me.is_primary() && !me.slots.is_empty()).then_some(())
-            },
-        );
+        wait_promoted(replica, POLL);
         self.wait_ok(Duration::from_secs(30));
     }
 
@@ -466,13 +325,234 @@ fn is_status(value: &redis::Value, status: &str) -> bool {
     matches!(value, redis::Value::SimpleString(s) if s == status)
 }
 
+/// A node the topology questions below can ask, however the fixture talks to it.
+pub trait ClusterMember {
+    /// The port it serves clients on (the one `CLUSTER NODES` reports).
+    fn port(&self) -> u16;
+    /// Sends `args` as one command and returns the reply as text (`CLUSTER NODES`,
+    /// `INFO replication`, ...); a failed connection or command is `Err`.
+    fn ask(&self, args: &[&str]) -> Result<String, String>;
+}
+
+impl ClusterMember for RedisNode {
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn ask(&self, args: &[&str]) -> Result<String, String> {
+        self.try_query(args)
+    }
+}
+
 /// `CLUSTER NODES` of `node`, parsed.
-pub fn cluster_nodes(node: &RedisNode) -> Result<Vec<NodeLine>, String> {
-    let text: String = node.try_query(&["CLUSTER", "NODES"])?;
+pub fn cluster_nodes(node: &impl ClusterMember) -> Result<Vec<NodeLine>, String> {
+    let text = node.ask(&["CLUSTER", "NODES"])?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| parse_node_line(line).ok_or_else(|| format!("bad CLUSTER NODES line: {line}")))
         .collect()
+}
+
+/// `node`'s own line of `CLUSTER NODES`.
+pub(super) fn myself(node: &impl ClusterMember) -> Option<NodeLine> {
+    cluster_nodes(node)
+        .ok()?
+        .into_iter()
+        .find(|l| l.has_flag("myself"))
+}
+
+/// The nodes among `nodes` that call themselves primary, ordered by the lowest slot they own
+/// (slot-less primaries last), then by port.
+pub(super) fn primaries_among<'a, N: ClusterMember>(
+    nodes: impl Iterator<Item = &'a N>,
+) -> Vec<&'a N> {
+    let mut found: Vec<(u32, &N)> = nodes
+        .filter_map(|node| {
+            let me = myself(node)?;
+            let lowest = me.slots.iter().map(|&(a, _)| u32::from(a)).min();
+            me.is_primary()
+                .then_some((lowest.unwrap_or(u32::MAX), node))
+        })
+        .collect();
+    found.sort_by_key(|&(lowest, node)| (lowest, node.port()));
+    found.into_iter().map(|(_, node)| node).collect()
+}
+
+/// The nodes among `nodes` that replicate the primary with id `primary_id`.
+pub(super) fn replicas_among<'a, N: ClusterMember>(
+    nodes: impl Iterator<Item = &'a N>,
+    primary_id: &str,
+) -> Vec<&'a N> {
+    nodes
+        .filter(|node| myself(*node).is_some_and(|me| me.master.as_deref() == Some(primary_id)))
+        .collect()
+}
+
+/// The port that owns `slot` by the majority of `nodes`' views (ties go to the lower port).
+/// Panics if no node knows an owner.
+pub(super) fn majority_owner<'a, N: ClusterMember + 'a>(
+    nodes: impl Iterator<Item = &'a N>,
+    slot: u16,
+) -> u16 {
+    assert!(usize::from(slot) < SLOTS, "slot {slot} out of range");
+    let mut votes: HashMap<u16, usize> = HashMap::new();
+    for node in nodes {
+        let Ok(lines) = cluster_nodes(node) else {
+            continue;
+        };
+        if let Some(owner) = lines
+            .iter()
+            .find(|l| l.slots.iter().any(|&(a, b)| (a..=b).contains(&slot)))
+        {
+            *votes.entry(owner.port).or_default() += 1;
+        }
+    }
+    votes
+        .into_iter()
+        .max_by_key(|&(port, n)| (n, std::cmp::Reverse(port)))
+        .map(|(port, _)| port)
+        .unwrap_or_else(|| panic!("no live node knows an owner for slot {slot}"))
+}
+
+/// Owner port of every slot (index = slot), as `node`'s `CLUSTER NODES` says. Panics if a
+/// slot has no owner.
+pub fn slot_owners_by(node: &impl ClusterMember) -> Vec<u16> {
+    let lines = cluster_nodes(node).unwrap_or_else(|e| panic!("CLUSTER NODES: {e}"));
+    let mut owners = vec![0u16; SLOTS];
+    for &(a, b, port) in &slot_map(&lines) {
+        owners[usize::from(a)..=usize::from(b)].fill(port);
+    }
+    if let Some(slot) = owners.iter().position(|&p| p == 0) {
+        panic!(
+            "slot {slot} has no owner in CLUSTER NODES of port {}",
+            node.port()
+        );
+    }
+    owners
+}
+
+/// One poll of "the cluster is formed": every one of `nodes` says `cluster_state:ok`, knows
+/// all of them, flags none `handshake`/`noaddr`/`fail`, has its replica link up if it is a
+/// replica, and all agree on one topology covering every slot. `None` with the reason in
+/// `last` otherwise; for [`wait_for`].
+pub(super) fn is_formed(nodes: &[impl ClusterMember], last: &mut String) -> Option<()> {
+    let mut first: Option<TopologyView> = None;
+    for node in nodes {
+        let port = node.port();
+        if !state_ok(node, last) {
+            return None;
+        }
+        let lines = cluster_nodes(node).map_err(|e| *last = e).ok()?;
+        if lines.len() != nodes.len() {
+            *last = format!("port {port} knows {} nodes", lines.len());
+            return None;
+        }
+        let bad = ["handshake", "noaddr", "fail", "fail?"];
+        if let Some(l) = lines.iter().find(|l| bad.iter().any(|b| l.has_flag(b))) {
+            *last = format!("port {port} sees {} as {:?}", l.port, l.flags);
+            return None;
+        }
+        let me = lines.iter().find(|l| l.has_flag("myself")).expect("myself");
+        if !me.is_primary() {
+            let repl = node.ask(&["INFO", "replication"]);
+            let link = repl.ok().and_then(|r| info_field(&r, "master_link_status"));
+            if link.as_deref() != Some("up") {
+                *last = format!("replica {port} link {link:?}");
+                return None;
+            }
+        }
+        let mut view: TopologyView = lines
+            .into_iter()
+            .map(|l| (l.id.clone(), l.is_primary(), l.master.clone(), l.slots))
+            .collect();
+        view.sort();
+        if !same_as_first(&mut first, view) {
+            *last = format!("port {port} disagrees on the topology");
+            return None;
+        }
+    }
+    let view = first.expect("at least one node");
+    let ranges = view
+        .iter()
+        .flat_map(|(_, _, _, slots)| slots.iter().copied());
+    all_slots_covered(ranges, last)
+}
+
+/// One poll of "the live nodes agree on the slot map": every one of `live` says
+/// `cluster_state:ok`, maps every slot to one of them (no dead owner), and all map the same
+/// way. `None` with the reason in `last` otherwise; for [`wait_for`].
+pub(super) fn slots_agree<N: ClusterMember>(live: &[&N], last: &mut String) -> Option<()> {
+    let live_ports: Vec<u16> = live.iter().map(|n| n.port()).collect();
+    let mut first: Option<Vec<(u16, u16, u16)>> = None;
+    for node in live {
+        let port = node.port();
+        if !state_ok(*node, last) {
+            return None;
+        }
+        let map = slot_map(&cluster_nodes(*node).map_err(|e| *last = e).ok()?);
+        if let Some(&(a, _, owner)) = map.iter().find(|e| !live_ports.contains(&e.2)) {
+            *last = format!("port {port} maps slot {a} to dead port {owner}");
+            return None;
+        }
+        if !same_as_first(&mut first, map) {
+            *last = format!("port {port} disagrees on the slot map");
+            return None;
+        }
+    }
+    let ranges = first.iter().flatten().map(|&(a, b, _)| (a, b));
+    all_slots_covered(ranges, last)
+}
+
+/// Waits (30 s) until `replica` calls itself a primary and owns slots, after a
+/// `CLUSTER FAILOVER`.
+pub(super) fn wait_promoted(replica: &impl ClusterMember, every: Duration) {
+    wait_for(
+        &format!("port {} to become primary", replica.port()),
+        Duration::from_secs(30),
+        every,
+        |last| {
+            let me = myself(replica)?;
+            *last = format!("flags {:?}, {} slot ranges", me.flags, me.slots.len());
+            (me.is_primary() && !me.slots.is_empty()).then_some(())
+        },
+    );
+}
+
+/// True if `node` says `cluster_state:ok`; else the reason goes to `last`.
+fn state_ok(node: &impl ClusterMember, last: &mut String) -> bool {
+    let state = match node.ask(&["CLUSTER", "INFO"]) {
+        Ok(info) => info_field(&info, "cluster_state"),
+        Err(e) => {
+            *last = e;
+            return false;
+        }
+    };
+    if state.as_deref() != Some("ok") {
+        *last = format!("port {}: cluster_state {state:?}", node.port());
+    }
+    state.as_deref() == Some("ok")
+}
+
+/// Keeps the first node's `view` in `first` and tells whether a later one equals it.
+fn same_as_first<T: PartialEq>(first: &mut Option<T>, view: T) -> bool {
+    match first {
+        None => {
+            *first = Some(view);
+            true
+        }
+        Some(f) => *f == view,
+    }
+}
+
+/// `Some(())` if the inclusive `ranges` add up to all 16384 slots; else the count goes to
+/// `last`.
+fn all_slots_covered(ranges: impl Iterator<Item = (u16, u16)>, last: &mut String) -> Option<()> {
+    let covered: usize = ranges.map(|(a, b)| usize::from(b - a) + 1).sum();
+    if covered != SLOTS {
+        *last = format!("{covered} slots covered");
+        return None;
+    }
+    Some(())
 }
 
 /// Parses `<id> <ip:port@cport[,host]> <flags> <master> <ping> <pong> <epoch> <link> <slots>...`.

@@ -16,30 +16,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::cluster::{RedisCluster, SLOTS, cluster_nodes};
+use super::cluster::{RedisCluster, slot_owners_by};
 use super::proxy::slotgate_bin;
 use super::{RespConn, free_port, key_slot, log_tail, redis_cli_path, temp_dir};
 
-/// Owner port of every slot (index = slot), as `node`'s `CLUSTER NODES` says. Panics if a
-/// slot has no owner.
+/// Owner port of every slot (index = slot), as the first live node's `CLUSTER NODES` says.
+/// Panics if a slot has no owner.
 pub fn slot_owners(cluster: &RedisCluster) -> Vec<u16> {
-    let node = cluster.live_nodes().next().expect("a live node");
-    let lines = cluster_nodes(node).unwrap_or_else(|e| panic!("CLUSTER NODES: {e}"));
-    let mut owners = vec![0u16; SLOTS];
-    for line in &lines {
-        for &(a, b) in &line.slots {
-            for slot in a..=b {
-                owners[usize::from(slot)] = line.port;
-            }
-        }
-    }
-    if let Some(slot) = owners.iter().position(|&p| p == 0) {
-        panic!(
-            "slot {slot} has no owner in CLUSTER NODES of port {}",
-            node.port
-        );
-    }
-    owners
+    slot_owners_by(cluster.live_nodes().next().expect("a live node"))
 }
 
 /// A hash tag (without braces) whose keys `{tag}...` all hash to `slot`.

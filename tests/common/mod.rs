@@ -49,7 +49,7 @@ pub use cluster::{NodeLine, RedisCluster, SLOTS, cluster_nodes};
 pub use node::{RedisNode, process_state};
 pub use ports::free_port;
 pub use proxy::{Slotgate, slotgate_bin};
-pub use resp::{RespConn, encode_command, frame_len};
+pub use resp::{RespConn, encode_command, frame_len, read_frame};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -5,7 +5,6 @@
 //! there. Readiness means it answered `INFO server` with *its own* `process_id`, so a
 //! foreign server that grabbed the port in the meantime is never mistaken for ours.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -104,37 +103,16 @@ impl RedisNode {
 
     /// Waits until the server answers `INFO server` with our child's PID.
     fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut last;
-        loop {
-            let child = self.child.as_mut().expect("waiting on a stopped node");
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "redis-server exited early ({status}); log tail:\n{}",
-                    log_tail(&self.log_path(), 20)
-                ));
-            }
-            match self.try_query::<String>(&["INFO", "server"]) {
-                Ok(info) => match info_field(&info, "process_id") {
-                    Some(pid) if pid == self.pid.to_string() => return Ok(()),
-                    Some(pid) => {
-                        return Err(format!(
-                            "port {} is served by another redis-server (pid {pid}, ours {})",
-                            self.port, self.pid
-                        ));
-                    }
-                    None => last = "INFO server without process_id".into(),
-                },
-                Err(e) => last = e,
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "no answer within {READY_TIMEOUT:?} (last: {last}); log tail:\n{}",
-                    log_tail(&self.log_path(), 20)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut child = self.child.take().expect("waiting on a stopped node");
+        let result = wait_serving_pid(
+            &mut child,
+            self.port,
+            &self.log_path(),
+            READY_TIMEOUT,
+            || self.try_query(&["INFO", "server"]),
+        );
+        self.child = Some(child);
+        result
     }
 
     /// The child's PID (still the last one after [`RedisNode::stop`]).
@@ -306,27 +284,39 @@ impl Drop for RedisNode {
 
 /// Spawns redis-server with the whole config on the command line, output to `dir/redis.log`.
 fn spawn_server(port: u16, dir: &Path, cluster: bool) -> Child {
-    let mut args: Vec<OsString> = Vec::new();
-    let mut push = |k: &str, v: &str| {
-        args.push(k.into());
-        args.push(v.into());
-    };
-    push("--port", &port.to_string());
-    push("--bind", "127.0.0.1");
-    push("--dir", dir.to_str().expect("utf-8 temp dir"));
-    push("--appendonly", "no");
-    push("--save", "");
-    push("--daemonize", "no");
-    // Tests use DEBUG SLEEP / DEBUG SET-ACTIVE-EXPIRE to provoke slow or odd nodes.
-    push("--enable-debug-command", "yes");
-    // Replicas sync at once instead of waiting the default 5 s for more replicas to join.
-    push("--repl-diskless-sync-delay", "0");
+    let mut args = vec![("--port", port.to_string())];
+    args.extend(base_server_args(dir, cluster));
+    spawn_redis_server(dir, &args)
+}
+
+/// What every test redis-server gets besides its port(s): 127.0.0.1 only, files in `dir`, no
+/// persistence, `DEBUG` enabled and, for a cluster node, `nodes.conf` and a short node
+/// timeout.
+pub(super) fn base_server_args(dir: &Path, cluster: bool) -> Vec<(&'static str, String)> {
+    let mut args = vec![
+        ("--bind", "127.0.0.1".to_string()),
+        ("--dir", dir.to_str().expect("utf-8 temp dir").to_string()),
+        ("--appendonly", "no".into()),
+        ("--save", String::new()),
+        ("--daemonize", "no".into()),
+        // Tests use DEBUG SLEEP / DEBUG SET-ACTIVE-EXPIRE to provoke slow or odd nodes.
+        ("--enable-debug-command", "yes".into()),
+        // Replicas sync at once instead of waiting the default 5 s for more replicas to join.
+        ("--repl-diskless-sync-delay", "0".into()),
+    ];
     if cluster {
-        push("--cluster-enabled", "yes");
-        push("--cluster-config-file", "nodes.conf");
-        // Short, so failover tests finish in seconds.
-        push("--cluster-node-timeout", "2000");
+        args.extend([
+            ("--cluster-enabled", "yes".into()),
+            ("--cluster-config-file", "nodes.conf".into()),
+            // Short, so failover tests finish in seconds.
+            ("--cluster-node-timeout", "2000".into()),
+        ]);
     }
+    args
+}
+
+/// Spawns `redis-server <args>` in `dir`, stdout and stderr appended to `dir/redis.log`.
+pub(super) fn spawn_redis_server(dir: &Path, args: &[(&str, String)]) -> Child {
     let log = File::options()
         .create(true)
         .append(true)
@@ -334,13 +324,56 @@ fn spawn_server(port: u16, dir: &Path, cluster: bool) -> Child {
         .expect("open redis.log");
     let log2 = log.try_clone().expect("clone redis.log handle");
     Command::new(redis_server_path())
-        .args(&args)
+        .args(args.iter().flat_map(|(k, v)| [*k, v.as_str()]))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {e}", redis_server_path().display()))
+}
+
+/// Waits until the server `child` on `port` answers `INFO server` (asked through
+/// `info_server`, however the caller reaches it) with its own `process_id`, so a foreign
+/// server that grabbed the port is never mistaken for ours. `Err` with the log tail when
+/// the child exits or stays silent for `timeout`; the caller then retries on another port.
+pub(super) fn wait_serving_pid(
+    child: &mut Child,
+    port: u16,
+    log_path: &Path,
+    timeout: Duration,
+    mut info_server: impl FnMut() -> Result<String, String>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let ours = child.id().to_string();
+    let mut last;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "redis-server exited early ({status}); log tail:\n{}",
+                log_tail(log_path, 20)
+            ));
+        }
+        match info_server() {
+            Ok(info) => match info_field(&info, "process_id") {
+                Some(pid) if pid == ours => return Ok(()),
+                Some(pid) => {
+                    return Err(format!(
+                        "port {port} is served by another redis-server (pid {pid}, ours {ours})"
+                    ));
+                }
+                None => last = format!("INFO server without process_id: {info:?}"),
+            },
+            Err(e) => last = e,
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no answer within {timeout:?} (last: {last}); log tail:\n{}",
+                log_tail(log_path, 20)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The value of `name:` in an `INFO`-style reply.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::proxy::slotgate_bin;
+use super::proxy::{slotgate_bin, terminate};
 use super::{free_port, log_tail, send_signal, temp_dir};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -190,20 +190,8 @@ impl Drop for OpsProxy {
                 log_tail(&self.log_path, 60)
             );
         }
-        if let Some(mut child) = self.child.take() {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            send_signal(self.pid, "TERM");
-            let deadline = Instant::now() + TERM_GRACE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            terminate(child, TERM_GRACE);
         }
     }
 }

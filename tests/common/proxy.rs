@@ -4,11 +4,14 @@
 //! `--listen 127.0.0.1:<free port> --seeds <seeds>` plus the test's extra arguments,
 //! `RUST_LOG=debug` (or the caller's `RUST_LOG`), and stdout/stderr appended to
 //! `slotgate.log` in a temp dir. Ready means the port answered `PING` with `+PONG`.
+//!
+//! The spawn, readiness, SIGTERM-then-SIGKILL and PING helpers below are shared with the
+//! other slotgate fixtures (`super::tls::TlsSlotgate`, `super::ops::OpsProxy`).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,32 +56,26 @@ impl Slotgate {
             let port = free_port();
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             let listen = addr.to_string();
-            let log = File::options()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .expect("open slotgate.log");
-            let _ = writeln!(
-                &log,
-                "=== fixture: attempt {attempt}, --listen {listen} ==="
+            let mut cmd = Command::new(slotgate_bin());
+            cmd.args(["--listen", &listen, "--seeds", seeds])
+                .args(extra_args);
+            let (mut child, log_start) = spawn_logged(
+                cmd,
+                &log_path,
+                &format!("attempt {attempt}, --listen {listen}"),
             );
-            // Where this attempt's output starts, so an old attempt's bind error is not ours.
-            let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-            let log2 = log.try_clone().expect("clone slotgate.log handle");
-            let mut child = Command::new(slotgate_bin())
-                .args(["--listen", &listen, "--seeds", seeds])
-                .args(extra_args)
-                .env(
-                    "RUST_LOG",
-                    std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
-                )
-                .env("RUST_BACKTRACE", "1")
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log2)
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {}: {e}", slotgate_bin().display()));
-            match wait_ready(&mut child, addr, &log_path, log_start) {
+            let ready =
+                wait_ready(
+                    &mut child,
+                    &log_path,
+                    log_start,
+                    READY_TIMEOUT,
+                    || match ping_reply(addr)? {
+                        reply if reply == "+PONG\r\n" => Ok(()),
+                        reply => Err(format!("PING answered {reply:?}")),
+                    },
+                );
+            match ready {
                 Ok(()) => {
                     return Slotgate {
                         addr,
@@ -138,29 +135,12 @@ impl Slotgate {
     /// Sends SIGTERM and waits up to `timeout` for a graceful exit. Returns the exit status,
     /// or `None` if it was still running (it is then killed with SIGKILL).
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        send_signal(self.pid, "TERM");
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        terminate(self.child.take()?, timeout)
     }
 
     /// SIGKILL and reap. Idempotent.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 }
 
@@ -178,15 +158,44 @@ impl Drop for Slotgate {
     }
 }
 
-/// Polls PING until `+PONG`. `Err((why, bind_race))`: the caller retries with another port
-/// only when the process died because its port was taken.
-fn wait_ready(
+/// Appends `=== fixture: <note> ===` to the log at `log_path`, then spawns `cmd` (the
+/// slotgate binary and its arguments) with `RUST_LOG=debug` (or the caller's `RUST_LOG`),
+/// `RUST_BACKTRACE=1` and stdout/stderr appended to that log. Returns the child and the log
+/// offset where its output starts, so an earlier attempt's bind error is not taken for its.
+pub(super) fn spawn_logged(mut cmd: Command, log_path: &Path, note: &str) -> (Child, u64) {
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("open slotgate.log");
+    let _ = writeln!(&log, "=== fixture: {note} ===");
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let log2 = log.try_clone().expect("clone slotgate.log handle");
+    let child = cmd
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
+        )
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", slotgate_bin().display()));
+    (child, log_start)
+}
+
+/// Polls `ready` until it says `Ok`. `Err((why, bind_race))` when `child` exits first or
+/// `timeout` passes: the caller retries with other ports only when the process died because
+/// a port was taken (its log since `log_start` says so).
+pub(super) fn wait_ready(
     child: &mut Child,
-    addr: SocketAddr,
-    log_path: &std::path::Path,
+    log_path: &Path,
     log_start: u64,
+    timeout: Duration,
+    mut ready: impl FnMut() -> Result<(), String>,
 ) -> Result<(), (String, bool)> {
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let mut last;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -195,13 +204,13 @@ fn wait_ready(
             let bind_race = ours.contains("Address already in use") || ours.contains("AddrInUse");
             return Err((format!("exited early with {status}"), bind_race));
         }
-        match ping(addr) {
+        match ready() {
             Ok(()) => return Ok(()),
             Err(e) => last = e,
         }
         if Instant::now() >= deadline {
             return Err((
-                format!("no PONG within {READY_TIMEOUT:?} (last: {last})"),
+                format!("not ready within {timeout:?} (last: {last})"),
                 false,
             ));
         }
@@ -209,8 +218,38 @@ fn wait_ready(
     }
 }
 
-/// One `PING` on a fresh connection, expecting exactly `+PONG\r\n`.
-fn ping(addr: SocketAddr) -> Result<(), String> {
+/// Sends SIGTERM to `child` (by its own PID) and waits up to `timeout` for it to exit.
+/// Returns the exit status, or `None` if it was still running (it is then SIGKILLed).
+pub(super) fn terminate(mut child: Child, timeout: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    send_signal(child.id(), "TERM");
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// SIGKILLs the child in `slot`, if any, and reaps it. Idempotent.
+pub(super) fn kill_and_reap(slot: &mut Option<Child>) {
+    if let Some(mut child) = slot.take() {
+        // kill() is SIGKILL to this exact child; it fails only if the child is already
+        // reaped, which wait() covers.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// One `PING` on a fresh plain connection; the reply's first line (`+PONG\r\n`,
+/// `-NOAUTH ...`), or why there is none.
+pub(super) fn ping_reply(addr: SocketAddr) -> Result<String, String> {
     let timeout = Duration::from_millis(500);
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
     stream
@@ -220,7 +259,7 @@ fn ping(addr: SocketAddr) -> Result<(), String> {
         .write_all(b"*1\r\n$4\r\nPING\r\n")
         .map_err(|e| e.to_string())?;
     let mut reply = Vec::new();
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 256];
     while !reply.ends_with(b"\r\n") {
         let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
@@ -228,12 +267,5 @@ fn ping(addr: SocketAddr) -> Result<(), String> {
         }
         reply.extend_from_slice(&buf[..n]);
     }
-    if reply == b"+PONG\r\n" {
-        Ok(())
-    } else {
-        Err(format!(
-            "PING answered {:?}",
-            String::from_utf8_lossy(&reply)
-        ))
-    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
 }

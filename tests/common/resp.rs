@@ -4,7 +4,8 @@
 //! bulk strings ([`RespConn::cmd`]); replies come back as their raw bytes, cut at the frame
 //! boundary that `redis-protocol` (our test oracle, independent of slotgate's own walker)
 //! finds. Bytes after that boundary stay buffered for the next read, so pipelined replies
-//! and RESP3 push frames are read one at a time.
+//! and RESP3 push frames are read one at a time. The reading itself ([`read_frame`]) works
+//! on any byte stream, so the TLS client reads replies the same way.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -73,37 +74,7 @@ impl RespConn {
 
     /// Like [`RespConn::read_reply`], but a timeout or EOF is an `Err` describing what arrived.
     pub fn try_read_reply(&mut self) -> Result<Vec<u8>, String> {
-        loop {
-            match frame_len(&self.buf) {
-                Ok(Some(len)) => return Ok(self.buf.drain(..len).collect()),
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "not a valid RESP reply ({e}): {:?}",
-                        String::from_utf8_lossy(&self.buf)
-                    ));
-                }
-            }
-            let mut chunk = [0u8; 64 * 1024];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(format!(
-                        "connection closed; {} bytes of an incomplete reply: {:?}",
-                        self.buf.len(),
-                        String::from_utf8_lossy(&self.buf)
-                    ));
-                }
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(format!(
-                        "{e} (timeout?) with {} bytes buffered: {:?}",
-                        self.buf.len(),
-                        String::from_utf8_lossy(&self.buf)
-                    ));
-                }
-            }
-        }
+        read_frame(&mut self.stream, &mut self.buf)
     }
 
     /// Reads until the peer closes the connection and returns everything not yet returned
@@ -124,6 +95,44 @@ impl RespConn {
                     "expected the server to close the connection, got {e} with {:?}",
                     String::from_utf8_lossy(&self.buf)
                 ),
+            }
+        }
+    }
+}
+
+/// Reads from `stream` into `buf` until `buf` starts with one complete reply, then takes
+/// that reply out of `buf` (what follows stays buffered for the next call). A timeout, EOF
+/// or bytes that are not RESP are an `Err` describing what arrived. Any byte stream will
+/// do: plain TCP here, a rustls stream in `super::tls::TlsConn`.
+pub fn read_frame(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<Vec<u8>, String> {
+    loop {
+        match frame_len(buf) {
+            Ok(Some(len)) => return Ok(buf.drain(..len).collect()),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(format!(
+                    "not a valid RESP reply ({e}): {:?}",
+                    String::from_utf8_lossy(buf)
+                ));
+            }
+        }
+        let mut chunk = [0u8; 64 * 1024];
+        match stream.read(&mut chunk) {
+            Ok(0) => {
+                return Err(format!(
+                    "connection closed; {} bytes of an incomplete reply: {:?}",
+                    buf.len(),
+                    String::from_utf8_lossy(buf)
+                ));
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(format!(
+                    "{e} (timeout?) with {} bytes buffered: {:?}",
+                    buf.len(),
+                    String::from_utf8_lossy(buf)
+                ));
             }
         }
     }

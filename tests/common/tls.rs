@@ -11,11 +11,17 @@
 //!   `tls-port`, `tls-cluster yes`, `tls-replication yes`, `tls-auth-clients yes`) and
 //!   password-protected (`requirepass` + `masterauth`). Created with
 //!   `redis-cli --tls ... --cluster create` and queried only through `redis-cli --tls`.
+//!   Its nodes implement [`super::cluster::ClusterMember`], so "formed", "slots agree",
+//!   primaries, replicas and slot owners are the plain cluster's own functions.
 //! - [`TlsSlotgate`]: the slotgate binary with a TOML config file, a plain `--listen` port, a
 //!   `--tls-port` and an `--admin-listen` port (for `/readyz` and `POST /reload`).
 //! - [`tls_connect`]: a small blocking rustls client that reports the negotiated protocol
 //!   version and the server's leaf certificate, or the handshake error as text
-//!   ([`TlsConn`] then speaks raw RESP like [`super::RespConn`]).
+//!   ([`TlsConn`] then speaks raw RESP like [`super::RespConn`], reading replies with the
+//!   same [`super::read_frame`]).
+//!
+//! Process handling (spawn, readiness, SIGTERM/SIGKILL, log tails) is the plain fixtures'
+//! (`super::node`, `super::proxy`); this module adds only what TLS needs.
 //!
 //! Data flow: a test makes a PKI (files in a temp dir) -> the cluster and slotgate are
 //! started with those paths -> the test talks to them over loopback TLS (redis-cli for
@@ -36,8 +42,7 @@
 //! - a replica shows `health loading` in `CLUSTER SHARDS` until its replication offset is
 //!   non-zero, i.e. in a fresh cluster until the first write.
 
-use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -52,13 +57,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion, RootCertStore, StreamOwned};
 
-use super::cluster::{NodeLine, SLOTS};
-use super::node::info_field;
+use super::cluster::{
+    ClusterMember, NodeLine, is_formed, majority_owner, primaries_among, replicas_among,
+    slot_owners_by, slots_agree, wait_promoted,
+};
+use super::node::{base_server_args, info_field, spawn_redis_server, wait_serving_pid};
 use super::ops::{HttpReply, try_http};
-use super::proxy::slotgate_bin;
+use super::proxy::{kill_and_reap, ping_reply, slotgate_bin, spawn_logged, terminate, wait_ready};
 use super::{
-    frame_len, free_port, key_slot, log_tail, redis_cli_path, redis_server_path, send_signal,
-    temp_dir, wait_for,
+    free_port, key_slot, log_tail, read_frame, redis_cli_path, send_signal, temp_dir, wait_for,
 };
 
 pub use rustls::SupportedProtocolVersion;
@@ -551,30 +558,7 @@ impl TlsConn {
     }
 
     fn read_reply(&mut self) -> Result<Vec<u8>, String> {
-        loop {
-            match frame_len(&self.buf) {
-                Ok(Some(len)) => return Ok(self.buf.drain(..len).collect()),
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "not a valid RESP reply ({e}): {:?}",
-                        String::from_utf8_lossy(&self.buf)
-                    ));
-                }
-            }
-            let mut chunk = [0u8; 16 * 1024];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(format!(
-                        "connection closed; {} bytes of an incomplete reply",
-                        self.buf.len()
-                    ));
-                }
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("read over TLS: {e}")),
-            }
-        }
+        read_frame(&mut self.stream, &mut self.buf)
     }
 }
 
@@ -667,38 +651,16 @@ impl TlsRedisNode {
     /// Waits until the node answers `INFO server` over TLS with our child's PID, so a
     /// foreign server that grabbed the port is never mistaken for ours.
     fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + NODE_READY_TIMEOUT;
-        let mut last;
-        loop {
-            let child = self.child.as_mut().expect("waiting on a stopped node");
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "redis-server exited early ({status}); log tail:\n{}",
-                    log_tail(&self.log_path(), 20)
-                ));
-            }
-            match self.try_cli(&["INFO", "server"]) {
-                Ok(info) => match info_field(&info, "process_id") {
-                    Some(pid) if pid == self.pid.to_string() => return Ok(()),
-                    Some(pid) => {
-                        return Err(format!(
-                            "port {} is served by another redis-server (pid {pid}, ours {})",
-                            self.port, self.pid
-                        ));
-                    }
-                    None => last = format!("INFO server without process_id: {info:?}"),
-                },
-                Err(e) => last = e,
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "no answer over TLS within {NODE_READY_TIMEOUT:?} (last: {last}); log \
-                     tail:\n{}",
-                    log_tail(&self.log_path(), 20)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut child = self.child.take().expect("waiting on a stopped node");
+        let result = wait_serving_pid(
+            &mut child,
+            self.port,
+            &self.log_path(),
+            NODE_READY_TIMEOUT,
+            || self.try_cli(&["INFO", "server"]),
+        );
+        self.child = Some(child);
+        result
     }
 
     pub fn pid(&self) -> u32 {
@@ -715,10 +677,7 @@ impl TlsRedisNode {
 
     /// Kills the server with SIGKILL and reaps it. Idempotent.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 
     /// True while the process runs.
@@ -776,33 +735,24 @@ impl TlsRedisNode {
 
     /// `CLUSTER NODES`, parsed.
     pub fn cluster_nodes(&self) -> Result<Vec<NodeLine>, String> {
-        let text = self.try_cli(&["CLUSTER", "NODES"])?;
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                parse_node_line(line).ok_or_else(|| format!("bad CLUSTER NODES line: {line}"))
-            })
-            .collect()
-    }
-
-    /// This node's own `CLUSTER NODES` line.
-    fn myself(&self) -> Option<NodeLine> {
-        self.cluster_nodes()
-            .ok()?
-            .into_iter()
-            .find(|l| l.has_flag("myself"))
-    }
-
-    /// `name:` of `CLUSTER INFO`.
-    fn info_cluster(&self, name: &str) -> Option<String> {
-        let info = self.try_cli(&["CLUSTER", "INFO"]).ok()?;
-        info_field(&info, name)
+        super::cluster_nodes(self)
     }
 
     /// `name:` of `INFO <section>`.
     pub fn info(&self, section: &str, name: &str) -> Option<String> {
         let info = self.try_cli(&["INFO", section]).ok()?;
         info_field(&info, name)
+    }
+}
+
+/// Lets the shared topology checks in `super::cluster` ask this node through redis-cli.
+impl ClusterMember for TlsRedisNode {
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn ask(&self, args: &[&str]) -> Result<String, String> {
+        self.try_cli(args)
     }
 }
 
@@ -824,22 +774,13 @@ impl Drop for TlsRedisNode {
 /// `dir/redis.log`.
 fn spawn_tls_server(port: u16, dir: &Path, tls: &NodeTls) -> Child {
     let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
-    let args: Vec<(&str, String)> = vec![
+    let mut args: Vec<(&str, String)> = vec![
         // No plain listener at all: anything that reaches the node speaks TLS.
         ("--port", "0".into()),
         ("--tls-port", port.to_string()),
-        ("--bind", "127.0.0.1".into()),
-        ("--dir", path(dir)),
-        ("--appendonly", "no".into()),
-        ("--save", String::new()),
-        ("--daemonize", "no".into()),
-        ("--enable-debug-command", "yes".into()),
-        // Replicas sync at once instead of waiting 5 s for more replicas.
-        ("--repl-diskless-sync-delay", "0".into()),
-        ("--cluster-enabled", "yes".into()),
-        ("--cluster-config-file", "nodes.conf".into()),
-        // Short, so failover tests finish in seconds.
-        ("--cluster-node-timeout", "2000".into()),
+    ];
+    args.extend(base_server_args(dir, true));
+    args.extend([
         ("--tls-cert-file", path(&tls.cert)),
         ("--tls-key-file", path(&tls.key)),
         ("--tls-ca-cert-file", path(&tls.ca)),
@@ -849,26 +790,9 @@ fn spawn_tls_server(port: u16, dir: &Path, tls: &NodeTls) -> Child {
         ("--tls-replication", "yes".into()),
         ("--requirepass", tls.password.clone()),
         ("--masterauth", tls.password.clone()),
-    ];
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(dir.join("redis.log"))
-        .expect("open redis.log");
-    let log2 = log.try_clone().expect("clone redis.log handle");
-    Command::new(redis_server_path())
-        .args(args.iter().flat_map(|(k, v)| [k.to_string(), v.clone()]))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", redis_server_path().display()))
+    ]);
+    spawn_redis_server(dir, &args)
 }
-
-/// What all nodes must agree on once formed: per node id, primary or not, its primary, its
-/// slots; sorted by id.
-type TopologyView = Vec<(String, bool, Option<String>, Vec<(u16, u16)>)>;
 
 /// A TLS-only, AUTH-protected Redis Cluster of child processes, with its own PKI; see the
 /// module docs. Every node is killed on drop.
@@ -953,64 +877,8 @@ impl TlsRedisCluster {
     }
 
     fn wait_formed(&self) {
-        let total = self.nodes.len();
         wait_for("the TLS cluster to form", FORM_TIMEOUT, POLL, |last| {
-            let mut first: Option<TopologyView> = None;
-            for node in &self.nodes {
-                let state = node.info_cluster("cluster_state");
-                if state.as_deref() != Some("ok") {
-                    *last = format!("port {}: cluster_state {state:?}", node.port);
-                    return None;
-                }
-                let lines = match node.cluster_nodes() {
-                    Ok(lines) => lines,
-                    Err(e) => {
-                        *last = e;
-                        return None;
-                    }
-                };
-                if lines.len() != total {
-                    *last = format!("port {} knows {} nodes", node.port, lines.len());
-                    return None;
-                }
-                let bad = ["handshake", "noaddr", "fail", "fail?"];
-                if let Some(l) = lines.iter().find(|l| bad.iter().any(|b| l.has_flag(b))) {
-                    *last = format!("port {} sees {} as {:?}", node.port, l.port, l.flags);
-                    return None;
-                }
-                let me = lines.iter().find(|l| l.has_flag("myself")).expect("myself");
-                if !me.is_primary() {
-                    let link = node.info("replication", "master_link_status");
-                    if link.as_deref() != Some("up") {
-                        *last = format!("replica {} link {link:?}", node.port);
-                        return None;
-                    }
-                }
-                let mut view: Vec<_> = lines
-                    .into_iter()
-                    .map(|l| (l.id.clone(), l.is_primary(), l.master.clone(), l.slots))
-                    .collect();
-                view.sort();
-                match &first {
-                    None => first = Some(view),
-                    Some(f) if *f != view => {
-                        *last = format!("port {} disagrees on the topology", node.port);
-                        return None;
-                    }
-                    Some(_) => {}
-                }
-            }
-            let covered: usize = first
-                .iter()
-                .flatten()
-                .flat_map(|(_, _, _, slots)| slots)
-                .map(|&(a, b)| usize::from(b - a) + 1)
-                .sum();
-            if covered != SLOTS {
-                *last = format!("{covered} slots covered");
-                return None;
-            }
-            Some(())
+            is_formed(&self.nodes, last)
         });
     }
 
@@ -1046,75 +914,23 @@ impl TlsRedisCluster {
 
     /// The live nodes that call themselves primary, ordered by the lowest slot they own.
     pub fn primaries(&self) -> Vec<&TlsRedisNode> {
-        let mut found: Vec<(u32, &TlsRedisNode)> = self
-            .live_nodes()
-            .filter_map(|node| {
-                let me = node.myself()?;
-                let lowest = me.slots.iter().map(|&(a, _)| u32::from(a)).min();
-                me.is_primary()
-                    .then_some((lowest.unwrap_or(u32::MAX), node))
-            })
-            .collect();
-        found.sort_by_key(|&(lowest, node)| (lowest, node.port));
-        found.into_iter().map(|(_, node)| node).collect()
+        primaries_among(self.live_nodes())
     }
 
     /// The live nodes that are currently replicas of `primary`.
     pub fn replicas_of(&self, primary: &TlsRedisNode) -> Vec<&TlsRedisNode> {
-        let primary_id = primary.node_id();
-        self.live_nodes()
-            .filter(|node| {
-                node.myself()
-                    .is_some_and(|me| me.master.as_deref() == Some(primary_id.as_str()))
-            })
-            .collect()
+        replicas_among(self.live_nodes(), &primary.node_id())
     }
 
     /// Owner port of every slot (index = slot), as one live node's `CLUSTER NODES` says.
     /// Panics if a slot has no owner.
     pub fn slot_owners(&self) -> Vec<u16> {
-        let node = self.live_nodes().next().expect("a live node");
-        let lines = node
-            .cluster_nodes()
-            .unwrap_or_else(|e| panic!("CLUSTER NODES: {e}"));
-        let mut owners = vec![0u16; SLOTS];
-        for line in &lines {
-            for &(a, b) in &line.slots {
-                for slot in a..=b {
-                    owners[usize::from(slot)] = line.port;
-                }
-            }
-        }
-        if let Some(slot) = owners.iter().position(|&p| p == 0) {
-            panic!("slot {slot} has no owner according to port {}", node.port);
-        }
-        owners
+        slot_owners_by(self.live_nodes().next().expect("a live node"))
     }
 
     /// The node that currently owns `slot`: the majority answer of the live nodes.
     pub fn node_for_slot(&self, slot: u16) -> &TlsRedisNode {
-        assert!(usize::from(slot) < SLOTS, "slot {slot} out of range");
-        let mut votes: Vec<(u16, usize)> = Vec::new();
-        for node in self.live_nodes() {
-            let Ok(lines) = node.cluster_nodes() else {
-                continue;
-            };
-            if let Some(owner) = lines
-                .iter()
-                .find(|l| l.slots.iter().any(|&(a, b)| (a..=b).contains(&slot)))
-            {
-                match votes.iter_mut().find(|(port, _)| *port == owner.port) {
-                    Some((_, n)) => *n += 1,
-                    None => votes.push((owner.port, 1)),
-                }
-            }
-        }
-        let port = votes
-            .into_iter()
-            .max_by_key(|&(port, n)| (n, std::cmp::Reverse(port)))
-            .map(|(port, _)| port)
-            .unwrap_or_else(|| panic!("no live node knows an owner for slot {slot}"));
-        self.node_by_port(port)
+        self.node_by_port(majority_owner(self.live_nodes(), slot))
     }
 
     /// The node that currently owns `key`'s slot.
@@ -1134,49 +950,8 @@ impl TlsRedisCluster {
     /// every slot, and every owner is live. Panics after `timeout`.
     pub fn wait_ok(&self, timeout: Duration) {
         wait_for("TLS cluster_state:ok everywhere", timeout, POLL, |last| {
-            let live: Vec<u16> = self.live_nodes().map(|n| n.port).collect();
-            let mut first: Option<Vec<(u16, u16, u16)>> = None;
-            for node in self.live_nodes() {
-                let state = node.info_cluster("cluster_state");
-                if state.as_deref() != Some("ok") {
-                    *last = format!("port {}: cluster_state {state:?}", node.port);
-                    return None;
-                }
-                let lines = match node.cluster_nodes() {
-                    Ok(lines) => lines,
-                    Err(e) => {
-                        *last = e;
-                        return None;
-                    }
-                };
-                let mut map: Vec<(u16, u16, u16)> = lines
-                    .iter()
-                    .flat_map(|l| l.slots.iter().map(move |&(a, b)| (a, b, l.port)))
-                    .collect();
-                map.sort();
-                if let Some(&(a, _, owner)) = map.iter().find(|e| !live.contains(&e.2)) {
-                    *last = format!("port {} maps slot {a} to dead port {owner}", node.port);
-                    return None;
-                }
-                match &first {
-                    None => first = Some(map),
-                    Some(f) if *f != map => {
-                        *last = format!("port {} disagrees on the slot map", node.port);
-                        return None;
-                    }
-                    Some(_) => {}
-                }
-            }
-            let covered: usize = first
-                .iter()
-                .flatten()
-                .map(|&(a, b, _)| usize::from(b - a) + 1)
-                .sum();
-            if covered != SLOTS {
-                *last = format!("{covered} slots covered");
-                return None;
-            }
-            Some(())
+            let live: Vec<&TlsRedisNode> = self.live_nodes().collect();
+            slots_agree(&live, last)
         });
     }
 
@@ -1185,16 +960,7 @@ impl TlsRedisCluster {
     pub fn failover(&self, replica: &TlsRedisNode) {
         let reply = replica.cli(&["CLUSTER", "FAILOVER"]);
         assert_eq!(reply, "OK", "CLUSTER FAILOVER on port {}", replica.port);
-        wait_for(
-            &format!("port {} to become primary", replica.port),
-            Duration::from_secs(30),
-            POLL,
-            |last| {
-                let me = replica.myself()?;
-                *last = format!("flags {:?}, {} slot ranges", me.flags, me.slots.len());
-                (me.is_primary() && !me.slots.is_empty()).then_some(())
-            },
-        );
+        wait_promoted(replica, POLL);
         self.wait_ok(Duration::from_secs(30));
     }
 
@@ -1202,31 +968,6 @@ impl TlsRedisCluster {
     pub fn dir(&self) -> &Path {
         self.tmp.path()
     }
-}
-
-/// Parses `<id> <ip:port@cport[,host]> <flags> <master> <ping> <pong> <epoch> <link> <slots>...`.
-fn parse_node_line(line: &str) -> Option<NodeLine> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    if fields.len() < 8 {
-        return None;
-    }
-    let addr = fields[1].split([',', '@']).next()?;
-    let port = addr.rsplit_once(':')?.1.parse().ok()?;
-    let slots = fields[8..]
-        .iter()
-        .filter(|s| !s.starts_with('['))
-        .map(|s| match s.split_once('-') {
-            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-            None => s.parse().ok().map(|a| (a, a)),
-        })
-        .collect::<Option<Vec<(u16, u16)>>>()?;
-    Some(NodeLine {
-        id: fields[0].to_string(),
-        port,
-        flags: fields[2].split(',').map(str::to_string).collect(),
-        master: (fields[3] != "-").then(|| fields[3].to_string()),
-        slots,
-    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1277,19 +1018,6 @@ impl TlsSlotgate {
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
             let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
             let tls = with_tls.then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())));
-            let log = File::options()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .expect("open slotgate.log");
-            let _ = writeln!(
-                &log,
-                "=== fixture: attempt {attempt}, --listen {addr} --tls-port {tls:?} \
-                 --admin-listen {admin} ==="
-            );
-            // Where this attempt's output starts, so an old attempt's bind error is not ours.
-            let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-            let log2 = log.try_clone().expect("clone the log handle");
             let mut cmd = Command::new(slotgate_bin());
             cmd.args(["--listen", &addr.to_string()])
                 .args(["--admin-listen", &admin.to_string()])
@@ -1299,19 +1027,18 @@ impl TlsSlotgate {
             if let Some(tls) = tls {
                 cmd.args(["--tls-port", &tls.port().to_string()]);
             }
-            let child = cmd
-                .env(
-                    "RUST_LOG",
-                    std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
-                )
-                .env("RUST_BACKTRACE", "1")
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log2)
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {}: {e}", slotgate_bin().display()));
-            let mut child = child;
-            match wait_listening(&mut child, addr, tls, &log_path, log_start) {
+            let note = format!(
+                "attempt {attempt}, --listen {addr} --tls-port {tls:?} --admin-listen {admin}"
+            );
+            let (mut child, log_start) = spawn_logged(cmd, &log_path, &note);
+            let ready = wait_ready(
+                &mut child,
+                &log_path,
+                log_start,
+                SLOTGATE_READY_TIMEOUT,
+                || listening(addr, tls),
+            );
+            match ready {
                 Ok(()) => {
                     return TlsSlotgate {
                         addr,
@@ -1412,10 +1139,7 @@ impl TlsSlotgate {
 
     /// SIGKILL and reap. Idempotent.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 }
 
@@ -1430,83 +1154,23 @@ impl Drop for TlsSlotgate {
                 log_tail(&self.log_path, 60)
             );
         }
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
+        if let Some(child) = self.child.take() {
+            terminate(child, TERM_GRACE);
         }
-        send_signal(self.pid, "TERM");
-        let deadline = Instant::now() + TERM_GRACE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
-/// Waits until the plain port answers PING (`+PONG`, or `-NOAUTH` with a password) and the
-/// TLS port, if any, accepts connections. `Err((why, bind_race))`: the caller retries with
-/// other ports only when the process died because a port was taken.
-fn wait_listening(
-    child: &mut Child,
-    addr: SocketAddr,
-    tls: Option<SocketAddr>,
-    log_path: &Path,
-    log_start: u64,
-) -> Result<(), (String, bool)> {
-    let deadline = Instant::now() + SLOTGATE_READY_TIMEOUT;
-    let mut last;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read(log_path).unwrap_or_default();
-            let ours = String::from_utf8_lossy(log.get(log_start as usize..).unwrap_or_default());
-            let race = ours.contains("Address already in use") || ours.contains("AddrInUse");
-            return Err((format!("exited early with {status}"), race));
-        }
-        last = match ping_reply(addr) {
-            Ok(reply) if reply == "+PONG\r\n" || reply.starts_with("-NOAUTH") => match tls {
-                None => return Ok(()),
-                Some(tls) => match TcpStream::connect_timeout(&tls, IO_TIMEOUT) {
-                    Ok(_) => return Ok(()),
-                    Err(e) => format!("plain port ready, TLS port {tls}: {e}"),
-                },
-            },
-            Ok(reply) => format!("PING answered {reply:?}"),
-            Err(e) => e,
-        };
-        if Instant::now() >= deadline {
-            return Err((
-                format!("not listening within {SLOTGATE_READY_TIMEOUT:?} (last: {last})"),
-                false,
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(25));
+/// Ready for [`TlsSlotgate`]: the plain port answers PING (`+PONG`, or `-NOAUTH` with a
+/// password) and the TLS port, if any, accepts connections.
+fn listening(addr: SocketAddr, tls: Option<SocketAddr>) -> Result<(), String> {
+    match ping_reply(addr)? {
+        reply if reply == "+PONG\r\n" || reply.starts_with("-NOAUTH") => {}
+        reply => return Err(format!("PING answered {reply:?}")),
     }
-}
-
-/// One `PING` on a fresh plain connection; the reply's first line, or why there is none.
-fn ping_reply(addr: SocketAddr) -> Result<String, String> {
-    let timeout = Duration::from_millis(500);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(b"*1\r\n$4\r\nPING\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 256];
-    while !reply.ends_with(b"\r\n") {
-        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err(format!("connection closed after {reply:?}"));
-        }
-        reply.extend_from_slice(&buf[..n]);
+    match tls {
+        None => Ok(()),
+        Some(tls) => TcpStream::connect_timeout(&tls, IO_TIMEOUT)
+            .map(drop)
+            .map_err(|e| format!("plain port ready, TLS port {tls}: {e}")),
     }
-    Ok(String::from_utf8_lossy(&reply).into_owned())
 }
