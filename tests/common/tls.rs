@@ -557,8 +557,32 @@ impl TlsConn {
             .expect("set the read timeout");
     }
 
-    fn read_reply(&mut self) -> Result<Vec<u8>, String> {
+    /// Writes `bytes` as they are (a pipeline, say) and flushes them.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream
+            .write_all(bytes)
+            .and_then(|()| self.stream.flush())
+            .expect("write over TLS");
+    }
+
+    /// The next reply's raw bytes; an I/O or TLS failure is `Err`.
+    pub fn read_reply(&mut self) -> Result<Vec<u8>, String> {
         read_frame(&mut self.stream, &mut self.buf)
+    }
+
+    /// True once the server has closed the connection (with or without a TLS
+    /// `close_notify`) before `timeout`, with no further byte sent.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        self.set_read_timeout(timeout);
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ),
+        }
     }
 }
 
