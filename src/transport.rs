@@ -61,9 +61,9 @@ impl Stream {
         matches!(self, Self::Tls(_))
     }
 
-    /// Waits for data and appends at most `max` bytes of it to `buf`. An empty `buf`
-    /// takes its room from `pool` only once data is there (plain TCP), so an idle
-    /// connection holds no read buffer. Returns the byte count (`0`: the peer closed) and
+    /// Waits for data and appends at most `max` bytes of it to `buf`. Over plain TCP an
+    /// empty `buf` takes its room from `pool` only once data is there, so an idle
+    /// connection holds no read buffer; a TLS connection reads into a buffer of its own. Returns the byte count (`0`: the peer closed) and
     /// whether the read filled all the room it had, which says the peer sends faster than
     /// we read.
     pub async fn read_some(
@@ -86,8 +86,13 @@ impl Stream {
                 }
             },
             Self::Tls(tls) => {
-                // Readiness says nothing about decrypted bytes: the room must be there first.
-                let room = make_room(buf, max, pool);
+                // Readiness says nothing about decrypted bytes, so the room must be there
+                // before waiting: a buffer of the session's own, not the pool's chunk, which
+                // an idle client would otherwise hold for as long as it stays idle.
+                if buf.capacity() - buf.len() < max / 4 {
+                    buf.reserve(max);
+                }
+                let room = (buf.capacity() - buf.len()).min(max);
                 let n = tls.read_buf(&mut (&mut *buf).limit(room)).await?;
                 Ok((n, n >= room))
             }
