@@ -23,7 +23,8 @@ use crate::read_pool::ReadPool;
 type TlsStream = tokio_rustls::TlsStream<TcpStream>;
 
 /// Connects to a node: TCP to one of its addresses, then the TLS handshake when
-/// `tls` is given (verified against the host the node announced). The error says which
+/// `tls` is given (verified against the host the node announced, or the seed name its
+/// address was resolved from). The error says which
 /// step failed, for logs and client errors.
 pub async fn connect(
     dns: &crate::dns::Dns,
@@ -34,7 +35,7 @@ pub async fn connect(
     let _ = tcp.set_nodelay(true);
     match tls {
         None => Ok(Stream::Plain(tcp)),
-        Some(connector) => match connector.connect(tcp, &endpoint.host).await {
+        Some(connector) => match connector.connect(tcp, endpoint.tls_name()).await {
             Ok(tls) => Ok(Stream::Tls(Box::new(tls.into()))),
             Err(e) => Err(format!("TLS handshake failed: {e}")),
         },

@@ -18,7 +18,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::commands::{Client, Problems, Reply, Transcript, python, rss_kib, show, tag_on};
-use common::extra::slotgate_info;
 use common::{RedisCluster, RespConn, Slotgate, key_slot};
 
 /// A channel name (`prefix` + n) whose slot the primary on `port` serves.
@@ -494,9 +493,16 @@ for proto in (2, 3):
     let payload = "x".repeat(100 * 1024);
     let mut p = Client::connect(sg.addr);
     let mut bystander = Client::connect(sg.addr);
-    let clients_before: i64 = slotgate_info(sg.addr, "clients", "connected_clients")
-        .parse()
-        .expect("connected_clients");
+    // One probe connection for every count: a fresh connection per probe could still be
+    // counted while the previous one's session winds down, hiding the subscriber's exit.
+    let mut probe = RespConn::connect(sg.addr);
+    let mut connected = move || -> i64 {
+        let reply = probe.cmd_str(&["INFO", "clients"]);
+        common::extra::info_field(&common::extra::text(&reply), "connected_clients")
+            .and_then(|n| n.parse().ok())
+            .expect("connected_clients")
+    };
+    let clients_before = connected();
     let total_messages = 640; // 64 MB
     let started = Instant::now();
     let mut max_rss = rss_before;
@@ -510,16 +516,12 @@ for proto in (2, 3):
     }
     let publish_time = started.elapsed();
     // Without reading a byte, the subscriber must be dropped: slotgate's client count falls.
-    let clients = || -> i64 {
-        slotgate_info(sg.addr, "clients", "connected_clients")
-            .parse()
-            .expect("connected_clients")
-    };
+    let mut clients = connected;
     let mut dropped = false;
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
-        // The probe's own connection counts too: 4 = slow, p, bystander, probe.
-        if clients() < clients_before + 1 {
+        // The probe's own connection counts in both: the subscriber's exit is a drop by one.
+        if clients() < clients_before {
             dropped = true;
             break;
         }

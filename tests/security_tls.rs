@@ -771,6 +771,79 @@ fn backends_are_verified_by_ip_unless_backend_tls_server_name_is_set() {
     assert_eq!(owners.len(), 3, "30 keys reach every primary");
 }
 
+/// Nodes that announce hostnames (`cluster-announce-hostname`, preferred endpoint type
+/// `hostname`) are dialled by name, resolved through slotgate's DNS server, and each is
+/// verified against its own name: the certificate names `*.test.local` only, so neither
+/// an IP nor a fixed server name would pass.
+#[test]
+fn nodes_announcing_hostnames_are_verified_against_their_names() {
+    let cluster = TlsRedisCluster::start(TlsClusterOptions {
+        replicas_per_primary: 0,
+        server_sans: vec!["*.test.local".into()],
+        ..TlsClusterOptions::default()
+    });
+    let dns = common::dns::DnsServer::start();
+    let names: Vec<String> = (0..cluster.nodes.len())
+        .map(|i| format!("node{i}.test.local"))
+        .collect();
+    for (node, name) in cluster.nodes.iter().zip(&names) {
+        dns.set(name, &[std::net::Ipv4Addr::LOCALHOST]);
+        node.cli(&["CONFIG", "SET", "cluster-announce-hostname", name]);
+        node.cli(&[
+            "CONFIG",
+            "SET",
+            "cluster-preferred-endpoint-type",
+            "hostname",
+        ]);
+    }
+    // Gossip spreads the names: wait until every node reports every other by name.
+    wait_for_test("every node to announce its hostname", READY, || {
+        cluster.nodes.iter().all(|node| {
+            let shards = node.cli(&["CLUSTER", "SHARDS"]);
+            names.iter().all(|name| shards.contains(name.as_str()))
+        })
+    });
+    let toml = format!(
+        "{}dns-server = {:?}\n",
+        backend_toml(&cluster, cluster.ca()),
+        dns.server_arg()
+    );
+    // Seeds by name too, as a headless Service's name would be: an IP seed would be
+    // verified against its IP, which this certificate does not name.
+    let seeds: Vec<String> = cluster
+        .nodes
+        .iter()
+        .zip(&names)
+        .map(|(node, name)| format!("{name}:{}", node.port))
+        .collect();
+    let sg = TlsSlotgate::start_without_tls_port(&seeds.join(","), &toml);
+    sg.wait_ready(READY);
+    let mut conn = RespConn::connect(sg.addr);
+    let mut owners = Vec::new();
+    for i in 0..30 {
+        let key = format!("byhost:{i}");
+        let reply = conn.cmd_str(&["SET", &key, "v"]);
+        assert_eq!(
+            common::extra::text(&reply),
+            "+OK\r\n",
+            "{key}\n{}",
+            sg.log()
+        );
+        assert_eq!(on_tls_cluster(&cluster, &key), "v", "{key} on its node");
+        owners.push(cluster.node_for_key(&key).port);
+    }
+    owners.sort_unstable();
+    owners.dedup();
+    assert_eq!(owners.len(), 3, "30 keys reach every primary");
+    for name in &names {
+        assert!(
+            dns.queries_for(name) > 0,
+            "slotgate must have dialled {name} by name\n{}",
+            dns.log()
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // f. Failover over TLS
 // ---------------------------------------------------------------------------------------

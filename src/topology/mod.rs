@@ -17,10 +17,16 @@ use crate::slot::SLOT_COUNT;
 const NO_SHARD: u16 = u16::MAX;
 
 /// A node's network address as the cluster announces it: an IP or a hostname, and a port.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Two endpoints are the same node address when host and port match; `tls_name` is only
+/// how to verify it.
+#[derive(Clone, Debug)]
 pub struct Endpoint {
     pub host: Arc<str>,
     pub port: u16,
+    /// The name a TLS certificate must carry when it is not `host`: the seed name (a
+    /// headless Service, say) this address was resolved from. Certificates name Services,
+    /// rarely pod IPs.
+    pub tls_name: Option<Arc<str>>,
 }
 
 impl Endpoint {
@@ -30,9 +36,53 @@ impl Endpoint {
         Self {
             host: host.into(),
             port,
+            tls_name: None,
         }
     }
 
+    /// This address, verified over TLS as `name` (the name it was resolved from).
+    pub fn resolved_from(mut self, name: &str) -> Self {
+        self.tls_name = Some(name.into());
+        self
+    }
+
+    /// The name a backend's TLS certificate is verified against.
+    pub fn tls_name(&self) -> &str {
+        self.tls_name.as_deref().unwrap_or(&self.host)
+    }
+
+    fn key(&self) -> (&str, u16) {
+        (&self.host, self.port)
+    }
+}
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Endpoint {}
+
+impl std::hash::Hash for Endpoint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialOrd for Endpoint {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Endpoint {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl Endpoint {
     /// Parses the `host:port` form found in `MOVED`/`ASK` replies (IPv6 hosts may be bare).
     pub fn parse(text: &str) -> Option<Self> {
         let (host, port) = text.rsplit_once(':')?;
@@ -247,6 +297,21 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tls_name_does_not_change_which_address_it_is() {
+        let plain = Endpoint::new("10.0.0.7", 6379);
+        let resolved = Endpoint::new("10.0.0.7", 6379).resolved_from("redis-headless.ns.svc");
+        assert_eq!(
+            plain, resolved,
+            "the same node address, however it is verified"
+        );
+        assert_eq!(plain.tls_name(), "10.0.0.7");
+        assert_eq!(resolved.tls_name(), "redis-headless.ns.svc");
+        let mut set = std::collections::HashSet::new();
+        set.insert(plain);
+        assert!(set.contains(&resolved));
+    }
 
     fn node(id: &str, port: u16) -> Node {
         Node {

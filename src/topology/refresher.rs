@@ -213,7 +213,9 @@ impl Refresher {
                     let mut addresses: Vec<Endpoint> = resolved
                         .addresses
                         .iter()
-                        .map(|ip| Endpoint::new(&ip.to_string(), seed.port))
+                        .map(|ip| {
+                            Endpoint::new(&ip.to_string(), seed.port).resolved_from(&seed.host)
+                        })
                         .collect();
                     // DNS servers rotate answers; only a different set is news.
                     addresses.sort();
