@@ -58,15 +58,11 @@ impl Stream {
         }
     }
 
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Self::Tls(_))
-    }
-
     /// Waits for data and appends at most `max` bytes of it to `buf`. Over plain TCP an
     /// empty `buf` takes its room from `pool` only once data is there, so an idle
-    /// connection holds no read buffer; a TLS connection reads into a buffer of its own. Returns the byte count (`0`: the peer closed) and
-    /// whether the read filled all the room it had, which says the peer sends faster than
-    /// we read.
+    /// connection holds no read buffer; a TLS connection reads into a buffer of its own.
+    /// Returns the byte count (`0`: the peer closed) and whether the read filled all the
+    /// room it had, which says the peer sends faster than we read.
     pub async fn read_some(
         &mut self,
         buf: &mut BytesMut,
@@ -100,6 +96,20 @@ impl Stream {
         }
     }
 
+    /// Called once everything read into `buf` was scanned (it is empty). A plain connection
+    /// hands the buffer back to `pool` and takes one again when data arrives, so a client
+    /// between requests holds none. A TLS connection must have room before it waits (see
+    /// [`Self::read_some`]), so it keeps a buffer of its own, but while `idle` never one
+    /// larger than `keep` that a large request grew.
+    pub fn release_read_buf(&self, buf: &mut BytesMut, pool: &ReadPool, idle: bool, keep: usize) {
+        debug_assert!(buf.is_empty(), "only a fully scanned buffer is released");
+        match self {
+            Self::Plain(_) => pool.give_back(std::mem::take(buf)),
+            Self::Tls(_) if idle && buf.capacity() > keep => *buf = BytesMut::new(),
+            Self::Tls(_) => {}
+        }
+    }
+
     /// Appends what has arrived by now without waiting for tokio to notice it: for the
     /// drain, which must not take "no event seen yet" for "nothing was sent". `Ok(None)`:
     /// nothing has arrived; `Ok(Some(0))`: the peer closed.
@@ -112,9 +122,9 @@ impl Stream {
                 }
                 // Nothing decrypted yet: bytes in the kernel are TLS records that have not
                 // raised an event yet. They belong to a request, so wait for them.
-                let mut probe = [0u8; 1];
+                let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
                 let tcp = socket2::SockRef::from(tls.get_ref().0);
-                match tcp.peek(as_uninit(&mut probe)) {
+                match tcp.peek(&mut probe) {
                     Ok(0) => Ok(Some(0)),
                     Ok(_) => {
                         if buf.capacity() == buf.len() {
@@ -184,13 +194,6 @@ async fn poll_read_once(tls: &mut TlsStream, buf: &mut BytesMut) -> Option<io::R
         }
     })
     .await
-}
-
-/// `peek` takes possibly-uninitialised memory; an initialised array is a valid one.
-fn as_uninit(bytes: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and every `u8` is a valid
-    // `MaybeUninit<u8>`; `peek` only writes initialised bytes into it.
-    unsafe { &mut *(std::ptr::from_mut(bytes) as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
 impl AsyncRead for Stream {

@@ -243,17 +243,8 @@ impl Session {
             let waiting_on_us = !self.queue.is_empty() || !self.subs.out.is_empty();
             let idle = !waiting_on_us && self.read_buf.is_empty();
             if self.read_buf.is_empty() && !self.backlog && self.read_buf.capacity() > 0 {
-                if !stream.is_tls() {
-                    // Nothing left to scan: the buffer goes back to the worker's pool, so a
-                    // client between requests (and 10k idle ones) holds none.
-                    self.worker
-                        .reads
-                        .give_back(std::mem::take(&mut self.read_buf));
-                } else if idle && self.read_buf.capacity() > MIN_READ {
-                    // A TLS client must have room before it waits (see transport): it
-                    // keeps a small buffer of its own, never one a large request grew.
-                    self.read_buf = BytesMut::new();
-                }
+                // Nothing left to scan: 10k idle clients must hold (almost) no buffer.
+                stream.release_read_buf(&mut self.read_buf, &self.worker.reads, idle, MIN_READ);
             }
             if idle {
                 self.read_hint = MIN_READ;
