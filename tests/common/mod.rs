@@ -38,6 +38,7 @@ mod resp;
 pub mod commands;
 pub mod dns;
 pub mod extra;
+pub mod failures;
 pub mod load;
 pub mod ops;
 pub mod pods;

