@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use super::load::{Client, Reply};
+use super::load::{Client, Reply, info_proxy_field};
 use super::node::{base_server_args, spawn_redis_server, wait_serving_pid};
 use super::{RedisCluster, RedisNode, Slotgate, free_port, key_slot, wait_for};
 
@@ -101,6 +101,32 @@ impl FailEnv {
         self.cluster.nodes[index].stop();
         self.cluster.wait_ok(Duration::from_secs(30));
         t0.elapsed()
+    }
+
+    /// Waits (20 s: a refresh round is at most 5 s away) until slotgate's map in force
+    /// carries the newest `cluster_current_epoch` any live node reports, i.e. slotgate
+    /// has taken in the last failover. Returns that epoch.
+    pub fn wait_map_current(&self) -> u64 {
+        wait_for(
+            "slotgate's slot map to reach the cluster's current epoch",
+            Duration::from_secs(20),
+            POLL,
+            |last| {
+                let newest = self
+                    .cluster
+                    .live_nodes()
+                    .filter_map(|n| n.try_query::<String>(&["CLUSTER", "INFO"]).ok())
+                    .filter_map(|info| info_field(&info, "cluster_current_epoch"))
+                    .filter_map(|e| e.parse::<u64>().ok())
+                    .max()?;
+                let ours = info_proxy_field(self.addr(), "slot_map_epoch")
+                    .ok()
+                    .flatten()
+                    .and_then(|e| e.parse::<u64>().ok());
+                *last = format!("cluster epoch {newest}, slotgate's {ours:?}");
+                (ours == Some(newest)).then_some(newest)
+            },
+        )
     }
 
     /// `GET key` as an integer, from the primary that serves it (not through slotgate).
