@@ -628,3 +628,108 @@ fn subscribers_are_resubscribed_when_their_node_dies_and_lose_nothing_after() {
         env.log_excerpt(&["subscri"])
     );
 }
+
+/// The value of `key` on the cluster itself (0 when missing).
+fn value_of(env: &FailEnv, key: &str) -> i64 {
+    env.cluster.wait_ok(Duration::from_secs(30));
+    env.get_int(key)
+        .unwrap_or_else(|e| panic!("GET {key} on the cluster: {e}"))
+        .unwrap_or(0)
+}
+
+/// MULTI (after WATCH `key` if `watch`), INCR `key`, then `fail` on the env, then EXEC.
+/// Returns EXEC's reply and how much the value moved.
+fn transaction_across(
+    env: &mut FailEnv,
+    key: &str,
+    watch: bool,
+    fail: impl FnOnce(&mut FailEnv),
+) -> (Result<Reply, String>, i64) {
+    let before = value_of(env, key);
+    // Start from a map that knows the previous case's failover: a WATCH sent to a demoted
+    // primary is refused like a watched EXEC (docs/commands.md, Transactions), which is
+    // not what these cases are about.
+    env.wait_map_current();
+    let mut client = env.client(Duration::from_secs(30));
+    if watch {
+        assert_eq!(client.call(&["WATCH", key]), Ok(Reply::Status("OK".into())));
+    }
+    assert_eq!(client.call(&["MULTI"]), Ok(Reply::Status("OK".into())));
+    assert_eq!(
+        client.call(&["INCR", key]),
+        Ok(Reply::Status("QUEUED".into()))
+    );
+    fail(env);
+    let exec = client.call(&["EXEC"]);
+    let after = value_of(env, key);
+    (exec, after - before)
+}
+
+#[test]
+fn transactions_across_a_failover_exec_answer_agrees_with_what_was_applied() {
+    let _serial = serial();
+    let scenario = "transactions";
+    let mut env = FailEnv::start(&[]);
+    let primary = env.cluster.primaries()[2];
+    let key = format!("{}counter", env.key_on(primary, "tx"));
+    assert_eq!(
+        env.call(&["SET", &key, "100"]),
+        Ok(Reply::Status("OK".into()))
+    );
+    let planned = |env: &mut FailEnv| {
+        let (_, replica) = env.shard_of(&key);
+        env.cluster.failover(replica);
+    };
+    let killed = |env: &mut FailEnv| {
+        let (primary, _) = env.shard_of(&key);
+        let port = primary.port;
+        env.kill_and_wait_failover(port);
+        // Back as a replica, so the next case has a replica to fail over to.
+        env.restart_as_replica(port);
+    };
+    let not_executed = |reply: &Result<Reply, String>| matches!(reply, Ok(Reply::Error(e)) if e.contains("nothing was executed"));
+    let mut problems = Vec::new();
+    let mut check = |what: &str,
+                     (exec, moved): (Result<Reply, String>, i64),
+                     want_applied: bool| {
+        println!("{what}: EXEC {exec:?}, value moved by {moved}");
+        let applied_reply = matches!(&exec, Ok(Reply::Array(Some(items))) if items.len() == 1 && matches!(items[0], Reply::Int(_)));
+        // EXEC's answer and the data must tell the same story: an array of one INCR
+        // result = applied exactly once; slotgate's "nothing was executed" = not applied.
+        let agrees = (applied_reply && moved == 1) || (not_executed(&exec) && moved == 0);
+        if !agrees {
+            problems.push(format!(
+                "{what}: EXEC answered {exec:?} but the value moved by {moved}"
+            ));
+        } else if applied_reply != want_applied {
+            problems.push(format!(
+                "{what}: want {} (docs/commands.md, Transactions), got EXEC {exec:?}",
+                if want_applied {
+                    "the transaction replayed on the new primary"
+                } else {
+                    "slotgate's nothing-was-executed error"
+                }
+            ));
+        }
+    };
+
+    // Unwatched: the old primary refuses the whole transaction with MOVED (nothing runs)
+    // and slotgate replays it on the new owner.
+    let r = transaction_across(&mut env, &key, false, planned);
+    check("MULTI/EXEC across CLUSTER FAILOVER", r, true);
+    // Unwatched, the primary SIGKILLed before EXEC: the refused connection means not sent;
+    // held until the replica is promoted and run there.
+    let r = transaction_across(&mut env, &key, false, killed);
+    check("MULTI/EXEC across SIGKILL", r, true);
+    // Watched: the WATCH cannot move with the slot, so EXEC is refused, nothing run.
+    let r = transaction_across(&mut env, &key, true, planned);
+    check("WATCH+MULTI/EXEC across CLUSTER FAILOVER", r, false);
+    let r = transaction_across(&mut env, &key, true, killed);
+    check("WATCH+MULTI/EXEC across SIGKILL", r, false);
+    record_figure(scenario, "disagreements", problems.len() as f64, "cases");
+    assert!(
+        problems.is_empty(),
+        "[{scenario}] {problems:#?}\nslotgate:\n{}",
+        env.log_excerpt(&["MOVED", "EXEC", "transaction"])
+    );
+}

@@ -103,6 +103,27 @@ impl FailEnv {
         t0.elapsed()
     }
 
+    /// Restarts the stopped node on `port` from its `nodes.conf` (no data: the fixture
+    /// does not persist) and waits until it has rejoined as a replica with its link up.
+    pub fn restart_as_replica(&mut self, port: u16) {
+        let index = self.cluster.node_index(port);
+        self.cluster.nodes[index].restart();
+        let node = &self.cluster.nodes[index];
+        wait_for(
+            &format!("port {port} to rejoin as a replica"),
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            |last| {
+                let info: String = node.try_query(&["INFO", "replication"]).ok()?;
+                *last = info.replace("\r\n", " ");
+                (info_field(&info, "role").as_deref() == Some("slave")
+                    && info_field(&info, "master_link_status").as_deref() == Some("up"))
+                .then_some(())
+            },
+        );
+        self.cluster.wait_ok(Duration::from_secs(30));
+    }
+
     /// Waits (20 s: a refresh round is at most 5 s away) until slotgate's map in force
     /// carries the newest `cluster_current_epoch` any live node reports, i.e. slotgate
     /// has taken in the last failover. Returns that epoch.
