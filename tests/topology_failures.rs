@@ -20,7 +20,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::failures::{FailEnv, wait_blocked, wait_subscribed};
+use common::failures::{FailEnv, PartitionedNode, wait_blocked, wait_subscribed};
+use common::load::{Load, LoadOptions};
 use common::load::{Reply, record_figure};
 use common::topology::{ms, serial};
 
@@ -643,7 +644,7 @@ fn transaction_across(
     env: &mut FailEnv,
     key: &str,
     watch: bool,
-    fail: impl FnOnce(&mut FailEnv),
+    fail: impl FnOnce(&mut FailEnv, &str),
 ) -> (Result<Reply, String>, i64) {
     let before = value_of(env, key);
     // Start from a map that knows the previous case's failover: a WATCH sent to a demoted
@@ -659,7 +660,7 @@ fn transaction_across(
         client.call(&["INCR", key]),
         Ok(Reply::Status("QUEUED".into()))
     );
-    fail(env);
+    fail(env, key);
     let exec = client.call(&["EXEC"]);
     let after = value_of(env, key);
     (exec, after - before)
@@ -670,21 +671,29 @@ fn transactions_across_a_failover_exec_answer_agrees_with_what_was_applied() {
     let _serial = serial();
     let scenario = "transactions";
     let mut env = FailEnv::start(&[]);
-    let primary = env.cluster.primaries()[2];
-    let key = format!("{}counter", env.key_on(primary, "tx"));
-    assert_eq!(
-        env.call(&["SET", &key, "100"]),
-        Ok(Reply::Status("OK".into()))
-    );
-    let planned = |env: &mut FailEnv| {
-        let (_, replica) = env.shard_of(&key);
+    // One key per shard, a shard per case: a manual failover right after an election in
+    // the same shard is refused by the primaries (no second vote within 2 x node timeout).
+    let keys: Vec<String> = env
+        .cluster
+        .primaries()
+        .iter()
+        .map(|p| format!("{}counter", env.key_on(p, "tx")))
+        .collect();
+    for key in &keys {
+        assert_eq!(
+            env.call(&["SET", key, "100"]),
+            Ok(Reply::Status("OK".into()))
+        );
+    }
+    let planned = |env: &mut FailEnv, key: &str| {
+        let (_, replica) = env.shard_of(key);
         env.cluster.failover(replica);
     };
-    let killed = |env: &mut FailEnv| {
-        let (primary, _) = env.shard_of(&key);
+    let killed = |env: &mut FailEnv, key: &str| {
+        let (primary, _) = env.shard_of(key);
         let port = primary.port;
         env.kill_and_wait_failover(port);
-        // Back as a replica, so the next case has a replica to fail over to.
+        // Back as a replica, so the shard has a replica again.
         env.restart_as_replica(port);
     };
     let not_executed = |reply: &Result<Reply, String>| matches!(reply, Ok(Reply::Error(e)) if e.contains("nothing was executed"));
@@ -715,16 +724,16 @@ fn transactions_across_a_failover_exec_answer_agrees_with_what_was_applied() {
 
     // Unwatched: the old primary refuses the whole transaction with MOVED (nothing runs)
     // and slotgate replays it on the new owner.
-    let r = transaction_across(&mut env, &key, false, planned);
+    let r = transaction_across(&mut env, &keys[0], false, planned);
     check("MULTI/EXEC across CLUSTER FAILOVER", r, true);
+    // Watched: the WATCH cannot move with the slot, so EXEC is refused, nothing run.
+    let r = transaction_across(&mut env, &keys[1], true, planned);
+    check("WATCH+MULTI/EXEC across CLUSTER FAILOVER", r, false);
     // Unwatched, the primary SIGKILLed before EXEC: the refused connection means not sent;
     // held until the replica is promoted and run there.
-    let r = transaction_across(&mut env, &key, false, killed);
+    let r = transaction_across(&mut env, &keys[2], false, killed);
     check("MULTI/EXEC across SIGKILL", r, true);
-    // Watched: the WATCH cannot move with the slot, so EXEC is refused, nothing run.
-    let r = transaction_across(&mut env, &key, true, planned);
-    check("WATCH+MULTI/EXEC across CLUSTER FAILOVER", r, false);
-    let r = transaction_across(&mut env, &key, true, killed);
+    let r = transaction_across(&mut env, &keys[0], true, killed);
     check("WATCH+MULTI/EXEC across SIGKILL", r, false);
     record_figure(scenario, "disagreements", problems.len() as f64, "cases");
     assert!(
@@ -732,4 +741,125 @@ fn transactions_across_a_failover_exec_answer_agrees_with_what_was_applied() {
         "[{scenario}] {problems:#?}\nslotgate:\n{}",
         env.log_excerpt(&["MOVED", "EXEC", "transaction"])
     );
+}
+
+/// `cluster_current_epoch` of a node's `CLUSTER INFO` text.
+fn current_epoch(info: &str) -> u64 {
+    common::failures::info_field(info, "cluster_current_epoch")
+        .and_then(|e| e.parse().ok())
+        .expect("cluster_current_epoch in CLUSTER INFO")
+}
+
+#[test]
+fn stale_primary_back_from_a_partition_gets_no_writes_and_rejoins_without_losing_any() {
+    let _serial = serial();
+    let scenario = "stale_primary";
+    // Refresh every 500 ms, so the rounds that see both maps come quickly.
+    let mut env = FailEnv::start(&["--topology-refresh-interval", "500ms"]);
+    let keys: Vec<String> = env
+        .cluster
+        .primaries()
+        .iter()
+        .flat_map(|p| {
+            let tag = env.key_on(p, "stale");
+            [format!("{tag}a"), format!("{tag}b")]
+        })
+        .collect();
+    let load = Load::start(env.addr(), &keys, LoadOptions::default());
+    load.wait_all_acked_since(Instant::now(), Duration::from_secs(10))
+        .expect("the load runs");
+
+    // SIGKILL a primary; its replica takes over with a new config epoch.
+    let victim = env.cluster.primaries()[0];
+    let (victim_port, victim_dir) = (victim.port, victim.dir.clone());
+    let victim_slot = (0u16..16384)
+        .find(|&s| common::extra::slot_owners(&env.cluster)[usize::from(s)] == victim_port)
+        .expect("the victim serves slots");
+    let failover = env.kill_and_wait_failover(victim_port);
+    let newest = env.wait_map_current();
+
+    // The old primary comes back from its own nodes.conf, cut off from the cluster bus: it
+    // still serves its slots with the epoch it had, a complete map that disagrees with the
+    // cluster's. `cluster-node-timeout` 60 s keeps it answering writes as an ok primary.
+    let stale = PartitionedNode::start(&victim_dir, victim_port, Duration::from_secs(60));
+    let stale_info: String = stale.try_query(&["CLUSTER", "INFO"]).expect("CLUSTER INFO");
+    let stale_epoch = current_epoch(&stale_info);
+    let stale_nodes: String = stale
+        .try_query(&["CLUSTER", "NODES"])
+        .expect("CLUSTER NODES");
+    let claims = stale_nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .is_some_and(|l| {
+            l.contains("master")
+                && l.split(' ').skip(8).any(|r| {
+                    let (a, b) = r.split_once('-').unwrap_or((r, r));
+                    a.parse::<u16>().is_ok_and(|a| a <= victim_slot)
+                        && b.parse::<u16>().is_ok_and(|b| b >= victim_slot)
+                })
+        });
+    assert!(
+        claims && stale_epoch < newest,
+        "[{scenario}] the restarted node must claim slot {victim_slot} as a primary with an \
+         older epoch ({stale_epoch} vs {newest}):\n{stale_nodes}"
+    );
+    // slotgate asks it (it is a seed) every round: wait for several rounds that saw both
+    // maps. More than STALE_ROUNDS_BEFORE_RESET (3), so that even the "cluster recreated"
+    // escape could not have let the old map in.
+    let asked_before = stale.commandstat_calls("cluster|shards").unwrap_or(0);
+    common::wait_for_test(
+        "six discovery rounds to ask the stale node",
+        Duration::from_secs(30),
+        || {
+            stale
+                .commandstat_calls("cluster|shards")
+                .is_ok_and(|n| n >= asked_before + 6)
+        },
+    );
+    load.wait_all_acked_since(Instant::now(), Duration::from_secs(10))
+        .expect("every shard is written while the stale node is up");
+    let epoch_kept = common::load::info_proxy_field(env.addr(), "slot_map_epoch")
+        .ok()
+        .flatten();
+    let writes_to_stale = stale.commandstat_calls("incr").expect("INFO commandstats");
+    record_figure(scenario, "sigkill_failover_ms", ms(failover), "ms");
+    record_figure(scenario, "stale_epoch", stale_epoch as f64, "epoch");
+    record_figure(scenario, "cluster_epoch", newest as f64, "epoch");
+    record_figure(
+        scenario,
+        "writes_sent_to_stale_node",
+        writes_to_stale as f64,
+        "writes",
+    );
+    assert_eq!(
+        (epoch_kept.as_deref(), writes_to_stale),
+        (Some(newest.to_string().as_str()), 0),
+        "[{scenario}] slotgate must keep the map of epoch {newest} and send the stale primary \
+         (epoch {stale_epoch}) no write\nslotgate:\n{}",
+        env.log_excerpt(&["slot map", "older"])
+    );
+
+    // The partition heals: the node restarts with its real bus port, hears of the newer
+    // epoch, and turns into a replica of the promoted node.
+    stale.heal(&victim_dir);
+    env.restart_as_replica(victim_port);
+    load.wait_all_acked_since(Instant::now(), Duration::from_secs(10))
+        .expect("every shard is written after the old primary rejoined");
+    let report = load.stop();
+    let audit = report.audit(|key| env.get_int(key));
+    record_figure(
+        scenario,
+        "acknowledged_writes",
+        report.acks() as f64,
+        "writes",
+    );
+    record_figure(scenario, "writes_lost", audit.lost() as f64, "writes");
+    record_figure(
+        scenario,
+        "client_errors",
+        report.errors().len() as f64,
+        "errors",
+    );
+    println!("errors:\n{}", report.error_lines(20));
+    audit.assert_clean(scenario);
 }
