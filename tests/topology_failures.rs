@@ -863,3 +863,274 @@ fn stale_primary_back_from_a_partition_gets_no_writes_and_rejoins_without_losing
     println!("errors:\n{}", report.error_lines(20));
     audit.assert_clean(scenario);
 }
+
+/// slotgate's `retries` counter (`INFO proxy`): commands held and retried because the
+/// node refused them before running.
+fn retries(env: &FailEnv) -> u64 {
+    common::load::info_proxy_field(env.addr(), "retries")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .expect("retries in INFO proxy")
+}
+
+/// Sends `args` through slotgate in a thread; the reply comes back through the handle.
+fn in_background(env: &FailEnv, args: &[&str]) -> std::thread::JoinHandle<Result<Reply, String>> {
+    // Longer than `retry-deadline` (30 s in these tests): slotgate answers first.
+    let mut client = env.client(Duration::from_secs(60));
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        client.call(&args)
+    })
+}
+
+/// Waits until slotgate has retried at least `n` more times than `since`: the command is
+/// being held (the node refused it and slotgate backs off and asks again).
+fn wait_retrying(env: &FailEnv, since: u64, n: u64, what: &str) {
+    common::wait_for_test(
+        &format!("slotgate to retry {what}"),
+        Duration::from_secs(20),
+        || retries(env) >= since + n,
+    );
+}
+
+/// `retry-deadline` for the refusal scenarios: the held command must outlast the time the
+/// test takes to heal the cluster on a loaded box; what is asserted is that it is served
+/// once the cluster is, not how fast.
+const REFUSAL_RETRY_DEADLINE: &str = "30s";
+
+#[test]
+fn refusals_tryagain_and_clusterdown_are_retried_until_the_slot_is_served() {
+    let _serial = serial();
+    let scenario = "refusals_tryagain_clusterdown";
+    let env = FailEnv::start(&["--retry-deadline", REFUSAL_RETRY_DEADLINE]);
+    let primaries = env.cluster.primaries();
+    let (from, to) = (primaries[0], primaries[1]);
+
+    // TRYAGAIN: a multi-key command in a slot being migrated, its keys split between the
+    // two nodes (one moved, one not yet).
+    let tag = env.key_on(from, "try");
+    let slot = common::key_slot(tag.as_bytes());
+    let (a, b) = (format!("{tag}a"), format!("{tag}b"));
+    for key in [&a, &b] {
+        assert_eq!(env.call(&["SET", key, key]), Ok(Reply::Status("OK".into())));
+    }
+    common::commands::begin_migration(slot, from, to);
+    common::commands::migrate_keys(from, to, &[&a]).expect("MIGRATE one key");
+    // What the source itself answers (redis-cli prints error replies on stdout).
+    let direct = from.cmd(&["MGET", &a, &b]);
+    assert!(
+        direct.starts_with("TRYAGAIN"),
+        "the source must answer TRYAGAIN for keys split by a migration, got {direct:?}"
+    );
+    let before = retries(&env);
+    let mget = in_background(&env, &["MGET", &a, &b]);
+    wait_retrying(&env, before, 3, "MGET during a migration");
+    common::commands::finish_migration(&env.cluster, slot, from, to).expect("finish");
+    let got = mget.join().expect("MGET thread");
+    let tryagain_retries = retries(&env) - before;
+    record_figure(
+        scenario,
+        "tryagain_retries",
+        tryagain_retries as f64,
+        "retries",
+    );
+    assert_eq!(
+        got,
+        Ok(Reply::Array(Some(vec![bulk(&a), bulk(&b)]))),
+        "[{scenario}] MGET held through TRYAGAIN must get both keys once the slot moved\n{}",
+        env.log_excerpt(&["TRYAGAIN", "retry"])
+    );
+
+    // CLUSTERDOWN: a slot nobody serves (full coverage required, so every node says the
+    // cluster is down), then served again by its owner.
+    let owner = env.cluster.primaries()[2];
+    let key = format!("{}down", env.key_on(owner, "down"));
+    let slot = common::key_slot(key.as_bytes()).to_string();
+    assert_eq!(
+        env.call(&["SET", &key, "0"]),
+        Ok(Reply::Status("OK".into()))
+    );
+    let owner_port = owner.port;
+    for node in env.cluster.live_nodes() {
+        node.query::<()>(&["CLUSTER", "DELSLOTS", &slot]);
+    }
+    let owner = env.cluster.node_by_port(owner_port);
+    common::wait_for_test(
+        "the owner to say the cluster is down",
+        Duration::from_secs(20),
+        || {
+            // redis-cli prints the reply's own text (redis-rs renames error kinds).
+            owner.cmd(&["GET", &key]).starts_with("CLUSTERDOWN")
+        },
+    );
+    let before = retries(&env);
+    let incr = in_background(&env, &["INCR", &key]);
+    wait_retrying(&env, before, 3, "INCR while the cluster is down");
+    owner.query::<()>(&["CLUSTER", "ADDSLOTS", &slot]);
+    let got = incr.join().expect("INCR thread");
+    let clusterdown_retries = retries(&env) - before;
+    record_figure(
+        scenario,
+        "clusterdown_retries",
+        clusterdown_retries as f64,
+        "retries",
+    );
+    assert_eq!(
+        got,
+        Ok(Reply::Int(1)),
+        "[{scenario}] INCR held through CLUSTERDOWN must run once the slot is served\n{}",
+        env.log_excerpt(&["CLUSTERDOWN", "retry"])
+    );
+    env.cluster.wait_ok(Duration::from_secs(30));
+    assert_eq!(
+        env.get_int(&key),
+        Ok(Some(1)),
+        "the held INCR ran exactly once"
+    );
+}
+
+#[test]
+fn refusals_loading_and_masterdown_are_retried_until_the_node_serves() {
+    let _serial = serial();
+    let scenario = "refusals_loading_masterdown";
+    // No periodic refresh during the test: the MASTERDOWN case needs slotgate's map to
+    // still name a primary that was demoted (a real, short-lived state, stretched here).
+    let env = FailEnv::start(&[
+        "--retry-deadline",
+        REFUSAL_RETRY_DEADLINE,
+        "--topology-refresh-interval",
+        "120s",
+    ]);
+
+    // LOADING: a primary reloads a dataset slowly (`key-load-delay`, microseconds per key)
+    // and answers clients between chunks (`loading-process-events-interval-bytes`).
+    let node = env.cluster.primaries()[1];
+    let tag = env.key_on(node, "load");
+    let key = format!("{tag}counter");
+    assert_eq!(
+        env.call(&["SET", &key, "10"]),
+        Ok(Reply::Status("OK".into()))
+    );
+    node.query::<()>(&["DEBUG", "POPULATE", "20000", &tag]);
+    node.query::<()>(&["CONFIG", "SET", "key-load-delay", "100"]);
+    node.query::<()>(&[
+        "CONFIG",
+        "SET",
+        "loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let port = node.port;
+    let reload = std::thread::spawn(move || {
+        // DEBUG RELOAD answers when the load is done: ~2 s here, 120 s allowed.
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut conn = client.get_connection().expect("connect for DEBUG RELOAD");
+        conn.set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        redis::cmd("DEBUG").arg("RELOAD").query::<()>(&mut conn)
+    });
+    common::wait_for_test("the node to be LOADING", Duration::from_secs(20), || {
+        node.try_query::<String>(&["INFO", "persistence"])
+            .is_ok_and(|i| i.contains("loading:1"))
+    });
+    let before = retries(&env);
+    let t_sent = Instant::now();
+    let got = env.call(&["INCR", &key]);
+    let held = t_sent.elapsed();
+    let still_loading = node
+        .try_query::<String>(&["INFO", "persistence"])
+        .is_ok_and(|i| i.contains("loading:1"));
+    reload
+        .join()
+        .expect("DEBUG RELOAD thread")
+        .expect("DEBUG RELOAD");
+    node.query::<()>(&["CONFIG", "SET", "key-load-delay", "0"]);
+    let loading_retries = retries(&env) - before;
+    record_figure(
+        scenario,
+        "loading_retries",
+        loading_retries as f64,
+        "retries",
+    );
+    record_figure(scenario, "loading_held_ms", ms(held), "ms");
+    assert_eq!(
+        got,
+        Ok(Reply::Int(11)),
+        "[{scenario}] INCR sent while the primary was LOADING must be held and run once\n{}",
+        env.log_excerpt(&["LOADING", "retry"])
+    );
+    assert!(
+        loading_retries > 0 && !still_loading,
+        "[{scenario}] the INCR was answered without being refused by the loading node \
+         ({loading_retries} retries, still loading: {still_loading})"
+    );
+    assert_eq!(
+        env.get_int(&key),
+        Ok(Some(11)),
+        "the held INCR ran exactly once"
+    );
+
+    // MASTERDOWN: only a replica whose link to its primary is down answers it (with
+    // `replica-serve-stale-data no`), and only for commands without keys (keyed ones get
+    // MOVED first). slotgate sends one there when its map still names a demoted primary:
+    // fail over the shard of slot 0, where `SCAN 0` goes, without slotgate hearing of it,
+    // then freeze the new primary so the demoted node's link goes down.
+    let demoted = env.cluster.primaries()[0];
+    assert_eq!(demoted.port, env.cluster.node_for_slot(0).port);
+    let promoted_port = env.cluster.replicas_of(demoted)[0].port;
+    env.cluster
+        .failover(env.cluster.node_by_port(promoted_port));
+    let map_epoch = common::load::info_proxy_field(env.addr(), "slot_map_epoch");
+    let promoted = env.cluster.node_by_port(promoted_port);
+    let cluster_epoch: String = promoted.query(&["CLUSTER", "INFO"]);
+    assert!(
+        map_epoch
+            .clone()
+            .ok()
+            .flatten()
+            .and_then(|e| e.parse::<u64>().ok())
+            < Some(current_epoch(&cluster_epoch)),
+        "slotgate refreshed its map after the failover (epoch {map_epoch:?}): the test needs \
+         it to still name the demoted primary"
+    );
+    demoted.query::<()>(&["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    demoted.query::<()>(&["CONFIG", "SET", "repl-timeout", "1"]);
+    promoted.pause();
+    common::wait_for_test(
+        "the demoted node's replication link to go down",
+        Duration::from_secs(20),
+        || {
+            demoted
+                .try_query::<String>(&["INFO", "replication"])
+                .is_ok_and(|i| i.contains("master_link_status:down"))
+        },
+    );
+    let direct = demoted.cmd(&["SCAN", "0"]);
+    assert!(
+        direct.starts_with("MASTERDOWN"),
+        "the demoted node answers {direct:?}"
+    );
+    let before = retries(&env);
+    let scan = in_background(&env, &["SCAN", "0"]);
+    wait_retrying(&env, before, 3, "SCAN on a replica whose link is down");
+    // The cluster heals by itself: the frozen primary is failed over to the demoted node,
+    // which serves slot 0 as a primary again; the held SCAN runs there.
+    let got = scan.join().expect("SCAN thread");
+    let masterdown_retries = retries(&env) - before;
+    record_figure(
+        scenario,
+        "masterdown_retries",
+        masterdown_retries as f64,
+        "retries",
+    );
+    env.cluster.node_by_port(promoted_port).resume();
+    let page_ok = matches!(&got, Ok(Reply::Array(Some(parts))) if parts.len() == 2);
+    assert!(
+        page_ok,
+        "[{scenario}] SCAN held through MASTERDOWN must be answered once the node serves \
+         again, got {got:?}\n{}",
+        env.log_excerpt(&["MASTERDOWN", "retry"])
+    );
+    env.cluster.wait_ok(Duration::from_secs(30));
+}
