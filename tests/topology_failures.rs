@@ -670,7 +670,9 @@ fn transaction_across(
 fn transactions_across_a_failover_exec_answer_agrees_with_what_was_applied() {
     let _serial = serial();
     let scenario = "transactions";
-    let mut env = FailEnv::start(&[]);
+    // No periodic refresh: the map follows the cluster only through the refreshes that
+    // slotgate's own redirects, refusals and connection failures trigger.
+    let mut env = FailEnv::start(&["--topology-refresh-interval", "120s"]);
     // One key per shard, a shard per case: a manual failover right after an election in
     // the same shard is refused by the primaries (no second vote within 2 x node timeout).
     let keys: Vec<String> = env
@@ -698,9 +700,10 @@ fn transactions_across_a_failover_exec_answer_agrees_with_what_was_applied() {
     };
     let not_executed = |reply: &Result<Reply, String>| matches!(reply, Ok(Reply::Error(e)) if e.contains("nothing was executed"));
     let mut problems = Vec::new();
-    let mut check = |what: &str,
-                     (exec, moved): (Result<Reply, String>, i64),
-                     want_applied: bool| {
+    let check = |problems: &mut Vec<String>,
+                 what: &str,
+                 (exec, moved): (Result<Reply, String>, i64),
+                 want_applied: bool| {
         println!("{what}: EXEC {exec:?}, value moved by {moved}");
         let applied_reply = matches!(&exec, Ok(Reply::Array(Some(items))) if items.len() == 1 && matches!(items[0], Reply::Int(_)));
         // EXEC's answer and the data must tell the same story: an array of one INCR
@@ -725,16 +728,83 @@ fn transactions_across_a_failover_exec_answer_agrees_with_what_was_applied() {
     // Unwatched: the old primary refuses the whole transaction with MOVED (nothing runs)
     // and slotgate replays it on the new owner.
     let r = transaction_across(&mut env, &keys[0], false, planned);
-    check("MULTI/EXEC across CLUSTER FAILOVER", r, true);
+    check(&mut problems, "MULTI/EXEC across CLUSTER FAILOVER", r, true);
     // Watched: the WATCH cannot move with the slot, so EXEC is refused, nothing run.
     let r = transaction_across(&mut env, &keys[1], true, planned);
-    check("WATCH+MULTI/EXEC across CLUSTER FAILOVER", r, false);
+    check(
+        &mut problems,
+        "WATCH+MULTI/EXEC across CLUSTER FAILOVER",
+        r,
+        false,
+    );
+    // WATCH sent right after a failover slotgate has not heard of: the demoted primary
+    // answers MOVED, slotgate refuses the WATCH ("nothing was executed, retry it") and
+    // must refresh its map, so that the retry reaches the new primary. No periodic
+    // refresh runs in this test (interval 120 s): only that refusal can trigger it.
+    {
+        let key = &keys[2];
+        env.wait_map_current();
+        let (_, replica) = env.shard_of(key);
+        env.cluster.failover(replica);
+        let before = value_of(&env, key);
+        let mut client = env.client(Duration::from_secs(30));
+        let first = client.call(&["WATCH", key]);
+        assert_eq!(client.call(&["UNWATCH"]), Ok(Reply::Status("OK".into())));
+        let t0 = Instant::now();
+        let mut refused = 1;
+        let watched = loop {
+            match client.call(&["WATCH", key]) {
+                Ok(Reply::Status(s)) if s == "OK" => break true,
+                other if not_executed(&other) && t0.elapsed() < Duration::from_secs(20) => {
+                    // Start over, as the refusal asks: UNWATCH releases the connection
+                    // WATCH pinned to the demoted node (docs/commands.md, Transactions).
+                    assert_eq!(client.call(&["UNWATCH"]), Ok(Reply::Status("OK".into())));
+                    refused += 1;
+                }
+                other => {
+                    problems.push(format!(
+                        "WATCH retried after a stale-map refusal: {other:?}"
+                    ));
+                    break false;
+                }
+            }
+        };
+        record_figure(
+            scenario,
+            "stale_map_watch_refusals",
+            refused as f64,
+            "refusals",
+        );
+        if !not_executed(&first) {
+            problems.push(format!(
+                "WATCH on a demoted primary: want the refusal, got {first:?}"
+            ));
+        }
+        if watched {
+            for cmd in [&["MULTI"][..], &["INCR", key]] {
+                let _ = client.call(cmd);
+            }
+            let exec = client.call(&["EXEC"]);
+            let moved = value_of(&env, key) - before;
+            check(
+                &mut problems,
+                "WATCH retried after a stale-map refusal, then EXEC",
+                (exec, moved),
+                true,
+            );
+        } else {
+            problems.push(format!(
+                "WATCH kept being refused for 20 s after a failover ({refused} refusals): \
+                 slotgate did not refresh its map"
+            ));
+        }
+    }
     // Unwatched, the primary SIGKILLed before EXEC: the refused connection means not sent;
     // held until the replica is promoted and run there.
     let r = transaction_across(&mut env, &keys[2], false, killed);
-    check("MULTI/EXEC across SIGKILL", r, true);
+    check(&mut problems, "MULTI/EXEC across SIGKILL", r, true);
     let r = transaction_across(&mut env, &keys[0], true, killed);
-    check("WATCH+MULTI/EXEC across SIGKILL", r, false);
+    check(&mut problems, "WATCH+MULTI/EXEC across SIGKILL", r, false);
     record_figure(scenario, "disagreements", problems.len() as f64, "cases");
     assert!(
         problems.is_empty(),

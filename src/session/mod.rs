@@ -656,6 +656,11 @@ impl Session {
             )
         {
             // WATCH state lives on the pinned connection: another node cannot take over.
+            // The client is told to retry: the map must be refreshed for that retry to
+            // reach the slot's new owner, as for any other MOVED or lost connection.
+            if matches!(outcome, Outcome::Moved { .. } | Outcome::NotSent(_)) {
+                state.request_refresh();
+            }
             let reply = tx::pinned_moved_reply(&outcome);
             return self.finish(seq, reply);
         }
