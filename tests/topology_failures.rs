@@ -1178,6 +1178,11 @@ fn refusals_loading_and_masterdown_are_retried_until_the_node_serves() {
     );
     demoted.query::<()>(&["CONFIG", "SET", "replica-serve-stale-data", "no"]);
     demoted.query::<()>(&["CONFIG", "SET", "repl-timeout", "1"]);
+    // The cluster must not fail the frozen primary over on its own: the test decides when
+    // the link comes back (SIGCONT), whatever the box's load.
+    for node in env.cluster.live_nodes() {
+        node.query::<()>(&["CONFIG", "SET", "cluster-node-timeout", "120000"]);
+    }
     promoted.pause();
     common::wait_for_test(
         "the demoted node's replication link to go down",
@@ -1196,8 +1201,8 @@ fn refusals_loading_and_masterdown_are_retried_until_the_node_serves() {
     let before = retries(&env);
     let scan = in_background(&env, &["SCAN", "0"]);
     wait_retrying(&env, before, 3, "SCAN on a replica whose link is down");
-    // The cluster heals by itself: the frozen primary is failed over to the demoted node,
-    // which serves slot 0 as a primary again; the held SCAN runs there.
+    // The link comes back: the replica serves SCAN again, and the held SCAN runs there.
+    env.cluster.node_by_port(promoted_port).resume();
     let got = scan.join().expect("SCAN thread");
     let masterdown_retries = retries(&env) - before;
     record_figure(
@@ -1206,7 +1211,6 @@ fn refusals_loading_and_masterdown_are_retried_until_the_node_serves() {
         masterdown_retries as f64,
         "retries",
     );
-    env.cluster.node_by_port(promoted_port).resume();
     let page_ok = matches!(&got, Ok(Reply::Array(Some(parts))) if parts.len() == 2);
     assert!(
         page_ok,
