@@ -1,7 +1,7 @@
 //! Fixtures for the failure scenarios of `tests/topology_failures.rs`: [`FailEnv`] (a 3x1
 //! [`RedisCluster`] on 127.0.0.1 with slotgate seeded with every node), observable
 //! conditions to wait on instead of sleeping ([`wait_blocked`], [`wait_subscribed`],
-//! [`commandstat_calls`]) and a primary restarted on the far side of a partition
+//! [`FailEnv::wait_map_current`]) and a primary restarted on the far side of a partition
 //! ([`PartitionedNode`]).
 //!
 //! Data flow: the test -> [`FailEnv::start`] (cluster formed, slotgate serving) -> the test
@@ -230,16 +230,14 @@ pub fn wait_subscribed<'a>(
     )
 }
 
-/// `calls` of `cmdstat_<command>` in `INFO commandstats` (0 when never called).
-pub fn commandstat_calls(node: &RedisNode, command: &str) -> Result<u64, String> {
-    let info: String = node.try_query(&["INFO", "commandstats"])?;
+/// `calls` of `cmdstat_<command>` in an `INFO commandstats` reply (0 when never called).
+pub fn commandstat_calls(info: &str, command: &str) -> u64 {
     let prefix = format!("cmdstat_{command}:calls=");
-    Ok(info
-        .lines()
+    info.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or(0))
+        .unwrap_or(0)
 }
 
 /// A field of an `INFO` reply.
@@ -258,7 +256,6 @@ pub fn info_field(info: &str, name: &str) -> Option<String> {
 pub struct PartitionedNode {
     pub port: u16,
     child: Option<Child>,
-    /// For queries: a `RedisNode`-like handle is not needed, redis-rs talks to the port.
     addr: SocketAddr,
 }
 
@@ -342,16 +339,10 @@ impl PartitionedNode {
             .map_err(|e| format!("port {}: {e}", self.port))
     }
 
-    /// `calls` of `cmdstat_<command>`.
+    /// `calls` of `cmdstat_<command>` on this node.
     pub fn commandstat_calls(&self, command: &str) -> Result<u64, String> {
         let info: String = self.try_query(&["INFO", "commandstats"])?;
-        let prefix = format!("cmdstat_{command}:calls=");
-        Ok(info
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0))
+        Ok(commandstat_calls(&info, command))
     }
 
     /// Kills the partitioned process and puts the saved `nodes.conf` back (with the real
