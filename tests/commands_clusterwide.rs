@@ -363,7 +363,9 @@ fn cluster_wide_commands_cover_every_primary_and_refusals_keep_the_connection() 
 
     // (a) The slot moves while the scan is still on the first shard: neither the source nor
     // the target has been visited, so every key, those of the moved slot included, comes.
-    let moved_slot = inner_slots.nth(10).expect("a slot with keys inside the source");
+    let moved_slot = inner_slots
+        .nth(10)
+        .expect("a slot with keys inside the source");
     let mut seen = Vec::new();
     let mut cursor = scan_page(&mut c, "0", &mut seen);
     assert_eq!(
@@ -375,7 +377,11 @@ fn cluster_wide_commands_cover_every_primary_and_refusals_keep_the_connection() 
     cursor = scan_page(&mut c, &cursor, &mut seen);
     finish_scan(&mut c, cursor, &mut seen);
     let seen_set: BTreeSet<&String> = seen.iter().collect();
-    let missed: Vec<&String> = all.iter().filter(|k| !seen_set.contains(k)).take(10).collect();
+    let missed: Vec<&String> = all
+        .iter()
+        .filter(|k| !seen_set.contains(k))
+        .take(10)
+        .collect();
     assert!(
         missed.is_empty(),
         "a SCAN on the first shard while slot {moved_slot} moved from the second to the third \
@@ -384,12 +390,17 @@ fn cluster_wide_commands_cover_every_primary_and_refusals_keep_the_connection() 
 
     // (b) The slot moves while the scan is inside the source shard: keys of that slot may be
     // missed or repeated (documented), every other key comes at least once.
-    let moved_slot = inner_slots.nth(10).expect("another slot with keys inside the source");
+    let moved_slot = inner_slots
+        .nth(10)
+        .expect("another slot with keys inside the source");
     let mut seen = Vec::new();
     let mut cursor = "0".to_owned();
     while shard_of(&cursor) != u64::from(first_slot(source)) {
         cursor = scan_page(&mut c, &cursor, &mut seen);
-        assert_ne!(cursor, "0", "the scan ended before reaching the second shard");
+        assert_ne!(
+            cursor, "0",
+            "the scan ended before reaching the second shard"
+        );
     }
     move_slot(&mut c, moved_slot);
     finish_scan(&mut c, cursor, &mut seen);
