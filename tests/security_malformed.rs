@@ -18,7 +18,10 @@
 //! - [`pipelined_cross_slot_mset_is_split_and_every_reply_arrives`]: thousands of pipelined
 //!   cross-slot MSET + MGET (redis-cluster-proxy hangs, then segfaults).
 //! - [`maxclients_refuses_the_51st_client_cleanly`], [`idle_timeout_closes_idle_clients_even_mid_request`],
-//!   [`a_client_pipelining_without_reading_gets_backpressure_not_unbounded_memory`],
+//!   [`a_client_pipelining_sets_without_reading_gets_backpressure`] (the only primary
+//!   hung, so that only the in-flight limit holds), [`a_client_pipelining_set_get_without_reading_gets_backpressure`]
+//!   (the client's socket full): the writer stalls and `CLIENT LIST` `tot-mem` stays
+//!   within the bound `max-inflight-per-client` sets,
 //!   [`oversized_requests_are_cut_by_the_limits_before_they_are_buffered`]: the request limits
 //!   (`maxclients`, `timeout`, `max-inflight-per-client`, `proto-max-bulk-len`,
 //!   `client-query-buffer-limit`, `max-request-args`) under abuse.
@@ -1170,25 +1173,74 @@ enum Pipeline {
     /// SET + GET pairs with 1 KiB values: the replies are as big as the requests, so the
     /// client's socket fills and slotgate must stop writing, then stop reading.
     SetGetPairs,
-    /// SETs of 1 KiB values: the replies (`+OK`) are tiny, slotgate's writes never block,
-    /// and only `max-inflight-per-client` stops it from reading the whole pipeline.
+    /// SETs of 1 KiB values while the only primary hangs (SIGSTOP): no reply comes, so
+    /// only `max-inflight-per-client` stops slotgate from reading the whole pipeline.
     SetsOnly,
 }
 
-/// A client writes 200,000 commands (~210 MB) without reading; slotgate's memory must stay
-/// bounded by `max-inflight-per-client` (128 here), not grow with the pipeline; then the
+/// `max-inflight-per-client` in these tests.
+const INFLIGHT: usize = 128;
+/// The largest request of the pipeline (a SET of a 1 KiB value, key `bp:<n>` included) and
+/// the largest reply (a GET's 1 KiB bulk), rounded up.
+const MAX_REQUEST: usize = 1100;
+const MAX_REPLY: usize = 1100;
+/// slotgate reads at most 64 KiB from a client at once (`MAX_READ` in src/session/mod.rs).
+const MAX_READ: usize = 64 * 1024;
+/// What slotgate may hold for one client (`CLIENT LIST` `tot-mem`) under backpressure:
+/// `INFLIGHT` requests and as many replies, one read's worth of unscanned bytes, and the
+/// partial request left over from the read before.
+const BUFFER_BOUND: usize = INFLIGHT * (MAX_REQUEST + MAX_REPLY) + MAX_READ + MAX_REQUEST;
+
+/// The `CLIENT LIST` line of the client connected from `addr`.
+fn client_line(conn: &mut RespConn, addr: SocketAddr) -> String {
+    let list = text(&bulk_payload(&conn.cmd_str(&["CLIENT", "LIST"])));
+    let needle = format!(" addr={addr} ");
+    list.lines()
+        .find(|line| line.contains(&needle))
+        .unwrap_or_else(|| panic!("no CLIENT LIST line for {addr}:\n{list}"))
+        .to_owned()
+}
+
+/// One numeric field (`tot-mem`, `qbuf`, ...) of a `CLIENT LIST` line.
+fn client_field(line: &str, name: &str) -> usize {
+    let prefix = format!("{name}=");
+    line.split(' ')
+        .find_map(|field| field.strip_prefix(&prefix))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no numeric {name} in {line:?}"))
+}
+
+/// A client writes 200,000 commands (~210 MB) without reading; the writer must stall and
+/// what slotgate holds for that client (`CLIENT LIST` `tot-mem`) must stay within
+/// [`BUFFER_BOUND`], set by `max-inflight-per-client`, not grow with the pipeline; then the
 /// client reads every reply, in order.
 fn pipeline_without_reading(shape: Pipeline) {
-    let cluster = RedisCluster::start(3, 0);
+    let hung = matches!(shape, Pipeline::SetsOnly);
+    // One primary for the hung case: with more, the others would fail the stopped one
+    // (cluster-node-timeout) and answer CLUSTERDOWN.
+    let cluster = RedisCluster::start(if hung { 1 } else { 3 }, 0);
+    let inflight = INFLIGHT.to_string();
     let mut sg = Slotgate::start(
         &cluster.seeds(),
-        &["--max-inflight-per-client", "128", "--threads", "1"],
+        &[
+            "--max-inflight-per-client",
+            &inflight,
+            "--threads",
+            "1",
+            // The hung node must not time the requests out while the test looks.
+            "--backend-reply-timeout",
+            "120s",
+        ],
     );
     let pid = sg.pid();
     let mut good = RespConn::connect(sg.addr);
-    let observer = Observer::start(sg.addr, "inflight");
+    // Other clients' commands go to the hung node too, so only the other case can check
+    // that they are served meanwhile.
+    let observer = (!hung).then(|| Observer::start(sg.addr, "inflight"));
     let case = format!("200k pipelined commands ({shape:?}), replies unread");
-    observer.case(&case);
+    if let Some(observer) = &observer {
+        observer.case(&case);
+    }
     for i in 0..300 {
         assert_eq!(
             text(&good.cmd_str(&["SET", &format!("warm:{i}"), "x"])),
@@ -1227,7 +1279,14 @@ fn pipeline_without_reading(shape: Pipeline) {
             ),
         }
     };
+    assert!(command(COMMANDS - 1).0.len() <= MAX_REQUEST);
+    // The only primary (the hung case), kept: a paused node is left out of primaries().
+    let only_primary = &cluster.nodes[0];
+    if hung {
+        only_primary.pause();
+    }
     let conn = RespConn::connect(sg.addr);
+    let client_addr = conn.stream().local_addr().unwrap();
     let written = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let writer = {
@@ -1243,11 +1302,15 @@ fn pipeline_without_reading(shape: Pipeline) {
             out.flush()
         })
     };
-    // Until the writer is done or stuck (slotgate stopped reading), watch slotgate's memory.
+    // Until the writer is done or stuck (slotgate stopped reading), watch what slotgate
+    // holds for this client. "Stuck" is no progress for 2 s: the writer only waits on its
+    // socket, so that long means slotgate reads nothing; a writer that is merely slow on a
+    // loaded machine keeps moving.
     let mut last = 0;
     let mut still_since = Instant::now();
+    // Generous: the writer stalls within a second when slotgate applies backpressure.
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut peak_buffered = 0u64;
+    let mut peak = 0;
     while still_since.elapsed() < Duration::from_secs(2) && !writer.is_finished() {
         assert!(
             Instant::now() < deadline,
@@ -1258,24 +1321,41 @@ fn pipeline_without_reading(shape: Pipeline) {
             last = now;
             still_since = Instant::now();
         }
-        let clients = text(&good.cmd_str(&["INFO", "clients"]));
-        let buffered = info_field(&clients, "buffered_bytes")
-            .and_then(|b| b.parse().ok())
-            .unwrap_or(0);
-        peak_buffered = peak_buffered.max(buffered);
+        peak = peak.max(client_field(
+            &client_line(&mut good, client_addr),
+            "tot-mem",
+        ));
         std::thread::sleep(Duration::from_millis(100));
     }
+    let stalled = !writer.is_finished();
+    let at_stall = client_line(&mut good, client_addr);
+    let held = client_field(&at_stall, "tot-mem");
+    peak = peak.max(held);
     eprintln!(
-        "[case] {case}: the writer {} after {} of {COMMANDS} commands in {:?}; slotgate's \
-         INFO buffered_bytes peaked at {peak_buffered}",
-        if writer.is_finished() {
-            "finished"
-        } else {
-            "stalled"
-        },
+        "[case] {case}: the writer {} after {} of {COMMANDS} commands in {:?}; slotgate held \
+         {held} bytes for it then (peak {peak}, bound {BUFFER_BOUND}): {at_stall}",
+        if stalled { "stalled" } else { "finished" },
         written.load(Ordering::Relaxed),
         started.elapsed()
     );
+    assert!(
+        peak <= BUFFER_BOUND,
+        "slotgate held up to {peak} bytes for a client that does not read, over the bound \
+         {BUFFER_BOUND} that max-inflight-per-client {INFLIGHT} sets"
+    );
+    assert!(
+        stalled,
+        "the writer finished all {COMMANDS} commands: slotgate read the whole pipeline \
+         instead of pushing back"
+    );
+    if hung {
+        // Nothing is answered, so exactly the in-flight limit is held: the figure counts it.
+        assert!(
+            held >= INFLIGHT * 1024,
+            "with {INFLIGHT} SETs of 1 KiB in flight, tot-mem is only {held}: {at_stall}"
+        );
+        only_primary.resume();
+    }
     memory.assert_growth_below(32);
     // Others are served meanwhile.
     assert_healthy(&mut sg, &mut good, &case);
@@ -1301,7 +1381,15 @@ fn pipeline_without_reading(shape: Pipeline) {
     );
     memory.assert_growth_below(32);
     assert_healthy(&mut sg, &mut good, "pipelined replies read");
-    observer.finish();
+    // Once everything is answered and written, nothing is held for the client.
+    assert_eq!(
+        client_field(&client_line(&mut good, client_addr), "tot-mem"),
+        0,
+        "tot-mem after every reply was read"
+    );
+    if let Some(observer) = observer {
+        observer.finish();
+    }
 }
 
 #[test]
