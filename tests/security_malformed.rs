@@ -669,6 +669,9 @@ fn malformed_requests_get_clean_errors_and_never_disturb_other_clients() {
     );
     case(name, &mut sg, &mut good, &mut observer);
 
+    // A deliberate difference from Redis, which ignores these two bytes (docs/security.md;
+    // checked against a real server in
+    // malformed_input_is_answered_as_redis_does_except_the_documented_differences).
     let name = "bulk payload not followed by CRLF";
     observer.case(name);
     hostile(addr, b"*1\r\n$4\r\nPINGxx".to_vec(), false, QUIET).assert_error_then_close(
@@ -1484,7 +1487,8 @@ fn oversized_requests_are_cut_by_the_limits_before_they_are_buffered() {
     drop(holders);
     assert_healthy(&mut sg, &mut good, name);
 
-    // max-request-args 100: the count alone is refused, 100 arguments pass.
+    // max-request-args 100: the count alone is refused, 100 arguments pass. Redis has no
+    // such limit: a deliberate difference (docs/security.md).
     let name = "101 arguments over max-request-args 100";
     observer.case(name);
     hostile(addr, b"*101\r\n".to_vec(), false, QUIET).assert_error_then_close(
@@ -1529,6 +1533,162 @@ fn oversized_requests_are_cut_by_the_limits_before_they_are_buffered() {
 // ---------------------------------------------------------------------------------------
 
 /// Files in `dir`, except READMEs, sorted; empty if `dir` does not exist.
+/// Malformed and over-limit input sent byte for byte to slotgate and to a standalone
+/// redis-server configured with the same limits: where slotgate claims Redis's behaviour the
+/// answers must be the same, and where it deliberately differs (docs/security.md,
+/// "Differences from Redis on malformed input") Redis's own behaviour is asserted from the
+/// server, so the documented difference stays true.
+#[test]
+fn malformed_input_is_answered_as_redis_does_except_the_documented_differences() {
+    let cluster = RedisCluster::start(1, 0);
+    let mut sg = Slotgate::start(
+        &cluster.seeds(),
+        &[
+            "--proto-max-bulk-len",
+            "1mb",
+            "--client-query-buffer-limit",
+            "2mb",
+            "--max-request-args",
+            "100",
+            "--threads",
+            "1",
+        ],
+    );
+    let mut good = RespConn::connect(sg.addr);
+    let redis = common::RedisNode::standalone();
+    for (key, value) in [
+        ("proto-max-bulk-len", "1mb"),
+        ("client-query-buffer-limit", "2mb"),
+    ] {
+        assert_eq!(redis.cmd(&["CONFIG", "SET", key, value]), "OK");
+    }
+    let addr = sg.addr;
+    let both = |input: &[u8]| {
+        (
+            hostile(addr, input.to_vec(), false, QUIET),
+            hostile(redis.addr, input.to_vec(), false, QUIET),
+        )
+    };
+
+    // --- The same answer, then the same close (or not).
+    let with_fill = |prefix: &[u8], fill: u8| {
+        let mut input = prefix.to_vec();
+        input.resize(128 * 1024, fill);
+        input
+    };
+    let same: [(&str, Vec<u8>); 6] = [
+        ("128 KiB inline line, no CRLF", with_fill(b"GET ", b'a')),
+        (
+            "128 KiB multibulk count line, no CRLF",
+            with_fill(b"*", b'9'),
+        ),
+        (
+            "128 KiB bulk length line, no CRLF",
+            with_fill(b"*1\r\n$", b'9'),
+        ),
+        (
+            "a 100 MiB bulk header over proto-max-bulk-len 1mb",
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$104857600\r\n".to_vec(),
+        ),
+        ("a non-numeric argument count", b"*abc\r\n".to_vec()),
+        (
+            "an integer inside a request",
+            b"*2\r\n$3\r\nGET\r\n:1\r\n".to_vec(),
+        ),
+    ];
+    for (name, input) in same {
+        let (ours, theirs) = both(&input);
+        assert!(
+            theirs.text().starts_with("-ERR Protocol error: "),
+            "{name}: redis-server answered {:?}",
+            theirs.text()
+        );
+        assert_eq!(
+            (ours.text(), ours.closed),
+            (theirs.text(), theirs.closed),
+            "{name}: slotgate (left) vs redis-server (right), (reply, closed)"
+        );
+        assert_healthy(&mut sg, &mut good, name);
+    }
+
+    // --- Deliberate differences.
+    // Redis never checks the two bytes after a bulk payload; slotgate forwards the client's
+    // bytes as they are, so it requires the CRLF that a node would frame by.
+    let name = "a bulk payload followed by xx instead of CRLF";
+    let (ours, theirs) = both(b"*1\r\n$4\r\nPINGxx");
+    assert_eq!(
+        (theirs.text(), theirs.closed),
+        ("+PONG\r\n".to_owned(), false),
+        "{name}: redis-server"
+    );
+    ours.assert_error_then_close(
+        name,
+        "-ERR Protocol error: expected CRLF after a line or bulk argument\r\n",
+        false,
+    );
+    assert_healthy(&mut sg, &mut good, name);
+
+    // Redis has no limit on the argument count (it waits for the 101 arguments);
+    // max-request-args is slotgate's, refused with Redis's words for a bad count (above).
+    let name = "101 arguments over max-request-args 100";
+    let (ours, theirs) = both(b"*101\r\n");
+    assert_eq!(
+        (theirs.text(), theirs.closed),
+        (String::new(), false),
+        "{name}: redis-server waits for the arguments"
+    );
+    ours.assert_error_then_close(
+        name,
+        "-ERR Protocol error: invalid multibulk length\r\n",
+        false,
+    );
+    assert_healthy(&mut sg, &mut good, name);
+
+    // client-query-buffer-limit: Redis counts its query buffer, which holds one argument of
+    // 32 KiB or more at a time, so many 1 MiB arguments pass; slotgate counts the whole
+    // request and says why before it closes.
+    let limit_error =
+        "-ERR Protocol error: query buffer limit exceeded (client-query-buffer-limit)\r\n";
+    let name = "64 arguments of 1 MiB over client-query-buffer-limit 2mb";
+    let mut input = b"*65\r\n$4\r\nMSET\r\n".to_vec();
+    for _ in 0..64 {
+        input.extend_from_slice(format!("${MB}\r\n").as_bytes());
+        input.resize(input.len() + MB, b'y');
+        input.extend_from_slice(b"\r\n");
+    }
+    let (ours, theirs) = both(&input);
+    assert_eq!(
+        (theirs.text(), theirs.closed),
+        ("+OK\r\n".to_owned(), false),
+        "{name}: redis-server runs it (no argument is over the limit)"
+    );
+    // Closing with most of the request unread may reset the connection before the reply is
+    // read.
+    ours.assert_error_then_close(name, limit_error, true);
+    assert_healthy(&mut sg, &mut good, name);
+
+    // Redis closes without a reply when its query buffer is over the limit: one argument
+    // larger than it, which needs a proto-max-bulk-len above the limit. slotgate refuses
+    // that configuration (client-query-buffer-limit must exceed proto-max-bulk-len), so
+    // for the same bytes it is its bulk limit that answers, with Redis's text.
+    let name = "one 3 MiB argument, client-query-buffer-limit 2mb";
+    assert_eq!(
+        redis.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "512mb"]),
+        "OK"
+    );
+    let mut input = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", 3 * MB).into_bytes();
+    input.resize(input.len() + 3 * MB, b'x');
+    input.extend_from_slice(b"\r\n");
+    let (ours, theirs) = both(&input);
+    assert_eq!(
+        (theirs.text(), theirs.closed),
+        (String::new(), true),
+        "{name}: redis-server closes without a reply"
+    );
+    ours.assert_error_then_close(name, "-ERR Protocol error: invalid bulk length\r\n", true);
+    assert_healthy(&mut sg, &mut good, name);
+}
+
 fn inputs_in(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
