@@ -782,7 +782,6 @@ impl Session {
         self.due = due;
     }
 
-    /// Writes every reply that is ready, in order.
     /// Reports what the session holds for its client to the `slotgate_buffered_bytes`
     /// gauge and to `CLIENT LIST` (`qbuf`, `omem`, `tot-mem`): request bytes read but not
     /// yet scanned, requests in flight (kept until answered, for retries), reply bytes
@@ -800,6 +799,7 @@ impl Session {
         }
     }
 
+    /// Writes every reply that is ready, in order.
     async fn flush(&mut self, stream: &mut Stream) -> std::io::Result<()> {
         let mut chunks = std::mem::take(&mut self.chunks);
         let write_buf = &mut self.write_buf;
