@@ -50,6 +50,10 @@ pub struct ClientEntry {
     lib_name: ArcSwapOption<Bytes>,
     lib_ver: ArcSwapOption<Bytes>,
     kill: CancellationToken,
+    /// Buffered bytes as the session last reported them ([`ClientEntry::set_buffers`]).
+    qbuf: AtomicU64,
+    omem: AtomicU64,
+    tot_mem: AtomicU64,
 }
 
 /// Keeps a connection registered; dropping it unregisters.
@@ -82,6 +86,9 @@ impl ClientRegistry {
             local,
             connected_at: Instant::now(),
             last_active_ms: AtomicU64::new(0),
+            qbuf: AtomicU64::new(0),
+            omem: AtomicU64::new(0),
+            tot_mem: AtomicU64::new(0),
             last_command: AtomicU16::new(NO_COMMAND),
             protocol: AtomicU8::new(2),
             name: ArcSwapOption::empty(),
@@ -139,6 +146,16 @@ impl Drop for ClientGuard {
 }
 
 impl ClientEntry {
+    /// Records what the session holds for the client (`CLIENT LIST` `qbuf`, `omem`,
+    /// `tot-mem`): request bytes read but not yet scanned, reply bytes being written, and
+    /// their sum with the requests in flight. Relaxed stores by the client's own session.
+    #[inline]
+    pub fn set_buffers(&self, qbuf: usize, omem: usize, total: usize) {
+        self.qbuf.store(qbuf as u64, Ordering::Relaxed);
+        self.omem.store(omem as u64, Ordering::Relaxed);
+        self.tot_mem.store(total as u64, Ordering::Relaxed);
+    }
+
     /// Records that the client sent command `command` at `now`. Called by the client's
     /// own session, once per command: two relaxed stores.
     #[inline]
@@ -220,6 +237,9 @@ impl ClientEntry {
             resp: self.protocol.load(Ordering::Relaxed),
             lib_name: lib_name.as_deref().map_or(&[][..], |b| b.as_ref()),
             lib_ver: lib_ver.as_deref().map_or(&[][..], |b| b.as_ref()),
+            qbuf: self.qbuf.load(Ordering::Relaxed),
+            omem: self.omem.load(Ordering::Relaxed),
+            tot_mem: self.tot_mem.load(Ordering::Relaxed),
         }
         .format()
     }
@@ -238,6 +258,10 @@ pub struct ClientLine<'a> {
     pub resp: u8,
     pub lib_name: &'a [u8],
     pub lib_ver: &'a [u8],
+    /// Bytes held for the client (see [`ClientEntry::set_buffers`]).
+    pub qbuf: u64,
+    pub omem: u64,
+    pub tot_mem: u64,
 }
 
 impl ClientLine<'_> {
@@ -245,13 +269,16 @@ impl ClientLine<'_> {
     pub fn format(&self) -> String {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
             self.id,
             self.addr,
             self.laddr,
             text(self.name),
             self.age,
             self.idle,
+            self.qbuf,
+            self.omem,
+            self.tot_mem,
             self.cmd,
             self.resp,
             text(self.lib_name),

@@ -12,7 +12,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, reload};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.rust_log = std::env::var("RUST_LOG").ok();
     let config = match Config::load(&cli) {
         Ok(config) => config,
         Err(e) => {

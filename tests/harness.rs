@@ -97,12 +97,32 @@ fn cluster_of_three_primaries_with_replicas_is_formed_and_described_truthfully()
             );
         }
     }
-    assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-    assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
-    assert_eq!(
-        key_slot(b"foo{}{bar}").to_string(),
-        primaries[0].cmd(&["CLUSTER", "KEYSLOT", "foo{}{bar}"])
-    );
+    // Hash-tag edge cases: the slot Redis computes (CLUSTER KEYSLOT) is the expected value,
+    // for the fixture's key_slot and for slotgate's own (src/slot.rs), which routes requests.
+    for key in [
+        "{user1000}.following",
+        "user1000",
+        "foo{}{bar}",
+        "foo{{bar}}zap",
+        "{bar",
+        "foo{bar}{zap}",
+        "foo{bar",
+        "{}",
+        "}{",
+        "a{b}c{d}",
+    ] {
+        let redis = primaries[0].cmd(&["CLUSTER", "KEYSLOT", key]);
+        assert_eq!(
+            key_slot(key.as_bytes()).to_string(),
+            redis,
+            "slot of {key:?}: the fixture's (left) vs CLUSTER KEYSLOT (right)"
+        );
+        assert_eq!(
+            slotgate::slot::key_slot(key.as_bytes()).to_string(),
+            redis,
+            "slot of {key:?}: slotgate's (left) vs CLUSTER KEYSLOT (right)"
+        );
+    }
 
     let by_node = cluster.dbsize_by_node();
     assert_eq!(by_node.len(), 6);
@@ -373,14 +393,61 @@ fn slotgate_fixture_starts_the_proxy_logs_and_stops_it() {
     assert_eq!(conn.cmd_str(&["SET", "through-proxy", "1"]), b"+OK\r\n");
     let owner = cluster.node_for_slot(key_slot(b"through-proxy"));
     assert_eq!(owner.cmd(&["GET", "through-proxy"]), "1");
+    // The fixture passes RUST_LOG=debug (or the caller's RUST_LOG), which slotgate honours
+    // when no log-level is set: the backend connection the SET opened is logged at debug.
     assert!(
-        !proxy.log().is_empty(),
-        "slotgate logged nothing at debug level"
+        proxy.log().contains("backend connected"),
+        "slotgate did not log at debug level (RUST_LOG={:?}):\n{}",
+        std::env::var("RUST_LOG").ok(),
+        proxy.log()
     );
 
     let pid = proxy.pid();
     drop(proxy);
     assert!(!process_exists(pid), "slotgate {pid} survived the drop");
+}
+
+/// Starts slotgate with `RUST_LOG=rust_log` and `args`, seeded with a port nobody serves
+/// so that every discovery round logs a `WARN` (and, at debug, a `DEBUG` line first);
+/// returns the log once a `WARN` line is there, with colour sequences left in.
+fn log_with_rust_log(rust_log: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let log_path = dir.path().join("slotgate.log");
+    let log = std::fs::File::create(&log_path).expect("create the log");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = std::process::Command::new(common::slotgate_bin())
+        .args(["--listen", &listen, "--seeds", "127.0.0.1:1"])
+        .args(args)
+        .env("RUST_LOG", rust_log)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("clone the log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn slotgate");
+    let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // Generous: a discovery round starts at once and fails in milliseconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !read().contains("WARN") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = read();
+    assert!(text.contains("WARN"), "no WARN line within 20 s:\n{text}");
+    text
+}
+
+#[test]
+fn rust_log_sets_the_level_unless_log_level_is_given() {
+    // A DEBUG line ("discovery failed") is written before the round's WARN.
+    let log = log_with_rust_log("debug", &[]);
+    assert!(log.contains("DEBUG"), "RUST_LOG=debug ignored:\n{log}");
+    // --log-level wins over RUST_LOG.
+    let log = log_with_rust_log("debug", &["--log-level", "warn"]);
+    assert!(
+        !log.contains("DEBUG"),
+        "--log-level warn must win over RUST_LOG=debug:\n{log}"
+    );
 }
 
 #[test]

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
+use tracing::{debug, trace};
 
 use crate::config::Config;
 
@@ -142,10 +143,19 @@ impl Users {
             None => b"default".as_slice(),
         };
         let hash = PasswordHash::of(password);
+        // A name is logged only when it is a configured user's: a client that swapped its
+        // arguments would otherwise put its password in the log.
         match self.inner.by_name.get(name) {
-            Some(user) if user.is_enabled() && user.password_matches(&hash) => Ok(user.clone()),
-            _ => {
+            Some(user) if user.is_enabled() && user.password_matches(&hash) => {
+                trace!(user = user.name(), "authenticated");
+                Ok(user.clone())
+            }
+            known => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                debug!(
+                    user = known.map_or("(not a configured user)", |user| user.name()),
+                    "authentication failed"
+                );
                 Err(AuthError::WrongPass)
             }
         }

@@ -152,16 +152,18 @@ pub struct User {
     pub(crate) key_patterns: Vec<KeyPattern>,
 }
 
-/// Why a user may not run a request. `Display` is Redis' error text (Redis 7.2 wording),
-/// without the leading `-`.
+/// Why a user may not run a request. `Display` is Redis' error text without the leading
+/// `-`, in the wording of Redis 7.0, the version slotgate reports (`INFO`, `HELLO`); Redis
+/// 7.2 words them "User alice has no permissions ..." and "No permissions to access a key".
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NoPerm {
-    /// The command (Redis' full name: "flushall", "config|get") is not allowed.
-    #[error("NOPERM User {user} has no permissions to run the '{command}' command")]
+    /// The command (Redis' full name: "flushall", "config|get") is not allowed. `user` is
+    /// for logs: Redis 7.0 does not name it.
+    #[error("NOPERM this user has no permissions to run the '{command}' command")]
     Command { user: Box<str>, command: Box<str> },
     /// A key is outside the user's patterns. Like Redis, the reply does not name the key;
     /// `key` is the first refused one, for logs.
-    #[error("NOPERM No permissions to access a key")]
+    #[error("NOPERM this user has no permissions to access one of the keys used as arguments")]
     Key { user: Box<str>, key: Box<[u8]> },
 }
 

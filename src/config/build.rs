@@ -113,12 +113,21 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
         default_threads() as u64,
         |v| integer(v, THREADS),
     );
-    let log_level = c.check(
-        keys::LOG_LEVEL,
-        pick_text(&cli.log_level, raw.log_level),
-        DEFAULT_LOG_LEVEL.to_owned(),
-        parse_log_level,
-    );
+    // log-level (flag, SLOTGATE_LOG_LEVEL, file) wins; else RUST_LOG; else the default.
+    let log_level = match pick_text(&cli.log_level, raw.log_level) {
+        Some(input) => c.check(
+            keys::LOG_LEVEL,
+            Some(input),
+            DEFAULT_LOG_LEVEL.to_owned(),
+            parse_log_level,
+        ),
+        None => c.check(
+            keys::LOG_LEVEL,
+            cli_text(&cli.rust_log).map(|text| Sourced::new(text, Origin::CommandLine)),
+            DEFAULT_LOG_LEVEL.to_owned(),
+            |text| parse_log_level(text).map_err(|why| format!("from RUST_LOG: {why}")),
+        ),
+    };
     let log_format = c.check(
         keys::LOG_FORMAT,
         pick_text(&cli.log_format, raw.log_format),

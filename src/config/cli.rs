@@ -61,6 +61,12 @@ pub struct Cli {
     #[arg(long, env = "SLOTGATE_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
 
+    /// `RUST_LOG` as the process found it (set by `main`, not a flag): the log filter when
+    /// `log-level` is set nowhere, so a Rust user's habit works and an explicit
+    /// `log-level` still wins.
+    #[arg(skip)]
+    pub rust_log: Option<String>,
+
     /// Log format: human or json [default: human].
     #[arg(long, env = "SLOTGATE_LOG_FORMAT", value_name = "human|json")]
     pub log_format: Option<String>,

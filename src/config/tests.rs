@@ -582,6 +582,35 @@ fn log_rules() {
 }
 
 #[test]
+fn rust_log_applies_only_where_log_level_is_set_nowhere() {
+    let with_rust_log = |rust_log: &str| Cli {
+        rust_log: Some(rust_log.into()),
+        ..cli_with_seeds(&["a:1"])
+    };
+    let built = |cli: &Cli, toml: Option<&str>| Config::from_parts(cli, toml).unwrap().log_level;
+    assert_eq!(built(&with_rust_log("debug"), None), "debug");
+    assert_eq!(
+        built(&with_rust_log("warn,slotgate::backend=trace"), None),
+        "warn,slotgate::backend=trace"
+    );
+    // An empty RUST_LOG is unset, like an empty SLOTGATE_* variable.
+    assert_eq!(built(&with_rust_log(""), None), "info");
+    // log-level wins, from the file and from the flag (or SLOTGATE_LOG_LEVEL).
+    assert_eq!(
+        built(&with_rust_log("debug"), Some("log-level = \"warn\"")),
+        "warn"
+    );
+    let flag = Cli {
+        log_level: Some("error".into()),
+        ..with_rust_log("trace")
+    };
+    assert_eq!(built(&flag, None), "error");
+    // A bad RUST_LOG is refused like a bad log-level, and says where it came from.
+    let error = Config::from_parts(&with_rust_log("warning"), None).unwrap_err();
+    assert!(error.to_string().contains("from RUST_LOG"), "{error}");
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let toml = r#"
         seeds = ["nope"]

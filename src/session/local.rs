@@ -481,6 +481,10 @@ fn client_info_line(client: &ClientState) -> String {
         resp: client.protocol.version() as u8,
         lib_name: &lib_name,
         lib_ver: &lib_ver,
+        // Not tracked for the caller's own line: CLIENT LIST shows the figures.
+        qbuf: 0,
+        omem: 0,
+        tot_mem: 0,
     }
     .format()
 }

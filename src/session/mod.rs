@@ -199,11 +199,7 @@ impl Session {
             self.handle_pushes();
             self.resubscribe_due();
             self.flush(stream).await?;
-            let pending = self.read_buf.len() + self.subs.out_bytes;
-            self.worker
-                .stats
-                .metrics
-                .update_buffered(&mut self.buffered_reported, pending);
+            self.report_buffers(0);
             let mut drain_deadline = None;
             if drain_started && self.reading && self.queue.is_empty() {
                 // Draining: answer what the client already sent, then close once it has
@@ -791,6 +787,23 @@ impl Session {
         self.due = due;
     }
 
+    /// Reports what the session holds for its client to the `slotgate_buffered_bytes`
+    /// gauge and to `CLIENT LIST` (`qbuf`, `omem`, `tot-mem`): request bytes read but not
+    /// yet scanned, requests in flight (kept until answered, for retries), reply bytes
+    /// `writing` to the socket and relayed pub/sub frames waiting behind them.
+    fn report_buffers(&mut self, writing: usize) {
+        let qbuf = self.read_buf.len();
+        let omem = writing + self.subs.out_bytes;
+        let total = qbuf + self.queue.request_bytes() + omem;
+        self.worker
+            .stats
+            .metrics
+            .update_buffered(&mut self.buffered_reported, total);
+        if let Some(me) = &self.me {
+            me.set_buffers(qbuf, omem, total);
+        }
+    }
+
     /// Writes every reply that is ready, in order.
     async fn flush(&mut self, stream: &mut Stream) -> std::io::Result<()> {
         let mut chunks = std::mem::take(&mut self.chunks);
@@ -836,6 +849,10 @@ impl Session {
             chunks.push(write_buf.split().freeze());
         }
         let written: usize = chunks.iter().map(Bytes::len).sum();
+        if written > 0 {
+            // While this write waits for the client, its bytes are held for it too.
+            self.report_buffers(written);
+        }
         let limits = self.worker.state.config().client_output_buffer_limit;
         self.queue.set_relay_limit(limits.pubsub.hard);
         let (class, limit) = if self.subs.active() {
@@ -863,7 +880,7 @@ impl Session {
         let limit_reached =
             matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory);
         if written > 0 {
-            metrics.record_client_write(written);
+            self.worker.stats.metrics.record_client_write(written);
         }
         chunks.clear();
         self.chunks = chunks;

@@ -96,6 +96,9 @@ pub struct Entry {
     /// How the command ended when slotgate knows better than the reply's first byte
     /// (refused, or failed for want of a node's answer).
     pub outcome: Option<CommandOutcome>,
+    /// Request bytes counted into [`ReplyQueue::request_bytes`] when the entry was pushed
+    /// (its frame then; a retry may replace the frame), taken off when it leaves.
+    held: usize,
 }
 
 impl Entry {
@@ -114,6 +117,7 @@ impl Entry {
             command: CommandId::OTHER,
             started: None,
             outcome: None,
+            held: 0,
         }
     }
 
@@ -153,6 +157,7 @@ impl Entry {
             command: CommandId::OTHER,
             started: None,
             outcome: None,
+            held: 0,
         }
     }
 }
@@ -188,6 +193,16 @@ struct Inner {
     entries: VecDeque<Entry>,
     /// Entries in `Attention` state.
     attention: usize,
+    /// Sum of the entries' `held`: the request bytes kept until their replies leave.
+    request_bytes: usize,
+}
+
+impl Inner {
+    fn pop_front(&mut self) -> Option<Entry> {
+        let entry = self.entries.pop_front()?;
+        self.request_bytes -= entry.held;
+        Some(entry)
+    }
 }
 
 impl ReplyQueue {
@@ -207,8 +222,15 @@ impl ReplyQueue {
         if matches!(entry.state, EntryState::Attention(_)) {
             inner.attention += 1;
         }
+        entry.held = entry.frame.as_ref().map_or(0, Bytes::len);
+        inner.request_bytes += entry.held;
         inner.entries.push_back(entry);
         seq
+    }
+
+    /// Bytes of the requests in the queue (read from the client, not yet answered).
+    pub fn request_bytes(&self) -> usize {
+        self.inner.borrow().request_bytes
     }
 
     pub fn len(&self) -> usize {
@@ -278,6 +300,7 @@ impl ReplyQueue {
         let mut inner = self.inner.borrow_mut();
         inner.entries.clear();
         inner.attention = 0;
+        inner.request_bytes = 0;
     }
 
     /// Pops finished entries from the head, in order, and hands each reply to `write`; a
@@ -296,13 +319,11 @@ impl ReplyQueue {
                     if !all_ready || inner.entries.len() <= children {
                         break;
                     }
-                    let Some(parent) = inner.entries.pop_front() else {
+                    let Some(parent) = inner.pop_front() else {
                         break;
                     };
-                    let replies: Vec<Bytes> = inner
-                        .entries
-                        .drain(..children)
-                        .filter_map(|c| match c.state {
+                    let replies: Vec<Bytes> = (0..children)
+                        .filter_map(|_| match inner.pop_front()?.state {
                             EntryState::Ready(reply) => Some(reply),
                             _ => None,
                         })
@@ -323,7 +344,7 @@ impl ReplyQueue {
                     // An error or an unexpected shape passes through untouched.
                     let reply = super::scan_cursor::rewrite_reply(reply, first_slot, next)
                         .unwrap_or_else(|| reply.clone());
-                    let Some(entry) = inner.entries.pop_front() else {
+                    let Some(entry) = inner.pop_front() else {
                         break;
                     };
                     inner.head_seq += 1;
@@ -334,7 +355,7 @@ impl ReplyQueue {
                     if !matches!(entry.state, EntryState::Ready(_) | EntryState::Final(_)) {
                         break;
                     }
-                    let Some(entry) = inner.entries.pop_front() else {
+                    let Some(entry) = inner.pop_front() else {
                         break;
                     };
                     inner.head_seq += 1;
@@ -533,6 +554,36 @@ mod tests {
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[1], Bytes::from_static(b"+PONG\r\n"));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn request_bytes_count_requests_until_their_replies_leave() {
+        let q = ReplyQueue::default();
+        let ping = forwarded().frame.map_or(0, |f| f.len());
+        let a = q.push(forwarded());
+        q.push(Entry::parent(2, Merge::SumIntegers));
+        let x = q.push(Entry::child(Bytes::from_static(b"x"), Target::Slot(1)));
+        let y = q.push(Entry::child(Bytes::from_static(b"yy"), Target::Slot(2)));
+        q.push(Entry::ready(Bytes::from_static(b"+PONG\r\n"), false));
+        assert_eq!(
+            q.request_bytes(),
+            ping + 3,
+            "a local reply holds no request"
+        );
+        // A frame replaced for a retry does not change what was counted.
+        q.update(a, |entry| {
+            entry.frame = Some(Bytes::from_static(b"longer frame"))
+        });
+        q.complete(a, reply(b"+PONG\r\n"));
+        q.pop_ready(Protocol::Resp2, |_, _| {});
+        assert_eq!(q.request_bytes(), 3);
+        q.complete(x, reply(b":1\r\n"));
+        q.complete(y, reply(b":2\r\n"));
+        q.pop_ready(Protocol::Resp2, |_, _| {});
+        assert_eq!(q.request_bytes(), 0);
+        q.push(forwarded());
+        q.close();
+        assert_eq!(q.request_bytes(), 0);
     }
 
     #[test]

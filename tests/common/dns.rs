@@ -18,11 +18,12 @@
 //! instructions (`apt-get install dnsmasq-base`): a missing tool must fail the run, never
 //! skip the test.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,9 @@ pub struct DnsServer {
     pid: u32,
     hosts_dir: PathBuf,
     log_path: PathBuf,
+    /// Queries this fixture sent itself ([`DnsServer::resolve`]), per name: `set` waits on
+    /// one, so the log alone cannot tell whether slotgate looked a name up.
+    own_queries: Mutex<HashMap<String, usize>>,
     /// Declared last: the process dies before its dir is removed.
     tmp: tempfile::TempDir,
 }
@@ -106,6 +110,7 @@ impl DnsServer {
                         child: Some(child),
                         hosts_dir,
                         log_path,
+                        own_queries: Mutex::default(),
                         tmp,
                     };
                 }
@@ -172,6 +177,12 @@ impl DnsServer {
     /// Asks the server for the A records of `name` over UDP. `Ok(empty)` for NXDOMAIN or no
     /// data; `Err` for no answer or a failure code.
     pub fn resolve(&self, name: &str) -> Result<Vec<Ipv4Addr>, String> {
+        *self
+            .own_queries
+            .lock()
+            .unwrap()
+            .entry(name.to_owned())
+            .or_default() += 1;
         query_a(self.addr, name)
     }
 
@@ -188,6 +199,12 @@ impl DnsServer {
             .lines()
             .filter(|l| l.contains(&a) || l.contains(&aaaa))
             .count()
+    }
+
+    /// Queries for `name` that did not come from this fixture (slotgate's lookups).
+    pub fn queries_by_others_for(&self, name: &str) -> usize {
+        let own = self.own_queries.lock().unwrap().get(name).copied();
+        self.queries_for(name).saturating_sub(own.unwrap_or(0))
     }
 
     pub fn pid(&self) -> u32 {
