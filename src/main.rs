@@ -49,7 +49,12 @@ fn main() -> ExitCode {
 /// Logs to stderr in the configured format, through a filter a reload can replace.
 fn init_logging(config: &Config) -> LogFilterHandle {
     let (filter, handle) = reload::Layer::new(EnvFilter::new(&config.log_level));
-    let format = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour codes only for a terminal: a log redirected to a file or collected by
+    // Kubernetes must stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let format = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let format = match config.log_format {
         LogFormat::Json => format.json().boxed(),
         LogFormat::Human => format.boxed(),
