@@ -35,9 +35,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::admin;
 use crate::config::{Cli, Config};
+use crate::metrics::WorkerStats;
 use crate::reload::{LogFilterHandle, Reloader};
 use crate::session;
-use crate::state::{ProxyState, WorkerStats};
+use crate::state::ProxyState;
 use crate::topology::refresher::{Refresher, initial_load};
 use crate::transport::Stream;
 use crate::worker::Worker;

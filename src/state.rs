@@ -17,19 +17,27 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::ClientRegistry;
+use crate::clock::unix_ms;
 use crate::commands::CommandTable;
 use crate::config::Config;
-use crate::metrics::{SharedMetrics, WorkerMetrics};
+use crate::connector::{Credentials, NodeConnector};
+use crate::endpoint::Endpoint;
+use crate::metrics::{SharedMetrics, WorkerStats};
 use crate::slowlog::SlowLog;
-use crate::topology::{Endpoint, Topology};
+use crate::topology::Topology;
 
 /// Everything the workers, the refresher and the admin listener share.
 pub struct ProxyState {
     /// The config in force; replaced whole by a reload. Read through [`ProxyState::config`].
     config: ArcSwap<Config>,
     pub topology: ArcSwap<Topology>,
-    /// The TLS acceptor and backend connector in force; rebuilt by [`Self::set_config`].
-    pub tls: crate::tls::LiveTls,
+    /// The TLS acceptor of the listener in force; rebuilt by [`Self::set_config`].
+    pub tls: crate::tls::LiveAcceptor,
+    /// The TLS connector toward the nodes in force; rebuilt by [`Self::set_config`].
+    pub backend_tls: crate::tls::LiveConnector,
+    /// How connections to the nodes are opened; replaced by [`Self::set_config`], each new
+    /// connection takes the one in force.
+    pub connector: Arc<ArcSwap<NodeConnector>>,
     pub commands: ArcSwap<CommandTable>,
     /// Wakes the topology refresher early (after a `MOVED`, a connection failure, ...).
     pub refresh: Notify,
@@ -107,13 +115,17 @@ impl ProxyState {
         let node_id = node_id_for(&config.announce.to_string());
         let slowlog = SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len);
         let client_list = Arc::new(ClientRegistry::new(config.threads));
-        let users = crate::acl::Users::from_config(&config).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "invalid users; nobody can log in until this is fixed");
-            crate::acl::Users::locked()
-        });
-        let tls = crate::tls::LiveTls::from_config(&config);
+        let users = crate::acl::Users::from_config(&config.users, config.requirepass)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "invalid users; nobody can log in until this is fixed");
+                crate::acl::Users::locked()
+            });
+        let backend_tls = crate::tls::LiveConnector::new(config.backend_tls.as_ref());
+        let connector = node_connector(&config, backend_tls.connector());
         Self {
-            tls,
+            tls: crate::tls::LiveAcceptor::new(config.tls.as_ref()),
+            backend_tls,
+            connector: Arc::new(ArcSwap::from_pointee(connector)),
             config: ArcSwap::from_pointee(config),
             topology: ArcSwap::from_pointee(Topology::empty()),
             commands: ArcSwap::from_pointee(CommandTable::builtin()),
@@ -152,7 +164,15 @@ impl ProxyState {
     /// Replaces the config (a reload). Callers must have validated it and kept the keys
     /// that need a restart unchanged.
     pub fn set_config(&self, config: Config) {
-        self.tls.update(Some(&self.config.load()), &config);
+        let running = self.config.load();
+        if running.tls != config.tls {
+            self.tls.rebuild(config.tls.as_ref());
+        }
+        if running.backend_tls != config.backend_tls {
+            self.backend_tls.rebuild(config.backend_tls.as_ref());
+        }
+        let connector = node_connector(&config, self.backend_tls.connector());
+        self.connector.store(Arc::new(connector));
         self.config.store(Arc::new(config));
     }
 
@@ -203,52 +223,6 @@ impl ProxyState {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Counters of one worker thread. Only that thread writes them.
-#[derive(Default, Debug)]
-pub struct WorkerStats {
-    pub connections_accepted: AtomicU64,
-    pub connections_current: AtomicU64,
-    pub connections_rejected: AtomicU64,
-    /// TLS clients whose handshake failed or timed out (bad certificate, wrong version, plain
-    /// text on the TLS port ...).
-    pub tls_handshake_failures: AtomicU64,
-    /// Clients disconnected for holding more unread replies than `client-output-buffer-limit`.
-    pub output_limit_disconnects: AtomicU64,
-    pub commands: AtomicU64,
-    pub commands_local: AtomicU64,
-    pub commands_rejected: AtomicU64,
-    pub redirects_moved: AtomicU64,
-    pub redirects_ask: AtomicU64,
-    pub retries: AtomicU64,
-    pub backend_errors: AtomicU64,
-    pub protocol_errors: AtomicU64,
-    /// Per-command, per-family and per-node metrics (see [`crate::metrics`]).
-    pub metrics: WorkerMetrics,
-}
-
-impl WorkerStats {
-    #[inline]
-    pub fn bump(counter: &AtomicU64) {
-        // Single writer: a load and a store avoid the locked read-modify-write.
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub fn drop_one(counter: &AtomicU64) {
-        counter.store(
-            counter.load(Ordering::Relaxed).saturating_sub(1),
-            Ordering::Relaxed,
-        );
-    }
-}
-
 /// A stable 40-hex-digit id for `announce`, shaped like a Redis node id.
 fn node_id_for(announce: &str) -> String {
     // FNV-1a, widened: deterministic across runs and processes, unlike std's hasher.
@@ -276,5 +250,25 @@ mod tests {
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(a, node_id_for("127.0.0.1:6380"));
         assert_ne!(a, node_id_for("127.0.0.1:6381"));
+    }
+}
+
+/// How to open a connection to a node with `config`'s backend settings.
+fn node_connector(config: &Config, tls: Option<Arc<crate::tls::Connector>>) -> NodeConnector {
+    NodeConnector {
+        connect_timeout: config.backend_connect_timeout,
+        reply_timeout: config.backend_reply_timeout,
+        auth: config
+            .backend_password
+            .as_ref()
+            .map(|password| Credentials {
+                user: config.backend_user.clone(),
+                password: password.clone(),
+            }),
+        tls,
+        max_reply_depth: config.max_reply_depth,
+        // Values stored through other clients may exceed our request limit; never refuse a
+        // reply a default Redis could send.
+        max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
     }
 }

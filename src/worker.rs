@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use arc_swap::Cache;
 
-use crate::backend::{Backend, Pool};
+use crate::backend::{NodeConn, Pool};
 use crate::commands::CommandTable;
 use crate::dns::Dns;
+use crate::metrics::WorkerStats;
 use crate::resp::encode::Protocol;
-use crate::state::{ProxyState, WorkerStats};
+use crate::state::ProxyState;
 use crate::topology::Topology;
 
 /// Per-thread context handed to every session of the thread.
@@ -43,8 +44,8 @@ pub struct Worker {
 #[derive(Default)]
 struct ShardBackends {
     generation: u64,
-    resp2: Vec<Option<Rc<Backend>>>,
-    resp3: Vec<Option<Rc<Backend>>>,
+    resp2: Vec<Option<Rc<NodeConn>>>,
+    resp3: Vec<Option<Rc<NodeConn>>>,
 }
 
 /// Lets an [`arc_swap::Cache`] borrow an `ArcSwap` inside the shared state.
@@ -78,7 +79,7 @@ impl Worker {
             state.metrics.dns.clone(),
         ));
         Self {
-            pool: Pool::new(state.clone(), stats.clone(), dns),
+            pool: Pool::new(state.connector.clone(), stats.clone(), dns),
             reads: crate::read_pool::ReadPool::default(),
             draining: state.draining.child_token(),
             stats,
@@ -109,7 +110,7 @@ impl Worker {
         topology: &Topology,
         shard: usize,
         protocol: Protocol,
-    ) -> Rc<Backend> {
+    ) -> Rc<NodeConn> {
         let mut cache = self.by_shard.borrow_mut();
         if cache.generation != topology.generation {
             let shards = topology.shards().len();

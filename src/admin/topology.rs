@@ -115,7 +115,8 @@ mod tests {
 
     use super::*;
     use crate::config::{Config, HostPort};
-    use crate::topology::{Endpoint, Shard, Topology};
+    use crate::endpoint::Endpoint;
+    use crate::topology::{Shard, Topology};
 
     #[test]
     fn dates() {

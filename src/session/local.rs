@@ -14,12 +14,13 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use crate::clients::{ClientEntry, ClientLine};
+use crate::metrics::WorkerStats;
 use crate::metrics::{CommandId, CommandOutcome};
 use crate::resp::ArgView;
 use crate::resp::encode::{self, Protocol};
 use crate::router::Local;
 use crate::slot::key_slot;
-use crate::state::{ProxyState, WorkerStats};
+use crate::state::ProxyState;
 
 /// The Redis version slotgate claims in `HELLO` and `INFO`: the command set it serves.
 pub const COMPAT_REDIS_VERSION: &str = "7.0.0";
@@ -617,7 +618,7 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState) -> String {
             std::process::id(),
             state.node_id,
             config.listen.port(),
-            crate::state::unix_ms() * 1000,
+            crate::clock::unix_ms() * 1000,
             uptime / 86_400,
             config.threads,
             config

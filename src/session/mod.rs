@@ -9,7 +9,6 @@
 
 mod config_get;
 mod local;
-pub mod merge;
 mod pubsub;
 pub mod queue;
 pub mod scan_cursor;
@@ -30,15 +29,15 @@ use local::After;
 pub use local::{COMPAT_REDIS_VERSION, ClientState};
 use queue::{Channel, Entry, EntryState, ReplyQueue, Target};
 
-use crate::backend::{Backend, Failure, Mode, Outcome, ReplySink, Request};
+use crate::backend::{Failure, Mode, NodeConn, Outcome, ReplySink, Request};
 use crate::config::OutputLimit;
+use crate::endpoint::Endpoint;
 use crate::metrics::CommandOutcome;
+use crate::metrics::WorkerStats;
 use crate::resp::ArgView;
 use crate::resp::encode;
 use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
 use crate::router::{Local, Route, route_with_id};
-use crate::state::WorkerStats;
-use crate::topology::Endpoint;
 use crate::transport::Stream;
 use crate::worker::Worker;
 
@@ -149,7 +148,7 @@ struct Session {
     /// Subscription connections and what they carry.
     subs: pubsub::Subscriptions,
     /// Single-use connections of blocking commands still running.
-    dedicated: RefCell<Vec<Rc<Backend>>>,
+    dedicated: RefCell<Vec<Rc<NodeConn>>>,
     /// This client in the process-wide registry (`CLIENT LIST`).
     me: Option<std::sync::Arc<crate::clients::ClientEntry>>,
     /// The read buffer holds requests not yet dispatched for want of room in flight.
@@ -403,7 +402,7 @@ impl Session {
                 // slotgate's sections, then the keyspace summed over every primary.
                 WorkerStats::bump(&self.worker.stats.commands_local);
                 let text = local::info_text(&args, &self.worker.state);
-                let merge = merge::Merge::InfoWithKeyspace {
+                let merge = crate::router::Merge::InfoWithKeyspace {
                     local: Bytes::from(text),
                 };
                 let mut request = BytesMut::new();
@@ -532,7 +531,12 @@ impl Session {
         {
             let config = self.worker.state.config();
             let lower = name.to_ascii_lowercase();
-            if let Some(refusal) = crate::acl::dangerous_refusal(&lower, args.get(1), &config) {
+            if let Some(refusal) = crate::acl::dangerous_refusal(
+                &lower,
+                args.get(1),
+                config.enable_flush_commands,
+                config.enable_debug_command,
+            ) {
                 return Err(refusal.to_owned());
             }
         }

@@ -22,11 +22,11 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Session;
-use super::merge::{elements, integer};
-use crate::backend::{Backend, Mode, ReplySink, Request};
+use crate::backend::{Mode, NodeConn, ReplySink, Request};
 use crate::resp::ArgView;
 use crate::resp::encode::{self, Protocol, encode_command};
 use crate::router::PubSubCommand;
+use crate::router::merge::{elements, integer};
 use crate::slot::key_slot;
 
 /// Delay before subscribing again after a subscription connection was lost, so the slot
@@ -35,7 +35,7 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(100);
 
 /// A connection for shard channels of one node.
 struct ShardConn {
-    backend: Rc<Backend>,
+    backend: Rc<NodeConn>,
     channels: HashSet<Bytes>,
     /// Channel lists of SSUBSCRIBEs sent and not yet fully confirmed, oldest first: an
     /// error frame (MOVED) answers the oldest.
@@ -45,7 +45,7 @@ struct ShardConn {
 /// Everything a subscribing client has.
 #[derive(Default)]
 pub struct Subscriptions {
-    global: Option<Rc<Backend>>,
+    global: Option<Rc<NodeConn>>,
     channels: HashSet<Bytes>,
     patterns: HashSet<Bytes>,
     shards: Vec<ShardConn>,
@@ -153,12 +153,12 @@ impl Session {
     }
 
     /// The connection for global channels, if open.
-    pub(super) fn subs_global(&self) -> Option<Rc<Backend>> {
+    pub(super) fn subs_global(&self) -> Option<Rc<NodeConn>> {
         self.subs.global.clone()
     }
 
     /// The connection for global channels, opened on first use.
-    fn global_conn(&mut self) -> Option<Rc<Backend>> {
+    fn global_conn(&mut self) -> Option<Rc<NodeConn>> {
         if let Some(global) = &self.subs.global {
             return Some(global.clone());
         }
@@ -183,7 +183,7 @@ impl Session {
         Some(backend)
     }
 
-    pub(super) fn send_push(&self, backend: &Rc<Backend>, frame: Bytes) {
+    pub(super) fn send_push(&self, backend: &Rc<NodeConn>, frame: Bytes) {
         let sink: Rc<dyn ReplySink> = self.queue.clone();
         backend.send(Request {
             sink,
@@ -261,7 +261,7 @@ impl Session {
         }
         let Some(slot) = slot else {
             // Leave every shard channel: each connection confirms its own.
-            let conns: Vec<Rc<Backend>> =
+            let conns: Vec<Rc<NodeConn>> =
                 self.subs.shards.iter().map(|s| s.backend.clone()).collect();
             for backend in conns {
                 self.subs.leaving_all.insert(backend.id());

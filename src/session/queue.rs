@@ -12,11 +12,11 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::merge::{Merge, merge};
 use crate::backend::{Outcome, ReplySink};
+use crate::endpoint::Endpoint;
 use crate::metrics::{CommandId, CommandOutcome};
 use crate::resp::encode::Protocol;
-use crate::topology::Endpoint;
+use crate::router::merge::{Merge, merge};
 
 /// Where a forwarded request goes.
 #[derive(Clone, Debug)]

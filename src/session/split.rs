@@ -9,11 +9,11 @@
 use bytes::{Bytes, BytesMut};
 
 use super::Session;
-use super::merge::Merge;
 use super::queue::{Entry, Role, Target};
 use super::scan_cursor;
 use crate::resp::ArgView;
 use crate::resp::encode::encode_command;
+use crate::router::Merge;
 use crate::router::SplitKind;
 use crate::slot::key_slot;
 

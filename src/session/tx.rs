@@ -17,12 +17,12 @@ use bytes::{Bytes, BytesMut};
 
 use super::Session;
 use super::queue::{Channel, Entry, Target};
-use crate::backend::{Backend, Mode, Outcome};
+use crate::backend::{Mode, NodeConn, Outcome};
+use crate::metrics::WorkerStats;
 use crate::resp::ArgView;
 use crate::resp::encode::{self, encode_command};
 use crate::router::{CROSSSLOT, Local, Route, TxCommand};
 use crate::slot::key_slot;
-use crate::state::WorkerStats;
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
@@ -37,7 +37,7 @@ pub struct Transaction {
 
 /// The connection WATCH pinned, and the slot it watches.
 pub struct Pinned {
-    pub backend: std::rc::Rc<Backend>,
+    pub backend: std::rc::Rc<NodeConn>,
     pub slot: u16,
 }
 
@@ -111,7 +111,7 @@ impl Session {
             let backend = self
                 .worker
                 .pool
-                .dedicated(&endpoint, self.client.protocol, Mode::Shared);
+                .dedicated(&endpoint, self.client.protocol, Mode::Pinned);
             self.pinned = Some(Pinned { backend, slot });
         }
         let mut entry = Entry::forwarded(frame, Target::Slot(slot));

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 
 use redis_protocol::resp2::types::OwnedFrame;
 
-use super::{Endpoint, Node, Shard, Topology};
-use crate::control::{self, ControlError, ControlTimeouts};
+use super::{Node, Shard, Topology};
+use crate::connector::NodeConnector;
+use crate::control::{self, ControlError};
 use crate::dns::Dns;
+use crate::endpoint::Endpoint;
 
 /// Why a node's answer could not become a slot map.
 #[derive(Debug, thiserror::Error)]
@@ -37,14 +39,14 @@ pub struct NodeView {
     pub state_ok: bool,
 }
 
-/// Asks `endpoint` for its view of the slot map, in one round trip.
+/// Asks `endpoint` for its view of the slot map, in one round trip after the handshake.
 pub async fn fetch(
     dns: &Dns,
     endpoint: &Endpoint,
-    limits: ControlTimeouts,
+    connector: &NodeConnector,
 ) -> Result<NodeView, DiscoveryError> {
     let commands: [&[&[u8]]; 2] = [&[b"CLUSTER", b"SHARDS"], &[b"CLUSTER", b"INFO"]];
-    let mut replies = control::request_many(dns, endpoint, &commands, limits.clone())
+    let mut replies = control::request_many(dns, endpoint, &commands, connector)
         .await?
         .into_iter();
     let (Some(shards), Some(info)) = (replies.next(), replies.next()) else {
@@ -52,10 +54,10 @@ pub async fn fetch(
     };
     let (current_epoch, state_ok) = parse_info(&info?);
     let topology = match shards {
-        Ok(reply) => parse_shards(&reply, endpoint, limits.tls.is_some())?,
+        Ok(reply) => parse_shards(&reply, endpoint, connector.tls.is_some())?,
         // Servers before 7.0 do not know CLUSTER SHARDS; everything else is a real failure.
         Err(ControlError::Server { message, .. }) if is_unknown_subcommand(&message) => {
-            let reply = control::request(dns, endpoint, &[b"CLUSTER", b"SLOTS"], limits).await?;
+            let reply = control::request(dns, endpoint, &[b"CLUSTER", b"SLOTS"], connector).await?;
             parse_slots(&reply, endpoint)?
         }
         Err(e) => return Err(e.into()),

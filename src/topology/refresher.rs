@@ -28,12 +28,14 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::Topology;
 use super::discovery::{self, NodeView};
-use super::{Endpoint, Topology};
 use crate::commands::CommandTable;
 use crate::config::HostPort;
-use crate::control::{self, ControlTimeouts};
+use crate::connector::NodeConnector;
+use crate::control;
 use crate::dns::Dns;
+use crate::endpoint::Endpoint;
 use crate::state::ProxyState;
 
 /// Shortest time a DNS answer is trusted, whatever its TTL (Kubernetes answers with 5 s or
@@ -61,7 +63,8 @@ pub struct Refresher {
     state: Arc<ProxyState>,
     dns: Arc<Dns>,
     seeds: Vec<Seed>,
-    limits: ControlTimeouts,
+    /// How discovery connects to the nodes (replies bounded by [`ROUND_LIMIT`]).
+    connector: NodeConnector,
     commands_learned: bool,
     newest_epoch: u64,
     stale_rounds: u32,
@@ -74,7 +77,7 @@ impl Refresher {
         let config = state.config();
         let now = Instant::now();
         let seeds = config.seeds.iter().map(|s| Seed::new(s, now)).collect();
-        let limits = control_timeouts(&state);
+        let connector = discovery_connector(&state);
         let dns = Arc::new(Dns::with_metrics(
             config.dns_server.as_ref(),
             state.metrics.dns.clone(),
@@ -84,7 +87,7 @@ impl Refresher {
             state,
             dns,
             seeds,
-            limits,
+            connector,
             commands_learned: false,
             newest_epoch: 0,
             stale_rounds: 0,
@@ -96,7 +99,7 @@ impl Refresher {
     /// stay) and the control-plane timeouts.
     fn sync_config(&mut self) {
         let config = self.state.config();
-        self.limits = control_timeouts(&self.state);
+        self.connector = discovery_connector(&self.state);
         let unchanged = config.seeds.len() == self.seeds.len()
             && config
                 .seeds
@@ -251,9 +254,9 @@ impl Refresher {
         let mut tasks = JoinSet::new();
         for endpoint in candidates {
             let dns = self.dns.clone();
-            let limits = self.limits.clone();
+            let connector = self.connector.clone();
             tasks.spawn(async move {
-                let view = discovery::fetch(&dns, &endpoint, limits).await;
+                let view = discovery::fetch(&dns, &endpoint, &connector).await;
                 (endpoint, view)
             });
         }
@@ -356,17 +359,14 @@ impl Refresher {
         if was != ready {
             info!(ready, primaries_missing = missing, "readiness changed");
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         self.state
             .last_refresh_unix_ms
-            .store(now_ms, Ordering::Relaxed);
+            .store(crate::clock::unix_ms(), Ordering::Relaxed);
         missing > 0
     }
 
     async fn learn_commands(&mut self, endpoint: &Endpoint) {
-        match control::request(&self.dns, endpoint, &[b"COMMAND"], self.limits.clone()).await {
+        match control::request(&self.dns, endpoint, &[b"COMMAND"], &self.connector).await {
             Ok(reply) => match CommandTable::from_command_reply(&reply) {
                 Ok(table) => {
                     info!(node = %endpoint, commands = table.len(), "learned the command table");
@@ -399,14 +399,11 @@ impl Seed {
     }
 }
 
-fn control_timeouts(state: &ProxyState) -> ControlTimeouts {
-    let config = state.config();
-    ControlTimeouts {
-        connect: config.backend_connect_timeout,
-        reply: config.backend_reply_timeout.min(ROUND_LIMIT),
-        auth: crate::control::Credentials::from_config(&config),
-        tls: state.tls.connector(),
-    }
+/// The node connector of the data path, its replies bounded by the round's limit.
+fn discovery_connector(state: &ProxyState) -> NodeConnector {
+    let mut connector = NodeConnector::clone(&state.connector.load());
+    connector.reply_timeout = connector.reply_timeout.min(ROUND_LIMIT);
+    connector
 }
 
 /// How many answers share this view's layout (a tie-breaker between equal epochs).

@@ -5,14 +5,19 @@
 //! primary ([`Route::AnyPrimary`]), or refuse it with a clear error ([`Route::Error`]) while
 //! the connection stays usable. Key positions come from the [`CommandTable`]; the slot is
 //! the one all keys share, or the request is `CROSSSLOT`, exactly as Redis Cluster answers.
+//! A request that becomes several (split by slot, fanned out to every primary) carries its
+//! [`Merge`] policy: how the sub-replies combine is part of the routing decision.
+
+pub mod merge;
 
 use std::borrow::Cow;
 
 use crate::commands::{CommandFlags, CommandTable};
 use crate::metrics::{CommandId, command_id_ignore_case};
 use crate::resp::ArgView;
-use crate::session::merge::Merge;
 use crate::slot::key_slot;
+
+pub use merge::Merge;
 
 /// Commands slotgate answers itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

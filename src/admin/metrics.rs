@@ -1,5 +1,6 @@
-//! The scrape side: a prometheus-client [`Collector`] that reads [`ProxyState`] and sums
-//! the per-worker metrics into the exposition.
+//! `/metrics`, the scrape side of [`crate::metrics`]: a prometheus-client [`Collector`] that
+//! reads [`ProxyState`] and sums the per-worker metrics into the exposition. It lives with
+//! the admin listener because it reads the whole shared state, which itself holds the metrics.
 //!
 //! Nothing is registered per series: at each scrape the collector walks the workers'
 //! fixed arrays, emits the command series that have seen calls and the families that
@@ -16,11 +17,9 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::command::{CommandId, CommandOutcome, Family};
-use super::histogram::HistogramSnapshot;
-use super::worker::BackendError;
+use crate::endpoint::Endpoint;
+use crate::metrics::{BackendError, CommandId, CommandOutcome, Family, HistogramSnapshot};
 use crate::state::ProxyState;
-use crate::topology::Endpoint;
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -67,8 +66,8 @@ impl Collector for StateCollector {
         let state = &self.state;
         let config = state.config();
         let total =
-            |f: fn(&crate::state::WorkerStats) -> &std::sync::atomic::AtomicU64| state.total(f);
-        let sum_metrics = |f: fn(&super::WorkerMetrics) -> u64| -> u64 {
+            |f: fn(&crate::metrics::WorkerStats) -> &std::sync::atomic::AtomicU64| state.total(f);
+        let sum_metrics = |f: fn(&crate::metrics::WorkerMetrics) -> u64| -> u64 {
             state.workers.iter().map(|w| f(&w.metrics)).sum()
         };
 
