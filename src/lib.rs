@@ -36,5 +36,6 @@ pub mod state;
 pub mod tls;
 pub mod topology;
 pub mod transport;
+pub mod upstream;
 pub mod wake;
 pub mod worker;

@@ -129,7 +129,9 @@ impl Reloader {
         self.state.set_config(next);
         if seeds_changed {
             // The refresher picks the new seeds up at its next round; make it soon.
-            self.state.request_refresh();
+            for upstream in &self.state.upstreams {
+                upstream.request_refresh();
+            }
         }
         info!(cause, file = %file, applied = ?report.applied, ignored = ?report.ignored, "config reloaded");
         Ok(report)

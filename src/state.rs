@@ -1,46 +1,35 @@
-//! State shared by every worker thread, the refresher and the admin listener: the topology
-//! snapshot, the command table, the live config, readiness and drain signals, client
-//! registry, slow log and counters.
+//! What is process-wide, shared by every worker thread, the refreshers and the admin
+//! listener: the live config, the upstreams (each backend's own state:
+//! [`crate::upstream`]), readiness and drain signals, users, the client registry, the slow
+//! log and counters.
 //!
-//! Readers on the hot path never lock: snapshots and the config live behind [`ArcSwap`]
-//! (workers keep an [`arc_swap::Cache`] of the snapshots), and every counter is a relaxed
-//! atomic written by one worker only ([`WorkerStats`]), summed when someone asks (`INFO`,
+//! Readers on the hot path never lock: the config lives behind [`ArcSwap`], and every
+//! counter is a relaxed atomic written by one worker only ([`WorkerStats`]), summed when someone asks (`INFO`,
 //! `/metrics`). The config is swapped whole by a reload ([`crate::reload`]); read it with
 //! [`ProxyState::config`] each time rather than keeping a copy, so new values apply.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
-use tokio::sync::Notify;
+use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::ClientRegistry;
 use crate::clock::unix_ms;
-use crate::commands::CommandTable;
 use crate::config::Config;
-use crate::connector::{Credentials, NodeConnector};
-use crate::endpoint::Endpoint;
 use crate::metrics::{SharedMetrics, WorkerStats};
 use crate::slowlog::SlowLog;
-use crate::topology::Topology;
+use crate::upstream::Upstream;
 
-/// Everything the workers, the refresher and the admin listener share.
+/// Everything process-wide that the workers, the refreshers and the admin listener share.
 pub struct ProxyState {
     /// The config in force; replaced whole by a reload. Read through [`ProxyState::config`].
     config: ArcSwap<Config>,
-    pub topology: ArcSwap<Topology>,
     /// The TLS acceptor of the listener in force; rebuilt by [`Self::set_config`].
     pub tls: crate::tls::LiveAcceptor,
-    /// The TLS connector toward the nodes in force; rebuilt by [`Self::set_config`].
-    pub backend_tls: crate::tls::LiveConnector,
-    /// How connections to the nodes are opened; replaced by [`Self::set_config`], each new
-    /// connection takes the one in force.
-    pub connector: Arc<ArcSwap<NodeConnector>>,
-    pub commands: ArcSwap<CommandTable>,
-    /// Wakes the topology refresher early (after a `MOVED`, a connection failure, ...).
-    pub refresh: Notify,
+    /// Every backend, in config order; listeners are bound to one each. Today the flat
+    /// config keys describe one, bound to the one listener.
+    pub upstreams: Vec<Arc<Upstream>>,
     /// One entry per worker thread, in thread order.
     pub workers: Vec<Arc<WorkerStats>>,
     /// The node id slotgate reports in its cluster emulation; derived from the announce
@@ -49,20 +38,13 @@ pub struct ProxyState {
     pub started: tokio::time::Instant,
     /// When the process started, in milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
-    /// A complete slot map is loaded and every primary answered the last discovery round.
-    pub ready: AtomicBool,
     /// True once the client listeners are open (false: still starting).
     pub serving: AtomicBool,
     /// Fired once, on the first SIGTERM/SIGINT. Listeners stop accepting; every session
     /// answers what it has already received, then closes (see `docs/operations.md`).
     pub draining: CancellationToken,
-    /// When the last discovery round finished, in milliseconds since the Unix epoch (0: never).
-    pub last_refresh_unix_ms: AtomicU64,
     /// Open client connections over all workers, checked against `maxclients`.
     pub clients: AtomicUsize,
-    /// Scripts loaded through slotgate (`SCRIPT LOAD`), by SHA1, so an `EVALSHA` that meets
-    /// a node without its script (after a failover) can load it there and run.
-    pub scripts: crate::scripts::ScriptCache,
     /// Who may connect and what each user may do; replaced on reload.
     pub users: ArcSwap<crate::acl::Users>,
     /// Source of client ids, unique over all workers (`CLIENT ID`).
@@ -72,16 +54,7 @@ pub struct ProxyState {
     /// `SLOWLOG`: commands slower than `slowlog-log-slower-than`.
     pub slowlog: SlowLog,
     /// Process-wide counters (topology rounds, DNS, reloads).
-    pub metrics: SharedMetrics,
-    /// Which nodes answered the last discovery round ([`ProxyState::record_discovery`]).
-    discovery: ArcSwapOption<DiscoveryAnswers>,
-}
-
-/// The nodes that answered one discovery round, for `/topology`'s `health`.
-#[derive(Debug)]
-pub struct DiscoveryAnswers {
-    pub answered: HashSet<Endpoint>,
-    pub at_unix_ms: u64,
+    pub metrics: Arc<SharedMetrics>,
 }
 
 /// Whether the proxy should receive traffic, as `/readyz` reports it.
@@ -120,33 +93,29 @@ impl ProxyState {
                 tracing::error!(error = %e, "invalid users; nobody can log in until this is fixed");
                 crate::acl::Users::locked()
             });
-        let backend_tls = crate::tls::LiveConnector::new(config.backend_tls.as_ref());
-        let connector = node_connector(&config, backend_tls.connector());
         Self {
             tls: crate::tls::LiveAcceptor::new(config.tls.as_ref()),
-            backend_tls,
-            connector: Arc::new(ArcSwap::from_pointee(connector)),
+            upstreams: vec![Arc::new(Upstream::from_config(&config))],
             config: ArcSwap::from_pointee(config),
-            topology: ArcSwap::from_pointee(Topology::empty()),
-            commands: ArcSwap::from_pointee(CommandTable::builtin()),
-            refresh: Notify::new(),
             workers,
             node_id,
             started: tokio::time::Instant::now(),
             started_unix_ms: unix_ms(),
-            ready: AtomicBool::new(false),
             serving: AtomicBool::new(false),
             draining: CancellationToken::new(),
-            last_refresh_unix_ms: AtomicU64::new(0),
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
-            scripts: crate::scripts::ScriptCache::default(),
             users: ArcSwap::from_pointee(users),
             client_list,
             slowlog,
-            metrics: SharedMetrics::default(),
-            discovery: ArcSwapOption::empty(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// The upstream the flat config keys describe: today the only one, which `/topology`,
+    /// `/metrics` and the listener use.
+    pub fn default_upstream(&self) -> &Arc<Upstream> {
+        &self.upstreams[0]
     }
 
     /// The config in force. Cheap (no lock, no reference-count traffic in the common
@@ -168,17 +137,10 @@ impl ProxyState {
         if running.tls != config.tls {
             self.tls.rebuild(config.tls.as_ref());
         }
-        if running.backend_tls != config.backend_tls {
-            self.backend_tls.rebuild(config.backend_tls.as_ref());
+        for upstream in &self.upstreams {
+            upstream.reconfigure(&running, &config);
         }
-        let connector = node_connector(&config, self.backend_tls.connector());
-        self.connector.store(Arc::new(connector));
         self.config.store(Arc::new(config));
-    }
-
-    /// Asks the refresher for a new slot map soon (it enforces its own floor).
-    pub fn request_refresh(&self) {
-        self.refresh.notify_one();
     }
 
     /// True once a stop signal arrived.
@@ -193,25 +155,11 @@ impl ProxyState {
             Readiness::Draining
         } else if !self.serving.load(Ordering::Relaxed) {
             Readiness::Starting
-        } else if self.ready.load(Ordering::Relaxed) && self.topology.load().is_complete() {
+        } else if self.upstreams.iter().all(|u| u.is_ready()) {
             Readiness::Ready
         } else {
             Readiness::Degraded
         }
-    }
-
-    /// Records which nodes answered a discovery round (the refresher calls this once per
-    /// round), so `/topology` can report each node's health.
-    pub fn record_discovery(&self, answered: impl IntoIterator<Item = Endpoint>) {
-        self.discovery.store(Some(Arc::new(DiscoveryAnswers {
-            answered: answered.into_iter().collect(),
-            at_unix_ms: unix_ms(),
-        })));
-    }
-
-    /// The last [`ProxyState::record_discovery`], if any.
-    pub fn discovery(&self) -> Option<Arc<DiscoveryAnswers>> {
-        self.discovery.load_full()
     }
 
     /// Sums one counter over every worker.
@@ -250,25 +198,5 @@ mod tests {
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(a, node_id_for("127.0.0.1:6380"));
         assert_ne!(a, node_id_for("127.0.0.1:6381"));
-    }
-}
-
-/// How to open a connection to a node with `config`'s backend settings.
-fn node_connector(config: &Config, tls: Option<Arc<crate::tls::Connector>>) -> NodeConnector {
-    NodeConnector {
-        connect_timeout: config.backend_connect_timeout,
-        reply_timeout: config.backend_reply_timeout,
-        auth: config
-            .backend_password
-            .as_ref()
-            .map(|password| Credentials {
-                user: config.backend_user.clone(),
-                password: password.clone(),
-            }),
-        tls,
-        max_reply_depth: config.max_reply_depth,
-        // Values stored through other clients may exceed our request limit; never refuse a
-        // reply a default Redis could send.
-        max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
     }
 }

@@ -37,7 +37,7 @@ pub use rules::{CATEGORIES, RuleError, parse_acl_file, parse_user};
 pub use user::{NoPerm, PasswordHash, User};
 
 /// Why [`Users::from_config`] failed: the configuration's fault (a config built by
-/// [`Config::load`] has passed these checks already).
+/// [`crate::config::Config::load`] has passed these checks already).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AclError {
     /// Two definitions of one user.

@@ -246,7 +246,7 @@ impl Collector for StateCollector {
         )?;
 
         // Backends, per node.
-        let topology = state.topology.load();
+        let topology = state.default_upstream().topology.load();
         let known: HashSet<Endpoint> = topology.endpoints().into_iter().collect();
         let mut nodes: BTreeMap<String, NodeSums> = BTreeMap::new();
         for worker in &state.workers {
@@ -382,7 +382,11 @@ impl Collector for StateCollector {
             "topology_last_refresh_timestamp",
             "When the last discovery round finished, in seconds since the Unix epoch (0: never)",
             Some(&Unit::Seconds),
-            state.last_refresh_unix_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+            state
+                .default_upstream()
+                .last_refresh_unix_ms
+                .load(Ordering::Relaxed) as f64
+                / 1000.0,
         )?;
         {
             let mut m = e.encode_descriptor(
@@ -527,16 +531,19 @@ mod tests {
         node.record_error(BackendError::Timeout);
         state.metrics.record_refresh(true);
         state.metrics.dns.record(false);
-        state.topology.store(Arc::new(Topology::from_ranges(
-            vec![Shard {
-                primary: Node {
-                    id: "a".into(),
-                    endpoint: endpoint.clone(),
-                },
-                replicas: vec![],
-            }],
-            &[(0, 0, 16383)],
-        )));
+        state
+            .default_upstream()
+            .topology
+            .store(Arc::new(Topology::from_ranges(
+                vec![Shard {
+                    primary: Node {
+                        id: "a".into(),
+                        endpoint: endpoint.clone(),
+                    },
+                    replicas: vec![],
+                }],
+                &[(0, 0, 16383)],
+            )));
 
         let text = render(&registry(state.clone()));
         for line in [

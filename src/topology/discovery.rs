@@ -1,7 +1,13 @@
-//! Reading the slot map from one node.
+//! Reading the topology from one node: what a discovery round asks, per shape of backend.
 //!
-//! [`fetch`] asks a node for `CLUSTER SHARDS` (Redis 7+) and falls back to `CLUSTER SLOTS`
-//! on older servers; the parsers turn either reply into a [`Topology`]. Endpoints follow the
+//! The refresher ([`crate::upstream::refresher`]) owns scheduling, DNS, the choice between
+//! answers and readiness; it asks each node through a [`Discovery`], one implementation
+//! per shape, each ending in the same [`NodeView`]. [`ShapeDiscovery`] is the closed set
+//! the refresher holds (an enum: no trait objects).
+//!
+//! Cluster ([`ClusterDiscovery`]): [`fetch`] asks a node for `CLUSTER SHARDS` (Redis 7+)
+//! and falls back to `CLUSTER SLOTS` on older servers; the parsers turn either reply into
+//! a [`Topology`]. Endpoints follow the
 //! cluster's announcement: the `endpoint` field (which honours
 //! `cluster-preferred-endpoint-type`), else the hostname, else the IP; an unknown endpoint
 //! (`?`, empty or NULL) means "the address you asked", as Redis documents.
@@ -37,6 +43,51 @@ pub struct NodeView {
     pub current_epoch: u64,
     /// `cluster_state:ok` on this node.
     pub state_ok: bool,
+}
+
+/// What one discovery round asks of one node of a backend of some shape.
+pub trait Discovery {
+    /// `endpoint`'s view of the topology, over a control connection opened by `connector`.
+    fn ask(
+        &self,
+        dns: &Dns,
+        endpoint: &Endpoint,
+        connector: &NodeConnector,
+    ) -> impl Future<Output = Result<NodeView, DiscoveryError>> + Send;
+}
+
+/// Redis Cluster: `CLUSTER SHARDS` (or `CLUSTER SLOTS`) and `CLUSTER INFO`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClusterDiscovery;
+
+impl Discovery for ClusterDiscovery {
+    async fn ask(
+        &self,
+        dns: &Dns,
+        endpoint: &Endpoint,
+        connector: &NodeConnector,
+    ) -> Result<NodeView, DiscoveryError> {
+        fetch(dns, endpoint, connector).await
+    }
+}
+
+/// The discovery of each shape, chosen once per upstream.
+#[derive(Clone, Copy, Debug)]
+pub enum ShapeDiscovery {
+    Cluster(ClusterDiscovery),
+}
+
+impl Discovery for ShapeDiscovery {
+    async fn ask(
+        &self,
+        dns: &Dns,
+        endpoint: &Endpoint,
+        connector: &NodeConnector,
+    ) -> Result<NodeView, DiscoveryError> {
+        match self {
+            ShapeDiscovery::Cluster(cluster) => cluster.ask(dns, endpoint, connector).await,
+        }
+    }
 }
 
 /// Asks `endpoint` for its view of the slot map, in one round trip after the handshake.

@@ -1,12 +1,11 @@
 //! The cluster's shape as slotgate sees it: an immutable slot-map snapshot.
 //!
 //! [`discovery`] turns a node's `CLUSTER SHARDS` (or `CLUSTER SLOTS`) reply into a
-//! [`Topology`]; [`refresher`] decides when to ask and swaps the new snapshot into the
-//! shared [`arc_swap::ArcSwap`]. Workers read the snapshot without locking: a flat
+//! [`Topology`]; the upstream's refresher ([`crate::upstream::refresher`]) decides when to
+//! ask and swaps the new snapshot into the shared [`arc_swap::ArcSwap`]. Workers read the snapshot without locking: a flat
 //! 16384-entry table of shard indexes and the shards themselves.
 
 pub mod discovery;
-pub mod refresher;
 
 use std::sync::Arc;
 
