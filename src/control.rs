@@ -1,10 +1,9 @@
 //! One-shot control-plane requests to a cluster node.
 //!
 //! Discovery (`CLUSTER SHARDS`, `CLUSTER INFO`) and command-table learning (`COMMAND`) are
-//! rare and their replies are structured, so they use a short-lived RESP2 connection and the
-//! `redis-protocol` decoder instead of the multiplexed hot-path connections in [`crate::backend`].
-
-use std::time::Duration;
+//! rare and their replies are structured, so they use a short-lived RESP2 connection (opened
+//! by the same [`NodeConnector`] as the data path's) and the `redis-protocol` decoder
+//! instead of the multiplexed hot-path connections in [`crate::backend`].
 
 use bytes::{Buf, BytesMut};
 use redis_protocol::resp2::decode::decode;
@@ -12,9 +11,10 @@ use redis_protocol::resp2::types::OwnedFrame;
 use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
 
+use crate::connector::{ConnectError, NodeConnector};
 use crate::dns::Dns;
-use crate::resp::encode::encode_command;
-use crate::topology::Endpoint;
+use crate::endpoint::Endpoint;
+use crate::resp::encode::{Protocol, encode_command};
 use crate::transport::Stream;
 
 /// Why a control-plane request failed. Every variant names the node it concerns.
@@ -39,77 +39,15 @@ pub enum ControlError {
     Server { endpoint: Endpoint, message: String },
 }
 
-/// Limits and credentials for one control-plane exchange.
-#[derive(Clone, Debug)]
-pub struct ControlTimeouts {
-    pub connect: Duration,
-    pub reply: Duration,
-    /// Sent as `AUTH` first when the nodes require a password.
-    pub auth: Option<Credentials>,
-    /// Speak TLS to the nodes (`backend-tls`).
-    pub tls: Option<std::sync::Arc<crate::tls::Connector>>,
-}
-
-/// How slotgate authenticates to the nodes (`backend-user`, `backend-password`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub user: Option<String>,
-    pub password: crate::config::Secret,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the password: this may end up in a log line.
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credentials {
-    /// From the config, when a backend password is set.
-    pub fn from_config(config: &crate::config::Config) -> Option<Credentials> {
-        config
-            .backend_password
-            .as_ref()
-            .map(|password| Credentials {
-                user: config.backend_user.clone(),
-                password: password.clone(),
-            })
-    }
-
-    /// `AUTH [user] password` as a command.
-    pub fn auth_command(&self) -> Vec<&[u8]> {
-        let mut args: Vec<&[u8]> = vec![b"AUTH"];
-        if let Some(user) = &self.user {
-            args.push(user.as_bytes());
-        }
-        args.push(self.password.expose().as_bytes());
-        args
-    }
-
-    /// `HELLO 3 AUTH user password` (the user is `default` when only a password is set).
-    pub fn hello3_command(&self) -> Vec<&[u8]> {
-        let user = self.user.as_deref().unwrap_or("default");
-        vec![
-            b"HELLO",
-            b"3",
-            b"AUTH",
-            user.as_bytes(),
-            self.password.expose().as_bytes(),
-        ]
-    }
-}
-
 /// Sends one command to `endpoint` on a fresh connection and returns its decoded reply.
 /// A Redis error reply becomes [`ControlError::Server`].
 pub async fn request(
     dns: &Dns,
     endpoint: &Endpoint,
     args: &[&[u8]],
-    limits: ControlTimeouts,
+    connector: &NodeConnector,
 ) -> Result<OwnedFrame, ControlError> {
-    let mut replies = request_many(dns, endpoint, &[args], limits).await?;
+    let mut replies = request_many(dns, endpoint, &[args], connector).await?;
     replies
         .pop()
         .unwrap_or_else(|| Err(ControlError::Closed(endpoint.clone())))
@@ -121,22 +59,32 @@ pub async fn request_many(
     dns: &Dns,
     endpoint: &Endpoint,
     commands: &[&[&[u8]]],
-    limits: ControlTimeouts,
+    connector: &NodeConnector,
 ) -> Result<Vec<Result<OwnedFrame, ControlError>>, ControlError> {
-    let connect = crate::transport::connect(dns, endpoint, limits.tls.as_deref());
-    let mut stream = timeout(limits.connect, connect)
+    let mut stream = connector
+        .open(dns, endpoint, Protocol::Resp2)
         .await
-        .map_err(|_| ControlError::ConnectTimeout(endpoint.clone()))?
-        .map_err(|reason| ControlError::Connect {
-            endpoint: endpoint.clone(),
-            reason,
+        .map_err(|e| match e {
+            ConnectError::ConnectTimeout => ControlError::ConnectTimeout(endpoint.clone()),
+            ConnectError::Connect(reason) | ConnectError::Handshake(reason) => {
+                ControlError::Connect {
+                    endpoint: endpoint.clone(),
+                    reason,
+                }
+            }
+            // The node's own words (WRONGPASS ...) never contain the password.
+            ConnectError::Refused(text) => ControlError::Server {
+                endpoint: endpoint.clone(),
+                message: format!(
+                    "authentication failed: {}",
+                    text.strip_prefix('-').unwrap_or(&text)
+                ),
+            },
+            ConnectError::HandshakeTimeout => ControlError::ReplyTimeout(endpoint.clone()),
         })?;
     // Control replies are small and latency matters more than batching here.
     let _ = stream.tcp().set_nodelay(true);
     let mut out = BytesMut::new();
-    if let Some(auth) = &limits.auth {
-        encode_command(&mut out, &auth.auth_command());
-    }
     for args in commands {
         encode_command(&mut out, args);
     }
@@ -150,15 +98,6 @@ pub async fn request_many(
             })?;
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut replies = Vec::with_capacity(commands.len());
-        if limits.auth.is_some()
-            && let OwnedFrame::Error(message) = read_frame(&mut stream, &mut buf, endpoint).await?
-        {
-            // The node's own words (WRONGPASS ...) never contain the password.
-            return Err(ControlError::Server {
-                endpoint: endpoint.clone(),
-                message: format!("authentication failed: {message}"),
-            });
-        }
         for _ in commands {
             let frame = read_frame(&mut stream, &mut buf, endpoint).await?;
             replies.push(match frame {
@@ -171,7 +110,7 @@ pub async fn request_many(
         }
         Ok(replies)
     };
-    timeout(limits.reply, exchange)
+    timeout(connector.reply_timeout, exchange)
         .await
         .map_err(|_| ControlError::ReplyTimeout(endpoint.clone()))?
 }

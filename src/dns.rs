@@ -16,9 +16,9 @@ use tokio::net::TcpStream;
 
 use std::sync::Arc;
 
-use crate::config::HostPort;
+use crate::endpoint::Endpoint;
+use crate::endpoint::HostPort;
 use crate::metrics::DnsMetrics;
-use crate::topology::Endpoint;
 
 /// How long a lookup may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);

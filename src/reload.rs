@@ -118,7 +118,7 @@ impl Reloader {
         let users_changed = next.requirepass != running.requirepass || next.users != running.users;
         if users_changed {
             // Refuse the whole reload rather than fall back to anything looser.
-            let mut users = crate::acl::Users::from_config(&next).map_err(|e| {
+            let mut users = crate::acl::Users::from_config(&next.users, next.requirepass).map_err(|e| {
                 error!(cause, file = %file, error = %e, "config reload refused; the running config stays in force");
                 ReloadError::Users(e.to_string())
             })?;
@@ -129,7 +129,9 @@ impl Reloader {
         self.state.set_config(next);
         if seeds_changed {
             // The refresher picks the new seeds up at its next round; make it soon.
-            self.state.request_refresh();
+            for upstream in &self.state.upstreams {
+                upstream.request_refresh();
+            }
         }
         info!(cause, file = %file, applied = ?report.applied, ignored = ?report.ignored, "config reloaded");
         Ok(report)

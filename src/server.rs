@@ -35,11 +35,13 @@ use tracing::{debug, error, info, warn};
 
 use crate::admin;
 use crate::config::{Cli, Config};
+use crate::metrics::WorkerStats;
 use crate::reload::{LogFilterHandle, Reloader};
 use crate::session;
-use crate::state::{ProxyState, WorkerStats};
-use crate::topology::refresher::{Refresher, initial_load};
+use crate::state::ProxyState;
 use crate::transport::Stream;
+use crate::upstream::WorkerUpstream;
+use crate::upstream::refresher::{Refresher, initial_load};
 use crate::worker::Worker;
 
 /// How long startup waits for a first slot map before opening the listeners anyway.
@@ -105,9 +107,18 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         None => None,
     };
 
-    let mut refresher = Refresher::new(state.clone());
+    // One refresher per upstream, all on this thread.
+    let mut refreshers: Vec<Refresher> = state
+        .upstreams
+        .iter()
+        .map(|upstream| Refresher::new(upstream.clone(), state.metrics.clone()))
+        .collect();
     {
-        let load = initial_load(&mut refresher, INITIAL_LOAD_LIMIT);
+        let load = async {
+            for refresher in &mut refreshers {
+                initial_load(refresher, INITIAL_LOAD_LIMIT).await;
+            }
+        };
         tokio::pin!(load);
         loop {
             tokio::select! {
@@ -125,8 +136,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             }
         }
     }
-    if !state.topology.load().is_complete() {
-        warn!("starting without a complete slot map; commands for unserved slots wait for one");
+    for upstream in &state.upstreams {
+        if !upstream.topology.load().is_complete() {
+            warn!(
+                upstream = %upstream.name,
+                "starting without a complete slot map; commands for unserved slots wait for one"
+            );
+        }
     }
 
     let config = state.config_arc();
@@ -134,12 +150,25 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .tls
         .as_ref()
         .map(|tls| SocketAddr::new(config.listen.ip(), tls.port));
+    // Today's flat config: one listener (plain, and TLS with `tls-port`) bound to the one
+    // upstream.
+    let bindings = [Binding {
+        plain: config.listen,
+        tls: tls_addr,
+        upstream: 0,
+    }];
     let listeners = (0..config.threads)
         .map(|_| {
-            Ok(Listeners {
-                plain: bind(config.listen)?,
-                tls: tls_addr.map(bind).transpose()?,
-            })
+            bindings
+                .iter()
+                .map(|binding| {
+                    Ok(Listeners {
+                        plain: bind(binding.plain)?,
+                        tls: binding.tls.map(bind).transpose()?,
+                        upstream: binding.upstream,
+                    })
+                })
+                .collect::<Result<Vec<_>, StartError>>()
         })
         .collect::<Result<Vec<_>, StartError>>()?;
     let workers = TaskTracker::new();
@@ -162,7 +191,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         None => info!(listen = %config.listen, threads = config.threads, "slotgate is serving"),
     }
     drop(config);
-    let refresher_task = tokio::spawn(refresher.run(shutdown.clone()));
+    let refresher_tasks: Vec<_> = refreshers
+        .into_iter()
+        .map(|refresher| tokio::spawn(refresher.run(shutdown.clone())))
+        .collect();
 
     let first = loop {
         match signals.recv().await {
@@ -174,7 +206,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     };
     let drained = drain(&state, &workers, &mut signals, &reloader, first).await;
     shutdown.cancel();
-    refresher_task.abort();
+    for task in refresher_tasks {
+        task.abort();
+    }
     if let Some(task) = admin_task {
         task.abort();
     }
@@ -251,10 +285,21 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     Ok(socket.into())
 }
 
-/// One worker's listening sockets: the plain port and, with `tls-port`, the TLS one.
+/// A listener and the upstream its clients are served by.
+struct Binding {
+    plain: SocketAddr,
+    /// The TLS port of the same listener (`tls-port`).
+    tls: Option<SocketAddr>,
+    /// Index into [`ProxyState::upstreams`].
+    upstream: usize,
+}
+
+/// One worker's listening sockets for one [`Binding`]: the plain port and, with
+/// `tls-port`, the TLS one.
 struct Listeners {
     plain: std::net::TcpListener,
     tls: Option<std::net::TcpListener>,
+    upstream: usize,
 }
 
 /// Accepts on an optional listener; never completes without one.
@@ -265,12 +310,12 @@ async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream
     }
 }
 
-/// One worker thread: accepts until `draining` fires, then waits for its sessions.
-/// `_token` keeps the main thread's tracker open until this thread is done.
+/// One worker thread: accepts on every listener until `draining` fires, then waits for
+/// its sessions. `_token` keeps the main thread's tracker open until this thread is done.
 fn run_worker(
     state: Arc<ProxyState>,
     index: usize,
-    listeners: Listeners,
+    listeners: Vec<Listeners>,
     _token: TaskTrackerToken,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -285,45 +330,62 @@ fn run_worker(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let registered = TcpListener::from_std(listeners.plain).and_then(|plain| {
-            let tls = listeners.tls.map(TcpListener::from_std).transpose()?;
-            Ok((plain, tls))
-        });
-        let (listener, tls_listener) = match registered {
-            Ok(pair) => pair,
-            Err(e) => {
-                error!(worker = index, error = %e, "cannot register the listeners");
-                return;
-            }
-        };
-        let draining = state.draining.clone();
         let worker = Rc::new(Worker::new(state, index));
         let sessions = TaskTracker::new();
-        loop {
-            tokio::select! {
-                biased;
-                () = draining.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => admit(stream, peer, false, &worker, index, &sessions),
-                    Err(e) => accept_failed(index, &e).await,
-                },
-                accepted = accept_on(tls_listener.as_ref()) => match accepted {
-                    Ok((stream, peer)) => admit(stream, peer, true, &worker, index, &sessions),
-                    Err(e) => accept_failed(index, &e).await,
-                },
-            }
+        let accepting = TaskTracker::new();
+        for listeners in listeners {
+            let upstream = worker.upstreams[listeners.upstream].clone();
+            let accept = accept_loop(listeners, worker.clone(), upstream, index, sessions.clone());
+            accepting.spawn_local(accept);
         }
-        drop(listener);
-        drop(tls_listener);
+        accepting.close();
+        accepting.wait().await;
         sessions.close();
         debug!(
             worker = index,
             sessions = sessions.len(),
-            "listener closed; waiting for sessions to finish"
+            "listeners closed; waiting for sessions to finish"
         );
         sessions.wait().await;
         debug!(worker = index, "worker drained");
     });
+}
+
+/// Accepts on one listener's sockets until `draining` fires; its clients are served by
+/// `upstream`. Returning closes the sockets.
+async fn accept_loop(
+    listeners: Listeners,
+    worker: Rc<Worker>,
+    upstream: Rc<WorkerUpstream>,
+    index: usize,
+    sessions: TaskTracker,
+) {
+    let registered = TcpListener::from_std(listeners.plain).and_then(|plain| {
+        let tls = listeners.tls.map(TcpListener::from_std).transpose()?;
+        Ok((plain, tls))
+    });
+    let (listener, tls_listener) = match registered {
+        Ok(pair) => pair,
+        Err(e) => {
+            error!(worker = index, error = %e, "cannot register the listeners");
+            return;
+        }
+    };
+    let draining = worker.state.draining.clone();
+    loop {
+        tokio::select! {
+            biased;
+            () = draining.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => admit(stream, peer, false, &worker, &upstream, index, &sessions),
+                Err(e) => accept_failed(index, &e).await,
+            },
+            accepted = accept_on(tls_listener.as_ref()) => match accepted {
+                Ok((stream, peer)) => admit(stream, peer, true, &worker, &upstream, index, &sessions),
+                Err(e) => accept_failed(index, &e).await,
+            },
+        }
+    }
 }
 
 /// EMFILE and friends: back off briefly instead of spinning.
@@ -332,13 +394,14 @@ async fn accept_failed(index: usize, error: &std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// Starts a session for a new client (after its TLS handshake on the TLS port), or turns
-/// it away when `maxclients` is reached.
+/// Starts a session for a new client (after its TLS handshake on the TLS port), served by
+/// its listener's `upstream`, or turns it away when `maxclients` is reached.
 fn admit(
     stream: TcpStream,
     peer: SocketAddr,
     tls: bool,
     worker: &Rc<Worker>,
+    upstream: &Rc<WorkerUpstream>,
     index: usize,
     sessions: &TaskTracker,
 ) {
@@ -366,6 +429,7 @@ fn admit(
     let local = stream.local_addr().unwrap_or(peer);
     let registration = state.client_list.register(index, id, peer, local);
     let worker = worker.clone();
+    let upstream = upstream.clone();
     sessions.spawn_local(async move {
         let killed = registration.entry().kill_token().clone();
         let serve = async {
@@ -381,7 +445,7 @@ fn admit(
             } else {
                 Stream::Plain(stream)
             };
-            session::serve(stream, peer, worker.clone(), id).await;
+            session::serve(stream, peer, worker.clone(), upstream, id).await;
         };
         tokio::select! {
             () = serve => {}

@@ -140,7 +140,7 @@ impl SlowLog {
         }
         let entry = SlowEntry {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            unix_secs: crate::state::unix_ms() / 1000,
+            unix_secs: crate::clock::unix_ms() / 1000,
             duration_us: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
             args: capture_args(args),
             client_addr: client_addr.to_string(),

@@ -28,7 +28,7 @@ type TlsStream = tokio_rustls::TlsStream<TcpStream>;
 /// step failed, for logs and client errors.
 pub async fn connect(
     dns: &crate::dns::Dns,
-    endpoint: &crate::topology::Endpoint,
+    endpoint: &crate::endpoint::Endpoint,
     tls: Option<&crate::tls::Connector>,
 ) -> Result<Stream, String> {
     let tcp = dns.connect(endpoint).await?;

@@ -8,8 +8,6 @@
 //! refuses them outright, with no key to enable them. Commands Redis allows by default
 //! (KEYS, SCRIPT FLUSH, FUNCTION FLUSH ...) stay allowed unless an ACL rule says otherwise.
 
-use crate::config::Config;
-
 const FLUSHALL: &str =
     "ERR slotgate refuses FLUSHALL by default: set enable-flush-commands = true to allow it";
 const FLUSHDB: &str =
@@ -17,19 +15,21 @@ const FLUSHDB: &str =
 const DEBUG: &str =
     "ERR slotgate refuses DEBUG by default: set enable-debug-command = true to allow it";
 
-/// The error text (without the leading `-`) for a command `config` refuses, `None` when it
-/// may go on to the router. `lowercase_name` is the command name in lowercase, `sub` its
-/// first argument (the subcommand of a container), if any. Never allocates.
+/// The error text (without the leading `-`) for a command refused unless enabled
+/// (`enable-flush-commands`, `enable-debug-command`), `None` when it may go on to the
+/// router. `lowercase_name` is the command name in lowercase, `sub` its first argument
+/// (the subcommand of a container), if any. Never allocates.
 pub fn dangerous_refusal(
     lowercase_name: &[u8],
     sub: Option<&[u8]>,
-    config: &Config,
+    enable_flush_commands: bool,
+    enable_debug_command: bool,
 ) -> Option<&'static str> {
     let _ = sub; // No subcommand is refused on its own yet.
     match lowercase_name {
-        b"flushall" if !config.enable_flush_commands => Some(FLUSHALL),
-        b"flushdb" if !config.enable_flush_commands => Some(FLUSHDB),
-        b"debug" if !config.enable_debug_command => Some(DEBUG),
+        b"flushall" if !enable_flush_commands => Some(FLUSHALL),
+        b"flushdb" if !enable_flush_commands => Some(FLUSHDB),
+        b"debug" if !enable_debug_command => Some(DEBUG),
         _ => None,
     }
 }

@@ -10,7 +10,7 @@
 //!  session: AUTH [user] pass, HELLO .. AUTH user pass ──► Users::authenticate ─► Arc<User>
 //!           (no AUTH yet: Users::default_user, or -NOAUTH when Users::auth_required)
 //!  session: every request ──► User::check(spec, args, key indexes) ─► None | Some(NoPerm)
-//!           every request ──► dangerous_refusal(name, sub, config) ─► None | Some(-ERR text)
+//!           every request ──► dangerous_refusal(name, sub, enabled..) ─► None | Some(-ERR text)
 //! ```
 //!
 //! Semantics follow Redis 6/7 ACLs for the rules slotgate supports (docs/security.md lists
@@ -32,15 +32,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 use tracing::{debug, trace};
 
-use crate::config::Config;
-
 pub use dangerous::dangerous_refusal;
 pub use glob::glob_match;
 pub use rules::{CATEGORIES, RuleError, parse_acl_file, parse_user};
 pub use user::{NoPerm, PasswordHash, User};
 
 /// Why [`Users::from_config`] failed: the configuration's fault (a config built by
-/// [`Config::load`] has passed these checks already).
+/// [`crate::config::Config::load`] has passed these checks already).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AclError {
     /// Two definitions of one user.
@@ -79,12 +77,15 @@ struct Inner {
 }
 
 impl Users {
-    /// From `config.users` (already parsed and hashed while the config was validated) and
-    /// `config.requirepass` (the `default` user's password, unless `users` defines
+    /// From the config's `users` (already parsed and hashed while the config was
+    /// validated) and `requirepass` (the `default` user's password, unless `users` defines
     /// `default`, whose rules then start from that password).
-    pub fn from_config(config: &Config) -> Result<Users, AclError> {
+    pub fn from_config(
+        users: &[User],
+        requirepass: Option<PasswordHash>,
+    ) -> Result<Users, AclError> {
         let mut by_name: FxHashMap<Box<[u8]>, Arc<User>> = FxHashMap::default();
-        for user in &config.users {
+        for user in users {
             let key: Box<[u8]> = user.name().as_bytes().into();
             if by_name.contains_key(&key) {
                 return Err(AclError::DuplicateUser(user.name().to_owned()));
@@ -93,7 +94,7 @@ impl Users {
         }
         let default = by_name
             .entry(b"default".as_slice().into())
-            .or_insert_with(|| Arc::new(User::default_user(config.requirepass)))
+            .or_insert_with(|| Arc::new(User::default_user(requirepass)))
             .clone();
         Ok(Users {
             inner: Arc::new(Inner { by_name, default }),

@@ -8,7 +8,7 @@ use sha2::Digest;
 
 use super::*;
 use crate::commands::{CommandSpec, CommandTable};
-use crate::config::HostPort;
+use crate::config::{Config, HostPort};
 use crate::resp::ArgView;
 
 fn table() -> &'static CommandTable {
@@ -99,7 +99,8 @@ fn config_with(users: &[&str], requirepass: Option<&str>) -> Config {
 }
 
 fn users(lines: &[&str], requirepass: Option<&str>) -> Users {
-    Users::from_config(&config_with(lines, requirepass)).unwrap()
+    let config = config_with(lines, requirepass);
+    Users::from_config(&config.users, config.requirepass).unwrap()
 }
 
 // --- Rules -------------------------------------------------------------------------------
@@ -426,7 +427,7 @@ fn debug_output_never_shows_passwords_or_hashes() {
         !debug.contains("hunter2") && !debug.contains("hunter3"),
         "{debug}"
     );
-    let all = Users::from_config(&config).unwrap();
+    let all = Users::from_config(&config.users, config.requirepass).unwrap();
     let debug = format!("{all:?}");
     assert!(!debug.contains("hunter"), "{debug}");
     assert!(
@@ -585,7 +586,7 @@ fn error_texts_are_redis_texts() {
 fn a_default_user_line_starts_from_requirepass() {
     // Rules on `default` apply on top of Redis' default user with requirepass's password.
     let config = config_with(&["default -flushall"], Some("s3cret"));
-    let all = Users::from_config(&config).unwrap();
+    let all = Users::from_config(&config.users, config.requirepass).unwrap();
     assert!(all.auth_required());
     let default = all.authenticate(None, b"s3cret").unwrap();
     command_refused(&default, &["FLUSHALL"]);
@@ -611,7 +612,7 @@ fn duplicate_users_are_refused() {
     let mut config = config_with(&["alice on"], None);
     config.users.push(user("alice off"));
     assert_eq!(
-        Users::from_config(&config).unwrap_err(),
+        Users::from_config(&config.users, config.requirepass).unwrap_err(),
         AclError::DuplicateUser("alice".into())
     );
 }
@@ -633,19 +634,34 @@ fn the_failure_counter_survives_a_reload() {
 fn flush_and_debug_are_refused_by_default() {
     let mut config = config_with(&[], None);
     assert_eq!(
-        dangerous_refusal(b"flushall", None, &config),
+        dangerous_refusal(
+            b"flushall",
+            None,
+            config.enable_flush_commands,
+            config.enable_debug_command
+        ),
         Some(
             "ERR slotgate refuses FLUSHALL by default: set enable-flush-commands = true to allow it"
         )
     );
     assert_eq!(
-        dangerous_refusal(b"flushdb", Some(b"async"), &config),
+        dangerous_refusal(
+            b"flushdb",
+            Some(b"async"),
+            config.enable_flush_commands,
+            config.enable_debug_command
+        ),
         Some(
             "ERR slotgate refuses FLUSHDB by default: set enable-flush-commands = true to allow it"
         )
     );
     assert_eq!(
-        dangerous_refusal(b"debug", Some(b"sleep"), &config),
+        dangerous_refusal(
+            b"debug",
+            Some(b"sleep"),
+            config.enable_flush_commands,
+            config.enable_debug_command
+        ),
         Some("ERR slotgate refuses DEBUG by default: set enable-debug-command = true to allow it")
     );
     for allowed in [
@@ -657,17 +673,54 @@ fn flush_and_debug_are_refused_by_default() {
         b"config",
     ] {
         assert_eq!(
-            dangerous_refusal(allowed, Some(b"flush"), &config),
+            dangerous_refusal(
+                allowed,
+                Some(b"flush"),
+                config.enable_flush_commands,
+                config.enable_debug_command
+            ),
             None,
             "{allowed:?}"
         );
     }
     config.enable_flush_commands = true;
-    assert_eq!(dangerous_refusal(b"flushall", None, &config), None);
-    assert_eq!(dangerous_refusal(b"flushdb", None, &config), None);
-    assert!(dangerous_refusal(b"debug", None, &config).is_some());
+    assert_eq!(
+        dangerous_refusal(
+            b"flushall",
+            None,
+            config.enable_flush_commands,
+            config.enable_debug_command
+        ),
+        None
+    );
+    assert_eq!(
+        dangerous_refusal(
+            b"flushdb",
+            None,
+            config.enable_flush_commands,
+            config.enable_debug_command
+        ),
+        None
+    );
+    assert!(
+        dangerous_refusal(
+            b"debug",
+            None,
+            config.enable_flush_commands,
+            config.enable_debug_command
+        )
+        .is_some()
+    );
     config.enable_debug_command = true;
-    assert_eq!(dangerous_refusal(b"debug", None, &config), None);
+    assert_eq!(
+        dangerous_refusal(
+            b"debug",
+            None,
+            config.enable_flush_commands,
+            config.enable_debug_command
+        ),
+        None
+    );
 }
 
 // --- The command table --------------------------------------------------------------------

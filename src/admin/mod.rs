@@ -13,6 +13,7 @@
 //! map loads (so probes see "starting") and stops only when the process exits, so
 //! `/readyz` answers 503 throughout a drain.
 
+mod metrics;
 mod topology;
 
 use std::convert::Infallible;
@@ -33,7 +34,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::metrics;
 use crate::reload::{ReloadError, Reloader};
 use crate::state::{ProxyState, Readiness};
 

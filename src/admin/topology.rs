@@ -24,10 +24,11 @@ use crate::topology::Node;
 
 /// The JSON document described in the module docs.
 pub fn json(state: &ProxyState) -> Value {
-    let topology = state.topology.load();
+    let upstream = state.default_upstream();
+    let topology = upstream.topology.load();
     let readiness = state.readiness();
-    let discovery = state.discovery();
-    let ready_flag = state.ready.load(Ordering::Relaxed);
+    let discovery = upstream.discovery();
+    let ready_flag = upstream.ready.load(Ordering::Relaxed);
     let health = |node: &Node, primary: bool| -> &'static str {
         match &discovery {
             Some(answers) if answers.answered.contains(&node.endpoint) => "online",
@@ -61,7 +62,7 @@ pub fn json(state: &ProxyState) -> Value {
             })
         })
         .collect();
-    let last_refresh_ms = state.last_refresh_unix_ms.load(Ordering::Relaxed);
+    let last_refresh_ms = upstream.last_refresh_unix_ms.load(Ordering::Relaxed);
     json!({
         "ready": readiness == Readiness::Ready,
         "readiness": readiness_label(readiness),
@@ -115,7 +116,8 @@ mod tests {
 
     use super::*;
     use crate::config::{Config, HostPort};
-    use crate::topology::{Endpoint, Shard, Topology};
+    use crate::endpoint::Endpoint;
+    use crate::topology::{Shard, Topology};
 
     #[test]
     fn dates() {
@@ -131,19 +133,22 @@ mod tests {
             id: id.into(),
             endpoint: Endpoint::new("127.0.0.1", port),
         };
-        state.topology.store(Arc::new(Topology::from_ranges(
-            vec![
-                Shard {
-                    primary: node("a", 7000),
-                    replicas: vec![node("c", 7002)],
-                },
-                Shard {
-                    primary: node("b", 7001),
-                    replicas: vec![],
-                },
-            ],
-            &[(0, 0, 99), (1, 100, 16383)],
-        )));
+        state
+            .default_upstream()
+            .topology
+            .store(Arc::new(Topology::from_ranges(
+                vec![
+                    Shard {
+                        primary: node("a", 7000),
+                        replicas: vec![node("c", 7002)],
+                    },
+                    Shard {
+                        primary: node("b", 7001),
+                        replicas: vec![],
+                    },
+                ],
+                &[(0, 0, 99), (1, 100, 16383)],
+            )));
         let doc = json(&state);
         assert_eq!(doc["complete"], true);
         assert_eq!(doc["readiness"], "starting");
@@ -153,7 +158,9 @@ mod tests {
         assert_eq!(doc["shards"][0]["replicas"][0]["id"], "c");
         assert_eq!(doc["last_refresh"], Value::Null);
 
-        state.record_discovery([Endpoint::new("127.0.0.1", 7000)]);
+        state
+            .default_upstream()
+            .record_discovery([Endpoint::new("127.0.0.1", 7000)]);
         let doc = json(&state);
         assert_eq!(doc["shards"][0]["primary"]["health"], "online");
         assert_eq!(doc["shards"][0]["replicas"][0]["health"], "unreachable");

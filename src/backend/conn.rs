@@ -15,18 +15,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until};
 use tracing::{debug, warn};
 
-use super::{BackendSettings, Failure, Mode, Outcome, ReplySink, Request, classify_reply};
+use super::{Failure, Mode, Outcome, ReplySink, Request, classify_reply};
+use crate::connector::{ConnectError, NodeConnector};
 use crate::dns::Dns;
-use crate::metrics::{BackendError, NodeStats};
-use crate::resp::encode::{Protocol, encode_command};
+use crate::endpoint::Endpoint;
+use crate::metrics::{NodeStats, WorkerStats};
+use crate::resp::encode::Protocol;
 use crate::resp::walk::{ReplyKind, ReplyWalker};
-use crate::state::WorkerStats;
-use crate::topology::Endpoint;
 use crate::transport::{ReadHalf, Stream, WriteHalf};
 use crate::wake::LocalWake;
 
@@ -47,13 +46,14 @@ struct InFlight {
     stash: Option<Outcome>,
 }
 
-/// A connection to one node; see the module docs.
-pub struct Backend {
+/// One connection to one node (shared, pinned, single-use or push); see the module docs.
+pub struct NodeConn {
     id: u64,
     endpoint: Endpoint,
     protocol: Protocol,
     mode: Mode,
-    settings: BackendSettings,
+    /// How this connection was opened; its reply timeout and limits apply to it for life.
+    connector: Arc<NodeConnector>,
     stats: Arc<WorkerStats>,
     /// This node's metrics (connections, errors, reply latency, bytes).
     node: Arc<NodeStats>,
@@ -66,22 +66,22 @@ pub struct Backend {
     in_flight: RefCell<VecDeque<InFlight>>,
     wake_writer: LocalWake,
     broken: Cell<bool>,
-    /// Fired by [`Backend::close`] to end the connection task.
+    /// Fired by [`NodeConn::close`] to end the connection task.
     closed: Notify,
-    /// Close once nothing is queued or in flight ([`Backend::close_when_idle`]).
+    /// Close once nothing is queued or in flight ([`NodeConn::close_when_idle`]).
     retiring: Cell<bool>,
     /// Where a [`Mode::Push`] connection sends its frames (the first request's sink).
     push_sink: RefCell<Option<Rc<dyn ReplySink>>>,
     dns: Rc<Dns>,
 }
 
-impl Backend {
+impl NodeConn {
     /// Creates the connection and starts its task on the current `LocalSet`.
     pub fn open(
         endpoint: Endpoint,
         protocol: Protocol,
         mode: Mode,
-        settings: BackendSettings,
+        connector: Arc<NodeConnector>,
         stats: Arc<WorkerStats>,
         dns: Rc<Dns>,
     ) -> Rc<Self> {
@@ -95,7 +95,7 @@ impl Backend {
             endpoint,
             protocol,
             mode,
-            settings,
+            connector,
             stats,
             queue: RefCell::default(),
             in_flight: RefCell::default(),
@@ -191,75 +191,31 @@ impl Backend {
     }
 
     async fn connect(&self) -> Result<Stream, Failure> {
-        let connect_failure = |reason: String| Failure::Connect {
+        let reason = match self
+            .connector
+            .open(&self.dns, &self.endpoint, self.protocol)
+            .await
+        {
+            Ok(stream) => {
+                debug!(node = %self.endpoint, protocol = ?self.protocol, "backend connected");
+                self.node.connection_opened();
+                self.connected.set(true);
+                return Ok(stream);
+            }
+            Err(ConnectError::ConnectTimeout) => "timed out".to_owned(),
+            Err(ConnectError::Connect(reason) | ConnectError::Handshake(reason)) => reason,
+            Err(ConnectError::Refused(text)) => format!("handshake refused: {text}"),
+            Err(ConnectError::HandshakeTimeout) => "handshake timed out".to_owned(),
+        };
+        Err(Failure::Connect {
             node: self.endpoint.clone(),
             reason,
-        };
-        let attempt =
-            crate::transport::connect(&self.dns, &self.endpoint, self.settings.tls.as_deref());
-        let mut stream = timeout(self.settings.connect_timeout, attempt)
-            .await
-            .map_err(|_| connect_failure("timed out".into()))?
-            .map_err(connect_failure)?;
-        // Replies must reach RESP3 clients untouched, so such a connection speaks RESP3;
-        // credentials (read from the config at connect time, so a reload rotates them)
-        // travel in the same handshake.
-        let command = match (self.protocol, &self.settings.auth) {
-            (Protocol::Resp3, Some(auth)) => Some(auth.hello3_command()),
-            (Protocol::Resp3, None) => Some(vec![&b"HELLO"[..], b"3"]),
-            (Protocol::Resp2, Some(auth)) => Some(auth.auth_command()),
-            (Protocol::Resp2, None) => None,
-        };
-        if let Some(command) = command {
-            let handshake = self.handshake(&mut stream, &command);
-            timeout(self.settings.reply_timeout, handshake)
-                .await
-                .map_err(|_| connect_failure("handshake timed out".into()))??;
-        }
-        debug!(node = %self.endpoint, protocol = ?self.protocol, "backend connected");
-        self.node.connection_opened();
-        self.connected.set(true);
-        Ok(stream)
-    }
-
-    /// Sends one command before the connection is shared and checks it did not fail.
-    async fn handshake(&self, stream: &mut Stream, command: &[&[u8]]) -> Result<(), Failure> {
-        let failure = |reason: String| Failure::Connect {
-            node: self.endpoint.clone(),
-            reason,
-        };
-        let mut out = BytesMut::new();
-        encode_command(&mut out, command);
-        stream
-            .write_all_flushed(&out)
-            .await
-            .map_err(|e| failure(e.to_string()))?;
-        let mut buf = BytesMut::with_capacity(1024);
-        let mut walker = self.walker();
-        loop {
-            if stream
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| failure(e.to_string()))?
-                == 0
-            {
-                return Err(failure("closed during handshake".into()));
-            }
-            match walker.walk(&buf) {
-                Ok(Some(w)) if matches!(w.kind, ReplyKind::Error | ReplyKind::BlobError) => {
-                    let text = String::from_utf8_lossy(&buf[..w.len]).trim().to_owned();
-                    return Err(failure(format!("handshake refused: {text}")));
-                }
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) => {}
-                Err(e) => return Err(failure(format!("handshake reply: {e}"))),
-            }
-        }
+        })
     }
 
     fn walker(&self) -> ReplyWalker {
-        ReplyWalker::new(self.settings.max_reply_depth)
-            .with_max_bulk_len(self.settings.max_bulk_len)
+        ReplyWalker::new(self.connector.max_reply_depth)
+            .with_max_bulk_len(self.connector.max_bulk_len)
     }
 
     async fn write_loop(&self, mut writer: WriteHalf) -> Failure {
@@ -341,9 +297,9 @@ impl Backend {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut walker = self.walker();
         // A single-use connection carries a command that may block on purpose, and a push
-        // connection waits for messages: only shared connections time replies out.
-        let timed = self.mode == Mode::Shared;
-        let reply_timeout = self.settings.reply_timeout;
+        // connection waits for messages: only shared and pinned connections time replies out.
+        let timed = matches!(self.mode, Mode::Shared | Mode::Pinned);
+        let reply_timeout = self.connector.reply_timeout;
         // One timer, checked lazily: it is reset only when it fires (at most once per
         // `reply_timeout` while busy), never per read. Re-arming a timer per read would
         // re-register it with the runtime's timer wheel each time, and an earlier deadline
@@ -470,7 +426,7 @@ impl Backend {
         }
         if !self.finished.get() {
             WorkerStats::bump(&self.stats.backend_errors);
-            self.node.record_error(BackendError::of(&failure));
+            self.node.record_error(failure.metric_kind());
         }
         debug!(node = %self.endpoint, failure = %failure.describe(), "backend connection failed");
         let in_flight: Vec<InFlight> = self.in_flight.borrow_mut().drain(..).collect();

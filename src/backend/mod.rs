@@ -1,6 +1,6 @@
 //! Connections from one worker thread to the cluster's nodes.
 //!
-//! Each worker owns a [`Pool`]: one multiplexed, pipelined [`conn::Backend`] per node and
+//! Each worker owns a [`Pool`]: one multiplexed, pipelined [`conn::NodeConn`] per node and
 //! protocol version, shared by all of that worker's clients. A session hands a
 //! [`Request`] to a backend; the backend writes requests in batches, matches replies in
 //! FIFO order and reports each one as an [`Outcome`] to the request's [`ReplySink`].
@@ -12,23 +12,24 @@ mod outcome;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
-pub use conn::Backend;
+pub use conn::NodeConn;
 pub use outcome::{Failure, Outcome, classify_reply};
 
+use crate::connector::NodeConnector;
 use crate::dns::Dns;
+use crate::endpoint::Endpoint;
+use crate::metrics::WorkerStats;
 use crate::resp::encode::Protocol;
-use crate::state::{ProxyState, WorkerStats};
-use crate::topology::Endpoint;
 
 /// Receives the outcome of a forwarded request. Implemented by the client session's reply queue.
 pub trait ReplySink {
     fn complete(&self, seq: u64, outcome: Outcome);
-    /// A frame from subscription connection `conn` ([`Backend::id`], [`Mode::Push`]):
+    /// A frame from subscription connection `conn` ([`NodeConn::id`], [`Mode::Push`]):
     /// a message or a (un)subscribe confirmation.
     fn push(&self, _conn: u64, _frame: Bytes) {}
     /// Subscription connection `conn` closed; its subscriptions are gone.
@@ -53,6 +54,10 @@ pub struct Request {
 pub enum Mode {
     /// Multiplexed: many requests, `backend-reply-timeout` applies.
     Shared,
+    /// Like [`Mode::Shared`] (many requests, `backend-reply-timeout`), but owned by one
+    /// client and never pooled: the connection a `WATCH` pins, whose state (the watched
+    /// keys) belongs to that client alone.
+    Pinned,
     /// One request that may block for as long as the command says (BLPOP, WAIT, ...):
     /// no reply timeout, and the connection closes after the reply.
     SingleUse,
@@ -61,39 +66,11 @@ pub enum Mode {
     Push,
 }
 
-/// Settings every backend connection of a worker uses.
-#[derive(Clone, Debug)]
-pub struct BackendSettings {
-    pub connect_timeout: Duration,
-    pub reply_timeout: Duration,
-    pub max_reply_depth: usize,
-    pub max_bulk_len: usize,
-    /// Sent on every new connection when the nodes require a password.
-    pub auth: Option<crate::control::Credentials>,
-    /// Speak TLS to the nodes (`backend-tls`).
-    pub tls: Option<Arc<crate::tls::Connector>>,
-}
-
-impl BackendSettings {
-    /// The settings in force now (they change on reload; each new connection takes them).
-    pub fn from_state(state: &ProxyState) -> Self {
-        let config = state.config();
-        Self {
-            connect_timeout: config.backend_connect_timeout,
-            reply_timeout: config.backend_reply_timeout,
-            max_reply_depth: config.max_reply_depth,
-            // Values stored through other clients may exceed our request limit; never
-            // refuse a reply a default Redis could send.
-            max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
-            auth: crate::control::Credentials::from_config(&config),
-            tls: state.tls.connector(),
-        }
-    }
-}
-
 /// A worker's connections, by node and protocol version.
 pub struct Pool {
-    state: Arc<ProxyState>,
+    /// How new connections are opened: the connector in force for this pool's backend
+    /// (replaced on reload; each new connection takes the current one).
+    connector: Arc<ArcSwap<NodeConnector>>,
     stats: Arc<WorkerStats>,
     dns: Rc<Dns>,
     backends: RefCell<FxHashMap<Endpoint, ByProtocol>>,
@@ -102,12 +79,12 @@ pub struct Pool {
 /// A node's connections: one per protocol version, opened on demand.
 #[derive(Default)]
 struct ByProtocol {
-    resp2: Option<Rc<Backend>>,
-    resp3: Option<Rc<Backend>>,
+    resp2: Option<Rc<NodeConn>>,
+    resp3: Option<Rc<NodeConn>>,
 }
 
 impl ByProtocol {
-    fn slot(&mut self, protocol: Protocol) -> &mut Option<Rc<Backend>> {
+    fn slot(&mut self, protocol: Protocol) -> &mut Option<Rc<NodeConn>> {
         match protocol {
             Protocol::Resp2 => &mut self.resp2,
             Protocol::Resp3 => &mut self.resp3,
@@ -116,9 +93,13 @@ impl ByProtocol {
 }
 
 impl Pool {
-    pub fn new(state: Arc<ProxyState>, stats: Arc<WorkerStats>, dns: Rc<Dns>) -> Self {
+    pub fn new(
+        connector: Arc<ArcSwap<NodeConnector>>,
+        stats: Arc<WorkerStats>,
+        dns: Rc<Dns>,
+    ) -> Self {
         Self {
-            state,
+            connector,
             stats,
             dns,
             backends: RefCell::default(),
@@ -128,7 +109,7 @@ impl Pool {
     /// The live connection to `endpoint` for `protocol`, opened on first use and reopened
     /// after it broke. Must be called inside the worker's `LocalSet`. The lookup borrows
     /// `endpoint`: cloning it would touch a shared reference count on every request.
-    pub fn get(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<Backend> {
+    pub fn get(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<NodeConn> {
         let mut backends = self.backends.borrow_mut();
         if let Some(by_protocol) = backends.get_mut(endpoint) {
             let slot = by_protocol.slot(protocol);
@@ -149,28 +130,29 @@ impl Pool {
     }
 
     /// A new connection outside the pool, owned by one client: for blocking commands
-    /// ([`Mode::SingleUse`]) and watched transactions ([`Mode::Shared`], pinned).
-    pub fn dedicated(&self, endpoint: &Endpoint, protocol: Protocol, mode: Mode) -> Rc<Backend> {
-        Backend::open(
+    /// ([`Mode::SingleUse`]), watched transactions ([`Mode::Pinned`]) and subscriptions
+    /// ([`Mode::Push`]).
+    pub fn dedicated(&self, endpoint: &Endpoint, protocol: Protocol, mode: Mode) -> Rc<NodeConn> {
+        NodeConn::open(
             endpoint.clone(),
             protocol,
             mode,
-            self.settings(),
+            self.connector(),
             self.stats.clone(),
             self.dns.clone(),
         )
     }
 
-    fn settings(&self) -> BackendSettings {
-        BackendSettings::from_state(&self.state)
+    fn connector(&self) -> Arc<NodeConnector> {
+        self.connector.load_full()
     }
 
-    fn open(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<Backend> {
-        Backend::open(
+    fn open(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<NodeConn> {
+        NodeConn::open(
             endpoint.clone(),
             protocol,
             Mode::Shared,
-            self.settings(),
+            self.connector(),
             self.stats.clone(),
             self.dns.clone(),
         )

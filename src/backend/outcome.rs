@@ -7,8 +7,9 @@
 
 use bytes::Bytes;
 
+use crate::endpoint::Endpoint;
+use crate::metrics::BackendError;
 use crate::resp::walk::ReplyKind;
-use crate::topology::Endpoint;
 
 /// Why a backend could not deliver a reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +25,16 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The metrics kind of this failure (`slotgate_backend_errors_total{kind}`).
+    pub fn metric_kind(&self) -> BackendError {
+        match self {
+            Failure::Connect { .. } => BackendError::Connect,
+            Failure::ReplyTimeout { .. } => BackendError::Timeout,
+            Failure::ConnectionLost { .. } => BackendError::Closed,
+            Failure::Protocol { .. } => BackendError::Protocol,
+        }
+    }
+
     pub fn node(&self) -> &Endpoint {
         match self {
             Failure::Connect { node, .. }

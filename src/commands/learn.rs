@@ -1,4 +1,5 @@
-//! Builds the command table from a backend's `COMMAND` reply.
+//! Learns the command table from a backend node: [`learn`] asks for `COMMAND` on a control
+//! connection, and the rest of this file builds the table from the reply.
 //!
 //! Input: the reply decoded as RESP2 by `redis-protocol` (control plane, not the hot path).
 //! Each entry is `[name, arity, flags, first, last, step, acl_categories, tips, key_specs,
@@ -10,6 +11,10 @@ use redis_protocol::resp2::types::OwnedFrame;
 
 use super::CommandTable;
 use super::spec::{BeginSearch, CommandFlags, CommandSpec, FindKeys, KeySpec, KeySpecFlags};
+use crate::connector::NodeConnector;
+use crate::control::{self, ControlError};
+use crate::dns::Dns;
+use crate::endpoint::Endpoint;
 
 /// The backend's `COMMAND` reply could not be turned into a command table. The backend is at
 /// fault (or speaks a dialect this version does not know); asking another node may help,
@@ -27,6 +32,27 @@ pub enum CommandTableError {
         /// What was expected there.
         expected: &'static str,
     },
+}
+
+/// Why learning the command table from a node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LearnError {
+    /// The node could not be asked (connection, timeout, error reply): ask again later.
+    #[error(transparent)]
+    Request(#[from] ControlError),
+    /// The node answered with a reply that is not a usable table.
+    #[error(transparent)]
+    Reply(#[from] CommandTableError),
+}
+
+/// Asks `endpoint` for `COMMAND` and builds the table from its reply.
+pub(super) async fn learn(
+    dns: &Dns,
+    endpoint: &Endpoint,
+    connector: &NodeConnector,
+) -> Result<CommandTable, LearnError> {
+    let reply = control::request(dns, endpoint, &[b"COMMAND"], connector).await?;
+    Ok(CommandTable::from_command_reply(&reply)?)
 }
 
 fn unexpected(at: &str, expected: &'static str) -> CommandTableError {

@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 
 use crate::resp::ArgView;
 
-pub use learn::CommandTableError;
+pub use learn::{CommandTableError, LearnError};
 pub use spec::{BeginSearch, CommandFlags, CommandSpec, FindKeys, KeyError, KeySpec, KeySpecFlags};
 
 /// Every command the proxy knows, keyed by lowercase name.
@@ -43,6 +43,15 @@ impl CommandTable {
     /// with its arity, flags, ACL categories, key specs and subcommands.
     pub fn builtin() -> CommandTable {
         builtin::table()
+    }
+
+    /// Learns the table from `endpoint`'s `COMMAND` reply, over a control connection.
+    pub async fn learn(
+        dns: &crate::dns::Dns,
+        endpoint: &crate::endpoint::Endpoint,
+        connector: &crate::connector::NodeConnector,
+    ) -> Result<CommandTable, LearnError> {
+        learn::learn(dns, endpoint, connector).await
     }
 
     /// Builds the table from a backend's `COMMAND` reply decoded as RESP2. Redis 7 entries

@@ -18,12 +18,12 @@ mod tls;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
+use super::HostPort;
+use super::Secret;
 use super::cli::Cli;
 use super::error::{Origin, Problem};
-use super::hostport::HostPort;
 use super::keys::{self, Key};
 use super::raw::{RawConfig, Scalar};
-use super::secret::Secret;
 use super::units::{self, GB, MB};
 use super::{Config, LogFormat};
 use crate::acl::{self, PasswordHash, User};

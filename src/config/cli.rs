@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::secret::Secret;
+use super::Secret;
 
 /// slotgate: a cluster-aware Redis proxy.
 ///

@@ -23,11 +23,9 @@
 mod build;
 mod cli;
 mod error;
-mod hostport;
 pub mod keys;
 mod output_limit;
 mod raw;
-mod secret;
 pub mod units;
 
 use std::net::SocketAddr;
@@ -35,12 +33,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use crate::endpoint::{HostPort, HostPortError};
+pub use crate::secret::Secret;
 pub use cli::Cli;
 pub use error::{ConfigError, Origin, Problem};
-pub use hostport::{HostPort, HostPortError};
 pub use keys::Key;
 pub use output_limit::{OutputBufferLimits, OutputLimit};
-pub use secret::Secret;
 
 use crate::acl::{PasswordHash, User};
 

@@ -11,9 +11,9 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use super::Secret;
 use super::error::ConfigError;
 use super::keys;
-use super::secret::Secret;
 
 /// One TOML document; every key optional, spelled as in [`super::keys`].
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -942,7 +942,7 @@ fn users_from_the_array_and_the_file() {
     let names: Vec<&str> = config.users.iter().map(|u| u.name()).collect();
     assert_eq!(names, ["alice", "ci", "default", "bob"]);
     assert_eq!(config.users_file, Some(file.clone().into()));
-    let users = crate::acl::Users::from_config(&config).unwrap();
+    let users = crate::acl::Users::from_config(&config.users, config.requirepass).unwrap();
     assert!(users.authenticate(Some(b"bob"), b"password").is_ok());
     assert!(users.authenticate(Some(b"alice"), b"a").is_ok());
     // The default user's line started from requirepass.

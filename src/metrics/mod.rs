@@ -8,7 +8,7 @@
 //!  (one per worker, one writer each)             │
 //!        └──────────────┬────────────────────────┘
 //!                       ▼  summed over workers at scrape time
-//!              collector::StateCollector  (a prometheus-client Collector)
+//!              admin::metrics::StateCollector  (a prometheus-client Collector)
 //!                       ▼
 //!              admin listener GET /metrics  (OpenMetrics text, `slotgate_` prefix)
 //! ```
@@ -18,17 +18,17 @@
 //! label is `node`, bounded by the cluster's size (entries of nodes that left the slot map
 //! are dropped once no connection holds them). `docs/operations.md` lists every metric.
 
-pub mod collector;
 pub mod command;
 pub mod histogram;
+mod stats;
 pub mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use collector::{CONTENT_TYPE, registry, render};
 pub use command::{CommandId, CommandOutcome, Family, command_id, command_id_ignore_case};
 pub use histogram::{Histogram, HistogramSnapshot};
+pub use stats::WorkerStats;
 pub use worker::{BackendError, NodeStats, WorkerMetrics};
 
 /// Counters written from anywhere (the refresher, DNS lookups on any thread, reloads):

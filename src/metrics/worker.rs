@@ -1,7 +1,7 @@
 //! Metrics one worker thread records: per command, per command family, per backend node.
 //!
 //! Every field is a relaxed atomic written by its worker thread only (a load and a store,
-//! no locked read-modify-write) and read by the scrape collector ([`super::collector`]) on
+//! no locked read-modify-write) and read by the scrape collector (`admin::metrics`) on
 //! the admin thread, which sums over workers. Arrays are sized by the bounded label sets
 //! ([`CommandId`], [`Family`], [`CommandOutcome`], [`BackendError`]), so recording indexes
 //! an array: no allocation, no lock, no hashing.
@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use super::command::{CommandId, CommandOutcome, Family};
 use super::histogram::{Histogram, add_single_writer};
-use crate::backend::Failure;
-use crate::topology::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// Why a backend connection failed: the `kind` label of `slotgate_backend_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -50,19 +49,9 @@ impl BackendError {
             BackendError::Protocol => "protocol",
         }
     }
-
-    /// The kind of a backend [`Failure`].
-    pub fn of(failure: &Failure) -> BackendError {
-        match failure {
-            Failure::Connect { .. } => BackendError::Connect,
-            Failure::ReplyTimeout { .. } => BackendError::Timeout,
-            Failure::ConnectionLost { .. } => BackendError::Closed,
-            Failure::Protocol { .. } => BackendError::Protocol,
-        }
-    }
 }
 
-/// One worker's metrics; lives in [`crate::state::WorkerStats::metrics`].
+/// One worker's metrics; lives in [`crate::metrics::WorkerStats::metrics`].
 #[derive(Debug)]
 pub struct WorkerMetrics {
     /// `[command][outcome]` call counts.

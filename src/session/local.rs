@@ -14,12 +14,13 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use crate::clients::{ClientEntry, ClientLine};
-use crate::metrics::{CommandId, CommandOutcome};
+use crate::metrics::{CommandId, CommandOutcome, WorkerStats};
 use crate::resp::ArgView;
 use crate::resp::encode::{self, Protocol};
 use crate::router::Local;
 use crate::slot::key_slot;
-use crate::state::{ProxyState, WorkerStats};
+use crate::state::ProxyState;
+use crate::upstream::Upstream;
 
 /// The Redis version slotgate claims in `HELLO` and `INFO`: the command set it serves.
 pub const COMPAT_REDIS_VERSION: &str = "7.0.0";
@@ -52,6 +53,7 @@ pub fn execute(
     args: &ArgView<'_>,
     client: &mut ClientState,
     state: &ProxyState,
+    upstream: &Upstream,
     out: &mut BytesMut,
 ) -> After {
     let proto = client.protocol;
@@ -88,7 +90,7 @@ pub fn execute(
             super::config_get::config_get(&patterns, &state.config(), proto, out);
         }
         Local::Client => return client_command(args, client, state, out),
-        Local::Info => info(args, client, state, out),
+        Local::Info => info(args, client, state, upstream, out),
         Local::Cluster => cluster(args, state, out, proto),
     }
     After::Continue
@@ -573,8 +575,14 @@ pub fn slowlog(args: &ArgView<'_>, state: &ProxyState, out: &mut BytesMut) {
 /// replication, commandstats, cluster) and slotgate's own (proxy, topology); there is no
 /// keyspace section, since slotgate holds no keys. `commandstats` is only in `all`,
 /// `everything` or when named, as in Redis.
-fn info(args: &ArgView<'_>, client: &ClientState, state: &ProxyState, out: &mut BytesMut) {
-    let text = info_text(args, state);
+fn info(
+    args: &ArgView<'_>,
+    client: &ClientState,
+    state: &ProxyState,
+    upstream: &Upstream,
+    out: &mut BytesMut,
+) {
+    let text = info_text(args, state, upstream);
     encode::text(out, text.trim_end().as_bytes(), client.protocol);
 }
 
@@ -588,7 +596,9 @@ pub fn info_wants_keyspace(args: &ArgView<'_>) -> bool {
         })
 }
 
-pub fn info_text(args: &ArgView<'_>, state: &ProxyState) -> String {
+/// The `INFO` text: process-wide sections from `state`, the topology ones from the
+/// session's `upstream`.
+pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) -> String {
     use std::fmt::Write;
     use std::sync::atomic::Ordering;
 
@@ -621,7 +631,7 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState) -> String {
             std::process::id(),
             state.node_id,
             config.listen.port(),
-            crate::state::unix_ms() * 1000,
+            crate::clock::unix_ms() * 1000,
             uptime / 86_400,
             config.threads,
             config
@@ -674,13 +684,13 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState) -> String {
     if want("replication") {
         text.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     }
-    let topo = state.topology.load();
+    let topo = upstream.topology.load();
     if want("proxy") {
         let _ = write!(
             text,
             "# Proxy\r\nthreads:{}\r\nready:{}\r\nreadiness:{}\r\ndraining:{}\r\nslot_map_generation:{}\r\nslot_map_epoch:{}\r\nlast_refresh_unix_ms:{}\r\nslots_covered:{}\r\nshards:{}\r\ncommands_local:{}\r\ncommands_rejected:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries:{}\r\nbackend_errors:{}\r\nprotocol_errors:{}\r\ncommand_table_size:{}\r\nconfig_reloads:{}\r\nconfig_reloads_failed:{}\r\n\r\n",
             config.threads,
-            u8::from(state.ready.load(Ordering::Relaxed)),
+            u8::from(upstream.ready.load(Ordering::Relaxed)),
             match state.readiness() {
                 crate::state::Readiness::Starting => "starting",
                 crate::state::Readiness::Draining => "draining",
@@ -690,7 +700,7 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState) -> String {
             u8::from(state.is_draining()),
             topo.generation,
             topo.epoch,
-            state.last_refresh_unix_ms.load(Ordering::Relaxed),
+            upstream.last_refresh_unix_ms.load(Ordering::Relaxed),
             topo.covered_slots(),
             topo.shards().len(),
             total(|w| &w.commands_local),
@@ -700,7 +710,7 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState) -> String {
             total(|w| &w.retries),
             total(|w| &w.backend_errors),
             total(|w| &w.protocol_errors),
-            state.commands.load().len(),
+            upstream.commands.load().len(),
             state.metrics.reloads(true),
             state.metrics.reloads(false),
         );

@@ -9,7 +9,6 @@
 
 mod config_get;
 mod local;
-pub mod merge;
 mod pubsub;
 pub mod queue;
 pub mod scan_cursor;
@@ -30,16 +29,16 @@ use local::After;
 pub use local::{COMPAT_REDIS_VERSION, ClientState};
 use queue::{Channel, Entry, EntryState, ReplyQueue, Target};
 
-use crate::backend::{Backend, Failure, Mode, Outcome, ReplySink, Request};
+use crate::backend::{Failure, Mode, NodeConn, Outcome, ReplySink, Request};
 use crate::config::OutputLimit;
-use crate::metrics::CommandOutcome;
+use crate::endpoint::Endpoint;
+use crate::metrics::{CommandOutcome, WorkerStats};
 use crate::resp::ArgView;
 use crate::resp::encode;
 use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
 use crate::router::{Local, Route, route_with_id};
-use crate::state::WorkerStats;
-use crate::topology::Endpoint;
 use crate::transport::Stream;
+use crate::upstream::{self, Use, WorkerUpstream};
 use crate::worker::Worker;
 
 /// While draining, a client with nothing pending is closed after this long without a byte.
@@ -57,7 +56,15 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Serves one client until it disconnects, sends QUIT or breaks the protocol.
-pub async fn serve(mut stream: Stream, peer: SocketAddr, worker: Rc<Worker>, id: u64) {
+/// `upstream` is the backend of the listener the client connected to: every request of
+/// this session is served there.
+pub async fn serve(
+    mut stream: Stream,
+    peer: SocketAddr,
+    worker: Rc<Worker>,
+    upstream: Rc<WorkerUpstream>,
+    id: u64,
+) {
     let _ = stream.tcp().set_nodelay(true);
     let local = stream.tcp().local_addr().unwrap_or(peer);
     let config = worker.state.config();
@@ -100,6 +107,7 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, worker: Rc<Worker>, id:
         read_hint: MIN_READ,
         over_soft_limit_since: None,
         worker,
+        up: upstream,
     };
     if let Err(e) = session.run(&mut stream).await {
         debug!(client = id, %peer, error = %e, "client connection ended with an error");
@@ -128,6 +136,9 @@ impl Drop for Session {
 
 struct Session {
     worker: Rc<Worker>,
+    /// This worker's side of the session's upstream: its topology, command table and
+    /// connections. Every request resolves its node through it.
+    up: Rc<WorkerUpstream>,
     queue: Rc<ReplyQueue>,
     client: ClientState,
     scanner: RequestScanner,
@@ -149,7 +160,7 @@ struct Session {
     /// Subscription connections and what they carry.
     subs: pubsub::Subscriptions,
     /// Single-use connections of blocking commands still running.
-    dedicated: RefCell<Vec<Rc<Backend>>>,
+    dedicated: RefCell<Vec<Rc<NodeConn>>>,
     /// This client in the process-wide registry (`CLIENT LIST`).
     me: Option<std::sync::Arc<crate::clients::ClientEntry>>,
     /// The read buffer holds requests not yet dispatched for want of room in flight.
@@ -352,9 +363,7 @@ impl Session {
     fn handle(&mut self, frame: Bytes, read_at: Instant) {
         WorkerStats::bump(&self.worker.stats.commands);
         let args = ArgView::new(&frame, &self.args);
-        let (route, command) = self
-            .worker
-            .with_commands(|table| route_with_id(table, &args));
+        let (route, command, intent) = self.up.with_commands(|table| route_with_id(table, &args));
         self.queue.stamp(command, read_at);
         let route = match self.access(route, &args) {
             Ok(route) => route,
@@ -398,8 +407,8 @@ impl Session {
             Route::Local(Local::Info) if local::info_wants_keyspace(&args) => {
                 // slotgate's sections, then the keyspace summed over every primary.
                 WorkerStats::bump(&self.worker.stats.commands_local);
-                let text = local::info_text(&args, &self.worker.state);
-                let merge = merge::Merge::InfoWithKeyspace {
+                let text = local::info_text(&args, &self.worker.state, &self.up.upstream);
+                let merge = crate::router::Merge::InfoWithKeyspace {
                     local: Bytes::from(text),
                 };
                 let mut request = BytesMut::new();
@@ -417,8 +426,14 @@ impl Session {
                     self.subs.close_all();
                 }
                 let mut out = BytesMut::new();
-                let after =
-                    local::execute(cmd, &args, &mut self.client, &self.worker.state, &mut out);
+                let after = local::execute(
+                    cmd,
+                    &args,
+                    &mut self.client,
+                    &self.worker.state,
+                    &self.up.upstream,
+                    &mut out,
+                );
                 if after == After::Close {
                     self.reading = false;
                 }
@@ -441,9 +456,9 @@ impl Session {
                     if sub.eq_ignore_ascii_case(b"load")
                         && let Some(body) = args.get(2)
                     {
-                        self.worker.state.scripts.remember(body);
+                        self.up.upstream.scripts.remember(body);
                     } else if sub.eq_ignore_ascii_case(b"flush") {
-                        self.worker.state.scripts.clear();
+                        self.up.upstream.scripts.clear();
                     }
                 }
                 return self.fanout(frame, merge);
@@ -467,7 +482,9 @@ impl Session {
         if let Target::Slot(slot) = target {
             self.last_slot = Some(slot);
         }
-        let seq = self.queue.push(Entry::forwarded(frame, target));
+        let mut entry = Entry::forwarded(frame, target);
+        entry.intent = intent;
+        let seq = self.queue.push(entry);
         self.dispatch(seq, None);
     }
 
@@ -509,7 +526,7 @@ impl Session {
         if matches!(route, Route::Error(_)) && !debug {
             // Unknown commands and arity errors come before authentication; slotgate's own
             // refusals (CROSSSLOT, CONFIG SET, ...) come after it, like a command's failure.
-            let well_formed = self.worker.with_commands(|table| {
+            let well_formed = self.up.with_commands(|table| {
                 table
                     .lookup(args)
                     .is_some_and(|spec| spec.arity_ok(args.len()))
@@ -528,7 +545,12 @@ impl Session {
         {
             let config = self.worker.state.config();
             let lower = name.to_ascii_lowercase();
-            if let Some(refusal) = crate::acl::dangerous_refusal(&lower, args.get(1), &config) {
+            if let Some(refusal) = crate::acl::dangerous_refusal(
+                &lower,
+                args.get(1),
+                config.enable_flush_commands,
+                config.enable_debug_command,
+            ) {
                 return Err(refusal.to_owned());
             }
         }
@@ -537,7 +559,7 @@ impl Session {
         if user.is_unrestricted() {
             return Ok(route);
         }
-        let denied = self.worker.with_commands(|table| {
+        let denied = self.up.with_commands(|table| {
             let spec = table.lookup(args)?;
             let mut keys = self.key_scratch.borrow_mut();
             keys.clear();
@@ -571,46 +593,39 @@ impl Session {
     /// `redirect` when following a `MOVED`/`ASK` (with `ASKING` first for the latter).
     fn dispatch(&self, seq: u64, redirect: Option<(Endpoint, bool)>) {
         let attempt = self.queue.update(seq, |e| {
-            Some((e.frame.clone()?, e.target.clone(), e.channel, e.swallow))
+            Some((e.frame.clone()?, e.target, e.intent, e.channel, e.swallow))
         });
-        let Some(Some((frame, target, channel, swallow))) = attempt else {
+        let Some(Some((frame, target, intent, channel, swallow))) = attempt else {
             return;
         };
+        let asking = redirect.as_ref().is_some_and(|&(_, asking)| asking);
+        let to = match &redirect {
+            Some((node, _)) => upstream::Target::Node(node),
+            None => match target {
+                Target::Slot(slot) => upstream::Target::Slot(slot),
+                Target::AnyPrimary => upstream::Target::AnyShard,
+            },
+        };
         let protocol = self.client.protocol;
-        let pool = &self.worker.pool;
-        let open = |endpoint: &Endpoint| match channel {
-            Channel::Shared => Some(pool.get(endpoint, protocol)),
+        let conn = match channel {
+            Channel::Shared => self.up.resolve(to, intent, Use::Shared, protocol),
             Channel::Dedicated => {
-                let backend = pool.dedicated(endpoint, protocol, Mode::SingleUse);
-                let mut dedicated = self.dedicated.borrow_mut();
-                dedicated.retain(|b| !b.is_broken());
-                dedicated.push(backend.clone());
-                Some(backend)
+                let conn = self
+                    .up
+                    .resolve(to, intent, Use::Own(Mode::SingleUse), protocol);
+                if let Some(conn) = &conn {
+                    let mut dedicated = self.dedicated.borrow_mut();
+                    dedicated.retain(|b| !b.is_broken());
+                    dedicated.push(conn.clone());
+                }
+                conn
             }
+            // The watch lives on that connection: it serves the request wherever it goes.
             Channel::Pinned => self.pinned.as_ref().map(|p| p.backend.clone()),
         };
-        let (backend, asking) = match redirect {
-            Some((node, asking)) => (open(&node), asking),
-            None => {
-                let backend = self.worker.with_topology(|topo| {
-                    let shard = match target {
-                        Target::Slot(slot) => topo.shard_index(slot)?,
-                        Target::AnyPrimary if topo.shards().is_empty() => return None,
-                        Target::AnyPrimary => self.worker.pick_primary(topo.shards().len()),
-                    };
-                    match channel {
-                        // The hot path: a cached handle, no hashing, no reference counts
-                        // shared with other threads.
-                        Channel::Shared => Some(self.worker.shared_backend(topo, shard, protocol)),
-                        _ => open(&topo.shards()[shard].primary.endpoint),
-                    }
-                });
-                (backend, false)
-            }
-        };
         let sink: Rc<dyn ReplySink> = self.queue.clone();
-        match backend {
-            Some(backend) => backend.send(Request {
+        match conn {
+            Some(conn) => conn.send(Request {
                 sink,
                 seq,
                 frame,
@@ -619,7 +634,7 @@ impl Session {
             }),
             None => {
                 // No node serves this slot in the current map: wait for a better one.
-                self.worker.state.request_refresh();
+                self.up.upstream.request_refresh();
                 sink.complete(
                     seq,
                     Outcome::NotNow(Bytes::from_static(b"-CLUSTERDOWN Hash slot not served\r\n")),
@@ -643,7 +658,7 @@ impl Session {
 
     fn settle(&self, seq: u64, outcome: Outcome) {
         let stats = &self.worker.stats;
-        let state = &self.worker.state;
+        let upstream = &self.up.upstream;
         let pinned = self.queue.update(seq, |e| e.channel == Channel::Pinned) == Some(true);
         if pinned
             && !matches!(
@@ -664,7 +679,7 @@ impl Session {
             Outcome::Reply(reply) => self.finish(seq, reply),
             Outcome::Moved { slot, to } => {
                 WorkerStats::bump(&stats.redirects_moved);
-                state.request_refresh();
+                upstream.request_refresh();
                 self.redirect(seq, slot, to, false);
             }
             Outcome::Ask { slot, to } => {
@@ -674,7 +689,7 @@ impl Session {
             Outcome::NotNow(error) => self.retry_or_fail(seq, error),
             Outcome::NoScript(error) => self.load_script_and_retry(seq, error),
             Outcome::NotSent(failure) => {
-                state.request_refresh();
+                upstream.request_refresh();
                 let error = failure_reply(&failure, false);
                 self.retry_or_fail(seq, error);
             }
@@ -696,7 +711,7 @@ impl Session {
                     return None;
                 }
                 let sha = evalsha_sha(frame)?;
-                self.worker.state.scripts.get(&sha)
+                self.up.upstream.scripts.get(&sha)
             })
             .flatten();
         let Some(body) = body else {

@@ -22,12 +22,14 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Session;
-use super::merge::{elements, integer};
-use crate::backend::{Backend, Mode, ReplySink, Request};
+use crate::backend::{Mode, NodeConn, ReplySink, Request};
+use crate::endpoint::Endpoint;
 use crate::resp::ArgView;
 use crate::resp::encode::{self, Protocol, encode_command};
-use crate::router::PubSubCommand;
+use crate::router::merge::{elements, integer};
+use crate::router::{PubSubCommand, ReadIntent};
 use crate::slot::key_slot;
+use crate::upstream::{self, Use};
 
 /// Delay before subscribing again after a subscription connection was lost, so the slot
 /// map has a chance to show the new owner.
@@ -35,7 +37,7 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(100);
 
 /// A connection for shard channels of one node.
 struct ShardConn {
-    backend: Rc<Backend>,
+    backend: Rc<NodeConn>,
     channels: HashSet<Bytes>,
     /// Channel lists of SSUBSCRIBEs sent and not yet fully confirmed, oldest first: an
     /// error frame (MOVED) answers the oldest.
@@ -45,7 +47,7 @@ struct ShardConn {
 /// Everything a subscribing client has.
 #[derive(Default)]
 pub struct Subscriptions {
-    global: Option<Rc<Backend>>,
+    global: Option<Rc<NodeConn>>,
     channels: HashSet<Bytes>,
     patterns: HashSet<Bytes>,
     shards: Vec<ShardConn>,
@@ -153,37 +155,30 @@ impl Session {
     }
 
     /// The connection for global channels, if open.
-    pub(super) fn subs_global(&self) -> Option<Rc<Backend>> {
+    pub(super) fn subs_global(&self) -> Option<Rc<NodeConn>> {
         self.subs.global.clone()
     }
 
     /// The connection for global channels, opened on first use.
-    fn global_conn(&mut self) -> Option<Rc<Backend>> {
+    fn global_conn(&mut self) -> Option<Rc<NodeConn>> {
         if let Some(global) = &self.subs.global {
             return Some(global.clone());
         }
-        let endpoint = self.worker.with_topology(|t| {
-            let shards = t.shards();
-            (!shards.is_empty()).then(|| {
-                shards[self.worker.pick_primary(shards.len())]
-                    .primary
-                    .endpoint
-                    .clone()
-            })
-        });
-        let Some(endpoint) = endpoint else {
+        let backend = self.up.resolve(
+            upstream::Target::AnyShard,
+            ReadIntent::Primary,
+            Use::Own(Mode::Push),
+            self.client.protocol,
+        );
+        let Some(backend) = backend else {
             self.reply_error("CLUSTERDOWN slotgate has no slot map yet");
             return None;
         };
-        let backend = self
-            .worker
-            .pool
-            .dedicated(&endpoint, self.client.protocol, Mode::Push);
         self.subs.global = Some(backend.clone());
         Some(backend)
     }
 
-    pub(super) fn send_push(&self, backend: &Rc<Backend>, frame: Bytes) {
+    pub(super) fn send_push(&self, backend: &Rc<NodeConn>, frame: Bytes) {
         let sink: Rc<dyn ReplySink> = self.queue.clone();
         backend.send(Request {
             sink,
@@ -210,12 +205,23 @@ impl Session {
 
     /// Sends SSUBSCRIBE for `channels` (all of `slot`) to the slot owner's shard connection.
     fn ssubscribe(&mut self, slot: u16, frame: Bytes, channels: Vec<Bytes>, hide: bool) {
-        let endpoint = self
-            .worker
-            .with_topology(|t| t.primary_for(slot).map(|n| n.endpoint.clone()));
-        let Some(endpoint) = endpoint else {
+        // One connection per node carries every shard channel this client has there.
+        let shards = &self.subs.shards;
+        let existing = |endpoint: &Endpoint| {
+            shards
+                .iter()
+                .find(|s| s.backend.endpoint() == endpoint && !s.backend.is_broken())
+                .map(|s| s.backend.clone())
+        };
+        let backend = self.up.resolve(
+            upstream::Target::Slot(slot),
+            ReadIntent::Primary,
+            Use::Reuse(Mode::Push, &existing),
+            self.client.protocol,
+        );
+        let Some(backend) = backend else {
             // Nobody serves the slot right now: try again once the map is better.
-            self.worker.state.request_refresh();
+            self.up.upstream.request_refresh();
             self.subs
                 .orphans
                 .extend(channels.into_iter().map(|c| (c, hide)));
@@ -224,18 +230,9 @@ impl Session {
                 .get_or_insert(Instant::now() + RESUBSCRIBE_DELAY);
             return;
         };
-        let index = match self
-            .subs
-            .shards
-            .iter()
-            .position(|s| s.backend.endpoint() == &endpoint && !s.backend.is_broken())
-        {
+        let index = match shards.iter().position(|s| Rc::ptr_eq(&s.backend, &backend)) {
             Some(index) => index,
             None => {
-                let backend =
-                    self.worker
-                        .pool
-                        .dedicated(&endpoint, self.client.protocol, Mode::Push);
                 self.subs.shards.push(ShardConn {
                     backend,
                     channels: HashSet::new(),
@@ -261,7 +258,7 @@ impl Session {
         }
         let Some(slot) = slot else {
             // Leave every shard channel: each connection confirms its own.
-            let conns: Vec<Rc<Backend>> =
+            let conns: Vec<Rc<NodeConn>> =
                 self.subs.shards.iter().map(|s| s.backend.clone()).collect();
             for backend in conns {
                 self.subs.leaving_all.insert(backend.id());
@@ -405,7 +402,7 @@ impl Session {
                 client = self.client.id,
                 "a node dropped a shard channel; subscribing again"
             );
-            self.worker.state.request_refresh();
+            self.up.upstream.request_refresh();
             self.subs.orphans.push((channel, true));
             self.subs
                 .resubscribe_at
@@ -431,7 +428,7 @@ impl Session {
             return !hide;
         }
         self.subs.hidden.retain(|(_, c)| !channels.contains(c));
-        self.worker.state.request_refresh();
+        self.up.upstream.request_refresh();
         self.subs
             .orphans
             .extend(channels.into_iter().map(|c| (c, hide)));
@@ -483,7 +480,7 @@ impl Session {
                     .orphans
                     .extend(channels.into_iter().map(|c| (c, hide)));
             }
-            self.worker.state.request_refresh();
+            self.up.upstream.request_refresh();
             self.subs
                 .resubscribe_at
                 .get_or_insert(Instant::now() + RESUBSCRIBE_DELAY);

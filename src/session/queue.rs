@@ -12,14 +12,15 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::merge::{Merge, merge};
 use crate::backend::{Outcome, ReplySink};
+use crate::endpoint::Endpoint;
 use crate::metrics::{CommandId, CommandOutcome};
 use crate::resp::encode::Protocol;
-use crate::topology::Endpoint;
+use crate::router::ReadIntent;
+use crate::router::merge::{Merge, merge};
 
 /// Where a forwarded request goes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Target {
     /// The primary of this slot, looked up in the current map at each attempt.
     Slot(u16),
@@ -88,6 +89,8 @@ pub struct Entry {
     /// The node an ASK redirect points to, for the next attempt only.
     pub ask: Option<Endpoint>,
     pub channel: Channel,
+    /// Which node of the target's shard may serve it (from the command's flags).
+    pub intent: ReadIntent,
     /// Commands in `frame` before the one that answers (see `backend::Request::swallow`).
     pub swallow: u32,
     /// The command's metrics label, and when its request was read (end-to-end latency).
@@ -113,6 +116,7 @@ impl Entry {
             retries: 0,
             ask: None,
             channel: Channel::Shared,
+            intent: ReadIntent::Primary,
             swallow: 0,
             command: CommandId::OTHER,
             started: None,
@@ -153,6 +157,7 @@ impl Entry {
             retries: 0,
             ask: None,
             channel: Channel::Shared,
+            intent: ReadIntent::Primary,
             swallow: 0,
             command: CommandId::OTHER,
             started: None,

@@ -65,7 +65,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::resp::encode as wire;
-use crate::session::merge::elements;
+use crate::router::merge::elements;
 use crate::slot::SLOT_COUNT;
 
 /// Bits of the client cursor holding the node's own cursor.

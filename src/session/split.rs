@@ -9,11 +9,11 @@
 use bytes::{Bytes, BytesMut};
 
 use super::Session;
-use super::merge::Merge;
 use super::queue::{Entry, Role, Target};
 use super::scan_cursor;
 use crate::resp::ArgView;
 use crate::resp::encode::encode_command;
+use crate::router::Merge;
 use crate::router::SplitKind;
 use crate::slot::key_slot;
 
@@ -83,7 +83,7 @@ impl Session {
 
     /// Sends the same request to every primary and merges their replies.
     pub(super) fn fanout(&self, frame: Bytes, merge: Merge) {
-        let first_slots = self.worker.with_topology(|t| t.first_slots());
+        let first_slots = self.up.with_topology(|t| t.first_slots());
         if first_slots.is_empty() {
             return self.reply_error("CLUSTERDOWN slotgate has no slot map yet");
         }
@@ -108,13 +108,13 @@ impl Session {
         else {
             return self.reply_error("ERR invalid cursor");
         };
-        let first_slots = self.worker.with_topology(|t| t.first_slots());
+        let first_slots = self.up.with_topology(|t| t.first_slots());
         let (slot, node_cursor) = match (cursor, first_slots.first()) {
             (_, None) => return self.reply_error("CLUSTERDOWN slotgate has no slot map yet"),
             (0, Some(&(first, _))) => (first, 0),
             (cursor, Some(_)) => scan_cursor::decode(cursor),
         };
-        let owner = self.worker.with_topology(|t| t.shard_index(slot));
+        let owner = self.up.with_topology(|t| t.shard_index(slot));
         let Some(position) =
             owner.and_then(|owner| first_slots.iter().position(|&(_, s)| s == owner))
         else {

@@ -17,12 +17,13 @@ use bytes::{Bytes, BytesMut};
 
 use super::Session;
 use super::queue::{Channel, Entry, Target};
-use crate::backend::{Backend, Mode, Outcome};
+use crate::backend::{Mode, NodeConn, Outcome};
+use crate::metrics::WorkerStats;
 use crate::resp::ArgView;
 use crate::resp::encode::{self, encode_command};
-use crate::router::{CROSSSLOT, Local, Route, TxCommand};
+use crate::router::{CROSSSLOT, Local, ReadIntent, Route, TxCommand};
 use crate::slot::key_slot;
-use crate::state::WorkerStats;
+use crate::upstream::{self, Use};
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
@@ -37,7 +38,7 @@ pub struct Transaction {
 
 /// The connection WATCH pinned, and the slot it watches.
 pub struct Pinned {
-    pub backend: std::rc::Rc<Backend>,
+    pub backend: std::rc::Rc<NodeConn>,
     pub slot: u16,
 }
 
@@ -102,16 +103,16 @@ impl Session {
             return self.reply_error(CROSSSLOT);
         }
         if self.pinned.is_none() {
-            let endpoint = self
-                .worker
-                .with_topology(|t| t.primary_for(slot).map(|n| n.endpoint.clone()));
-            let Some(endpoint) = endpoint else {
+            // Everything about a transaction runs on the primary.
+            let backend = self.up.resolve(
+                upstream::Target::Slot(slot),
+                ReadIntent::Primary,
+                Use::Own(Mode::Pinned),
+                self.client.protocol,
+            );
+            let Some(backend) = backend else {
                 return self.reply_error("CLUSTERDOWN Hash slot not served");
             };
-            let backend = self
-                .worker
-                .pool
-                .dedicated(&endpoint, self.client.protocol, Mode::Shared);
             self.pinned = Some(Pinned { backend, slot });
         }
         let mut entry = Entry::forwarded(frame, Target::Slot(slot));
@@ -148,6 +149,7 @@ impl Session {
                     &args,
                     &mut self.client,
                     &self.worker.state,
+                    &self.up.upstream,
                     &mut out,
                 );
                 self.reading = false;

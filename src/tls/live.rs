@@ -1,7 +1,7 @@
 //! The TLS objects in force: built from the config at start, rebuilt when a reload
 //! brings different certificates, keys or CA bundles.
 //!
-//! The accept loops and backend connections load them per new connection (lock-free
+//! The accept loops and node connections load them per new connection (lock-free
 //! `ArcSwapOption`), so a rotated certificate applies to the next handshake while
 //! established connections keep the session they negotiated.
 
@@ -11,51 +11,55 @@ use arc_swap::ArcSwapOption;
 use tokio_rustls::TlsAcceptor;
 
 use super::{BackendTls, Connector, ListenerTls, acceptor};
-use crate::config::Config;
 
-/// The acceptor of the TLS listener and the connector toward the nodes, if configured.
+/// The acceptor of a TLS listener, if it has one (`tls-port`).
 #[derive(Default)]
-pub struct LiveTls {
-    acceptor: ArcSwapOption<TlsAcceptor>,
-    connector: ArcSwapOption<Connector>,
-}
+pub struct LiveAcceptor(ArcSwapOption<TlsAcceptor>);
 
-impl LiveTls {
-    pub fn from_config(config: &Config) -> Self {
+impl LiveAcceptor {
+    pub fn new(settings: Option<&ListenerTls>) -> Self {
         let live = Self::default();
-        live.update(None, config);
+        live.rebuild(settings);
         live
     }
 
     /// The acceptor for the next TLS client; `None` without `tls-port`.
     pub fn acceptor(&self) -> Option<Arc<TlsAcceptor>> {
-        self.acceptor.load_full()
+        self.0.load_full()
     }
 
-    /// The connector for the next backend connection; `None` without `backend-tls`.
-    pub fn connector(&self) -> Option<Arc<Connector>> {
-        self.connector.load_full()
-    }
-
-    /// Rebuilds what differs between `running` (`None` at start) and `next`. The config
-    /// was validated by building the same objects, so a failure here means a file vanished
-    /// between the two; it is logged and the running objects stay.
-    pub fn update(&self, running: Option<&Config>, next: &Config) {
-        if running.map(|r| &r.tls) != Some(&next.tls) {
-            match next.tls.as_ref().map(acceptor).transpose() {
-                Ok(built) => self.acceptor.store(built.map(Arc::new)),
-                Err(e) => log_kept("tls", next.tls.as_ref().map(listener_files), &e),
-            }
+    /// Builds the acceptor for `next` (callers rebuild only when the settings changed).
+    /// The config was validated by building the same object, so a failure here means a
+    /// file vanished between the two; it is logged and the running acceptor stays.
+    pub fn rebuild(&self, next: Option<&ListenerTls>) {
+        match next.map(acceptor).transpose() {
+            Ok(built) => self.0.store(built.map(Arc::new)),
+            Err(e) => log_kept("tls", next.map(listener_files), &e),
         }
-        if running.map(|r| &r.backend_tls) != Some(&next.backend_tls) {
-            match next.backend_tls.as_ref().map(Connector::new).transpose() {
-                Ok(built) => self.connector.store(built.map(Arc::new)),
-                Err(e) => log_kept(
-                    "backend-tls",
-                    next.backend_tls.as_ref().map(backend_files),
-                    &e,
-                ),
-            }
+    }
+}
+
+/// The connector toward the nodes of one backend, if it speaks TLS (`backend-tls`).
+#[derive(Default)]
+pub struct LiveConnector(ArcSwapOption<Connector>);
+
+impl LiveConnector {
+    pub fn new(settings: Option<&BackendTls>) -> Self {
+        let live = Self::default();
+        live.rebuild(settings);
+        live
+    }
+
+    /// The connector for the next node connection; `None` without `backend-tls`.
+    pub fn connector(&self) -> Option<Arc<Connector>> {
+        self.0.load_full()
+    }
+
+    /// Builds the connector for `next`; see [`LiveAcceptor::rebuild`].
+    pub fn rebuild(&self, next: Option<&BackendTls>) {
+        match next.map(Connector::new).transpose() {
+            Ok(built) => self.0.store(built.map(Arc::new)),
+            Err(e) => log_kept("backend-tls", next.map(backend_files), &e),
         }
     }
 }

@@ -25,7 +25,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-pub use live::LiveTls;
+pub use live::{LiveAcceptor, LiveConnector};
 pub use pem::PemFile;
 
 /// Whether TLS clients must present a certificate (`tls-auth-clients`).

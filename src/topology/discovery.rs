@@ -1,7 +1,13 @@
-//! Reading the slot map from one node.
+//! Reading the topology from one node: what a discovery round asks, per shape of backend.
 //!
-//! [`fetch`] asks a node for `CLUSTER SHARDS` (Redis 7+) and falls back to `CLUSTER SLOTS`
-//! on older servers; the parsers turn either reply into a [`Topology`]. Endpoints follow the
+//! The refresher ([`crate::upstream::refresher`]) owns scheduling, DNS, the choice between
+//! answers and readiness; it asks each node through a [`Discovery`], one implementation
+//! per shape, each ending in the same [`NodeView`]. [`ShapeDiscovery`] is the closed set
+//! the refresher holds (an enum: no trait objects).
+//!
+//! Cluster ([`ClusterDiscovery`]): [`fetch`] asks a node for `CLUSTER SHARDS` (Redis 7+)
+//! and falls back to `CLUSTER SLOTS` on older servers; the parsers turn either reply into
+//! a [`Topology`]. Endpoints follow the
 //! cluster's announcement: the `endpoint` field (which honours
 //! `cluster-preferred-endpoint-type`), else the hostname, else the IP; an unknown endpoint
 //! (`?`, empty or NULL) means "the address you asked", as Redis documents.
@@ -10,9 +16,11 @@ use std::collections::HashMap;
 
 use redis_protocol::resp2::types::OwnedFrame;
 
-use super::{Endpoint, Node, Shard, Topology};
-use crate::control::{self, ControlError, ControlTimeouts};
+use super::{Node, Shard, Topology};
+use crate::connector::NodeConnector;
+use crate::control::{self, ControlError};
 use crate::dns::Dns;
+use crate::endpoint::Endpoint;
 
 /// Why a node's answer could not become a slot map.
 #[derive(Debug, thiserror::Error)]
@@ -37,14 +45,59 @@ pub struct NodeView {
     pub state_ok: bool,
 }
 
-/// Asks `endpoint` for its view of the slot map, in one round trip.
+/// What one discovery round asks of one node of a backend of some shape.
+pub trait Discovery {
+    /// `endpoint`'s view of the topology, over a control connection opened by `connector`.
+    fn ask(
+        &self,
+        dns: &Dns,
+        endpoint: &Endpoint,
+        connector: &NodeConnector,
+    ) -> impl Future<Output = Result<NodeView, DiscoveryError>> + Send;
+}
+
+/// Redis Cluster: `CLUSTER SHARDS` (or `CLUSTER SLOTS`) and `CLUSTER INFO`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClusterDiscovery;
+
+impl Discovery for ClusterDiscovery {
+    async fn ask(
+        &self,
+        dns: &Dns,
+        endpoint: &Endpoint,
+        connector: &NodeConnector,
+    ) -> Result<NodeView, DiscoveryError> {
+        fetch(dns, endpoint, connector).await
+    }
+}
+
+/// The discovery of each shape, chosen once per upstream.
+#[derive(Clone, Copy, Debug)]
+pub enum ShapeDiscovery {
+    Cluster(ClusterDiscovery),
+}
+
+impl Discovery for ShapeDiscovery {
+    async fn ask(
+        &self,
+        dns: &Dns,
+        endpoint: &Endpoint,
+        connector: &NodeConnector,
+    ) -> Result<NodeView, DiscoveryError> {
+        match self {
+            ShapeDiscovery::Cluster(cluster) => cluster.ask(dns, endpoint, connector).await,
+        }
+    }
+}
+
+/// Asks `endpoint` for its view of the slot map, in one round trip after the handshake.
 pub async fn fetch(
     dns: &Dns,
     endpoint: &Endpoint,
-    limits: ControlTimeouts,
+    connector: &NodeConnector,
 ) -> Result<NodeView, DiscoveryError> {
     let commands: [&[&[u8]]; 2] = [&[b"CLUSTER", b"SHARDS"], &[b"CLUSTER", b"INFO"]];
-    let mut replies = control::request_many(dns, endpoint, &commands, limits.clone())
+    let mut replies = control::request_many(dns, endpoint, &commands, connector)
         .await?
         .into_iter();
     let (Some(shards), Some(info)) = (replies.next(), replies.next()) else {
@@ -52,10 +105,10 @@ pub async fn fetch(
     };
     let (current_epoch, state_ok) = parse_info(&info?);
     let topology = match shards {
-        Ok(reply) => parse_shards(&reply, endpoint, limits.tls.is_some())?,
+        Ok(reply) => parse_shards(&reply, endpoint, connector.tls.is_some())?,
         // Servers before 7.0 do not know CLUSTER SHARDS; everything else is a real failure.
         Err(ControlError::Server { message, .. }) if is_unknown_subcommand(&message) => {
-            let reply = control::request(dns, endpoint, &[b"CLUSTER", b"SLOTS"], limits).await?;
+            let reply = control::request(dns, endpoint, &[b"CLUSTER", b"SLOTS"], connector).await?;
             parse_slots(&reply, endpoint)?
         }
         Err(e) => return Err(e.into()),

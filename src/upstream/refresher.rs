@@ -1,22 +1,25 @@
-//! Keeps the shared slot map fresh.
+//! Keeps one upstream's topology fresh: scheduling, backoff, DNS re-resolution and
+//! readiness. What a round asks of the nodes is the shape's discovery
+//! ([`crate::topology::discovery`]).
 //!
 //! Runs on the main runtime. A round starts on a timer (`topology-refresh-interval`), when
-//! a worker asks ([`ProxyState::request_refresh`], after a `MOVED` or a connection
+//! a worker asks ([`Upstream::request_refresh`], after a `MOVED` or a connection
 //! failure) or when a DNS answer expires, never sooner than
 //! `topology-refresh-min-interval` after the previous one. A round:
 //!
 //! 1. re-resolves the DNS seeds whose answer expired (TTL, clamped to
 //!    [`DNS_MIN_TTL`]..[`DNS_MAX_TTL`]), or all of them when known nodes stopped answering;
-//! 2. asks every known node and every seed address at once for `CLUSTER SHARDS` +
-//!    `CLUSTER INFO` (one round trip each), waiting at most [`ROUND_LIMIT`] so a hung node
-//!    cannot stall discovery;
+//! 2. asks every known node and every seed address at once for its view, through the
+//!    shape's [`Discovery`] (a cluster: `CLUSTER SHARDS` + `CLUSTER INFO`, one round trip
+//!    each), waiting at most [`ROUND_LIMIT`] so a hung node cannot stall discovery;
 //! 3. keeps only complete maps, prefers the one from the node with the newest
 //!    `cluster_current_epoch`, refuses one older than the newest epoch already seen (until
 //!    [`STALE_ROUNDS_BEFORE_RESET`] rounds agree on it: the cluster was recreated), and swaps
 //!    it in when it differs from the map in force;
 //! 4. updates readiness: a complete map is loaded and every primary answered.
 //!
-//! The first node to answer also provides the command table (`COMMAND`).
+//! The node whose map is chosen first also provides the command table
+//! ([`CommandTable::learn`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,13 +31,15 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::discovery::{self, NodeView};
-use super::{Endpoint, Topology};
-use crate::commands::CommandTable;
+use super::{Shape, Upstream};
+use crate::commands::{CommandTable, LearnError};
 use crate::config::HostPort;
-use crate::control::{self, ControlTimeouts};
+use crate::connector::NodeConnector;
 use crate::dns::Dns;
-use crate::state::ProxyState;
+use crate::endpoint::Endpoint;
+use crate::metrics::SharedMetrics;
+use crate::topology::Topology;
+use crate::topology::discovery::{ClusterDiscovery, Discovery, NodeView, ShapeDiscovery};
 
 /// Shortest time a DNS answer is trusted, whatever its TTL (Kubernetes answers with 5 s or
 /// 30 s; a TTL of 0 must not turn into a query storm).
@@ -58,10 +63,14 @@ struct Seed {
 
 /// The refresher's own state between rounds.
 pub struct Refresher {
-    state: Arc<ProxyState>,
+    upstream: Arc<Upstream>,
+    metrics: Arc<SharedMetrics>,
+    /// What a round asks each node, for this upstream's shape.
+    discovery: ShapeDiscovery,
     dns: Arc<Dns>,
     seeds: Vec<Seed>,
-    limits: ControlTimeouts,
+    /// How discovery connects to the nodes (replies bounded by [`ROUND_LIMIT`]).
+    connector: NodeConnector,
     commands_learned: bool,
     newest_epoch: u64,
     stale_rounds: u32,
@@ -70,21 +79,25 @@ pub struct Refresher {
 }
 
 impl Refresher {
-    pub fn new(state: Arc<ProxyState>) -> Self {
-        let config = state.config();
+    pub fn new(upstream: Arc<Upstream>, metrics: Arc<SharedMetrics>) -> Self {
+        let settings = upstream.settings();
         let now = Instant::now();
-        let seeds = config.seeds.iter().map(|s| Seed::new(s, now)).collect();
-        let limits = control_timeouts(&state);
+        let seeds = settings.seeds.iter().map(|s| Seed::new(s, now)).collect();
+        let connector = discovery_connector(&upstream);
         let dns = Arc::new(Dns::with_metrics(
-            config.dns_server.as_ref(),
-            state.metrics.dns.clone(),
+            settings.dns_server.as_ref(),
+            metrics.dns.clone(),
         ));
-        drop(config);
+        let discovery = match upstream.shape {
+            Shape::Cluster => ShapeDiscovery::Cluster(ClusterDiscovery),
+        };
         Self {
-            state,
+            upstream,
+            metrics,
+            discovery,
             dns,
             seeds,
-            limits,
+            connector,
             commands_learned: false,
             newest_epoch: 0,
             stale_rounds: 0,
@@ -95,8 +108,8 @@ impl Refresher {
     /// Follows a reloaded config: the seed list (keeping what is known of seeds that
     /// stay) and the control-plane timeouts.
     fn sync_config(&mut self) {
-        let config = self.state.config();
-        self.limits = control_timeouts(&self.state);
+        let config = self.upstream.settings();
+        self.connector = discovery_connector(&self.upstream);
         let unchanged = config.seeds.len() == self.seeds.len()
             && config
                 .seeds
@@ -130,17 +143,14 @@ impl Refresher {
         loop {
             // Read each time: a reload may change them.
             let (interval, floor) = {
-                let config = self.state.config();
-                (
-                    config.topology_refresh_interval,
-                    config.topology_refresh_min_interval,
-                )
+                let settings = self.upstream.settings();
+                (settings.refresh_interval, settings.refresh_min_interval)
             };
             let dns_due = self.next_dns_due();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = sleep(interval) => {}
-                _ = self.state.refresh.notified() => {}
+                _ = self.upstream.refresh_requested() => {}
                 _ = sleep_until(dns_due.unwrap_or_else(|| Instant::now() + interval)), if dns_due.is_some() => {}
             }
             sleep_until(last + floor).await;
@@ -153,7 +163,7 @@ impl Refresher {
     pub async fn round(&mut self) -> bool {
         self.sync_config();
         self.resolve_seeds().await;
-        let current = self.state.topology.load_full();
+        let current = self.upstream.topology.load_full();
         let known: Vec<Endpoint> = current.endpoints();
         let mut views = self.gather(self.candidates(&known)).await;
         let known_answered = views.iter().any(|(e, _)| known.contains(e));
@@ -173,7 +183,7 @@ impl Refresher {
             // reflects them instead of waiting for the next round.
             let asked: Vec<Endpoint> = views.iter().map(|(e, _)| e.clone()).collect();
             let unasked: Vec<Endpoint> = self
-                .state
+                .upstream
                 .topology
                 .load()
                 .shards()
@@ -251,9 +261,10 @@ impl Refresher {
         let mut tasks = JoinSet::new();
         for endpoint in candidates {
             let dns = self.dns.clone();
-            let limits = self.limits.clone();
+            let connector = self.connector.clone();
+            let discovery = self.discovery;
             tasks.spawn(async move {
-                let view = discovery::fetch(&dns, &endpoint, limits).await;
+                let view = discovery.ask(&dns, &endpoint, &connector).await;
                 (endpoint, view)
             });
         }
@@ -290,7 +301,7 @@ impl Refresher {
     /// Chooses the map to serve from this round's answers and swaps it in if it is new.
     async fn decide(&mut self, current: &Topology, views: &[(Endpoint, NodeView)]) -> bool {
         let found_complete = views.iter().any(|(_, v)| v.topology.is_complete());
-        self.state.metrics.record_refresh(found_complete);
+        self.metrics.record_refresh(found_complete);
         let Some((source, best)) = views
             .iter()
             .filter(|(_, v)| v.topology.is_complete())
@@ -335,16 +346,16 @@ impl Refresher {
         topology.generation = current.generation + 1;
         topology.epoch = best.current_epoch;
         log_change(current, &topology);
-        self.state.topology.store(Arc::new(topology));
+        self.upstream.topology.store(Arc::new(topology));
         true
     }
 
     /// Ready: a complete map, and every primary in it answered this round. Returns true
     /// when some primary did not answer.
     fn update_readiness(&self, views: &[(Endpoint, NodeView)]) -> bool {
-        self.state
+        self.upstream
             .record_discovery(views.iter().map(|(e, _)| e.clone()));
-        let topology = self.state.topology.load();
+        let topology = self.upstream.topology.load();
         let answered: HashSet<&Endpoint> = views.iter().map(|(e, _)| e).collect();
         let missing = topology
             .shards()
@@ -352,32 +363,29 @@ impl Refresher {
             .filter(|s| !answered.contains(&s.primary.endpoint))
             .count();
         let ready = topology.is_complete() && missing == 0;
-        let was = self.state.ready.swap(ready, Ordering::Relaxed);
+        let was = self.upstream.ready.swap(ready, Ordering::Relaxed);
         if was != ready {
             info!(ready, primaries_missing = missing, "readiness changed");
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.state
+        self.upstream
             .last_refresh_unix_ms
-            .store(now_ms, Ordering::Relaxed);
+            .store(crate::clock::unix_ms(), Ordering::Relaxed);
         missing > 0
     }
 
     async fn learn_commands(&mut self, endpoint: &Endpoint) {
-        match control::request(&self.dns, endpoint, &[b"COMMAND"], self.limits.clone()).await {
-            Ok(reply) => match CommandTable::from_command_reply(&reply) {
-                Ok(table) => {
-                    info!(node = %endpoint, commands = table.len(), "learned the command table");
-                    self.state.commands.store(Arc::new(table));
-                    self.commands_learned = true;
-                }
-                Err(e) => {
-                    warn!(node = %endpoint, error = %e, "unusable COMMAND reply; keeping the built-in table")
-                }
-            },
-            Err(e) => debug!(node = %endpoint, error = %e, "COMMAND failed; will retry"),
+        match CommandTable::learn(&self.dns, endpoint, &self.connector).await {
+            Ok(table) => {
+                info!(node = %endpoint, commands = table.len(), "learned the command table");
+                self.upstream.commands.store(Arc::new(table));
+                self.commands_learned = true;
+            }
+            Err(LearnError::Reply(e)) => {
+                warn!(node = %endpoint, error = %e, "unusable COMMAND reply; keeping the built-in table")
+            }
+            Err(LearnError::Request(e)) => {
+                debug!(node = %endpoint, error = %e, "COMMAND failed; will retry")
+            }
         }
     }
 }
@@ -399,14 +407,11 @@ impl Seed {
     }
 }
 
-fn control_timeouts(state: &ProxyState) -> ControlTimeouts {
-    let config = state.config();
-    ControlTimeouts {
-        connect: config.backend_connect_timeout,
-        reply: config.backend_reply_timeout.min(ROUND_LIMIT),
-        auth: crate::control::Credentials::from_config(&config),
-        tls: state.tls.connector(),
-    }
+/// The node connector of the data path, its replies bounded by the round's limit.
+fn discovery_connector(upstream: &Upstream) -> NodeConnector {
+    let mut connector = NodeConnector::clone(&upstream.connector.load());
+    connector.reply_timeout = connector.reply_timeout.min(ROUND_LIMIT);
+    connector
 }
 
 /// How many answers share this view's layout (a tie-breaker between equal epochs).
@@ -443,7 +448,7 @@ pub async fn initial_load(refresher: &mut Refresher, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
         refresher.round().await;
-        if refresher.state.topology.load().is_complete() || Instant::now() >= deadline {
+        if refresher.upstream.topology.load().is_complete() || Instant::now() >= deadline {
             return;
         }
         sleep(Duration::from_millis(200)).await;

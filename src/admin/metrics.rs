@@ -1,5 +1,6 @@
-//! The scrape side: a prometheus-client [`Collector`] that reads [`ProxyState`] and sums
-//! the per-worker metrics into the exposition.
+//! `/metrics`, the scrape side of [`crate::metrics`]: a prometheus-client [`Collector`] that
+//! reads [`ProxyState`] and sums the per-worker metrics into the exposition. It lives with
+//! the admin listener because it reads the whole shared state, which itself holds the metrics.
 //!
 //! Nothing is registered per series: at each scrape the collector walks the workers'
 //! fixed arrays, emits the command series that have seen calls and the families that
@@ -16,11 +17,9 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::command::{CommandId, CommandOutcome, Family};
-use super::histogram::HistogramSnapshot;
-use super::worker::BackendError;
+use crate::endpoint::Endpoint;
+use crate::metrics::{BackendError, CommandId, CommandOutcome, Family, HistogramSnapshot};
 use crate::state::ProxyState;
-use crate::topology::Endpoint;
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -67,8 +66,8 @@ impl Collector for StateCollector {
         let state = &self.state;
         let config = state.config();
         let total =
-            |f: fn(&crate::state::WorkerStats) -> &std::sync::atomic::AtomicU64| state.total(f);
-        let sum_metrics = |f: fn(&super::WorkerMetrics) -> u64| -> u64 {
+            |f: fn(&crate::metrics::WorkerStats) -> &std::sync::atomic::AtomicU64| state.total(f);
+        let sum_metrics = |f: fn(&crate::metrics::WorkerMetrics) -> u64| -> u64 {
             state.workers.iter().map(|w| f(&w.metrics)).sum()
         };
 
@@ -247,7 +246,7 @@ impl Collector for StateCollector {
         )?;
 
         // Backends, per node.
-        let topology = state.topology.load();
+        let topology = state.default_upstream().topology.load();
         let known: HashSet<Endpoint> = topology.endpoints().into_iter().collect();
         let mut nodes: BTreeMap<String, NodeSums> = BTreeMap::new();
         for worker in &state.workers {
@@ -383,7 +382,11 @@ impl Collector for StateCollector {
             "topology_last_refresh_timestamp",
             "When the last discovery round finished, in seconds since the Unix epoch (0: never)",
             Some(&Unit::Seconds),
-            state.last_refresh_unix_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+            state
+                .default_upstream()
+                .last_refresh_unix_ms
+                .load(Ordering::Relaxed) as f64
+                / 1000.0,
         )?;
         {
             let mut m = e.encode_descriptor(
@@ -528,16 +531,19 @@ mod tests {
         node.record_error(BackendError::Timeout);
         state.metrics.record_refresh(true);
         state.metrics.dns.record(false);
-        state.topology.store(Arc::new(Topology::from_ranges(
-            vec![Shard {
-                primary: Node {
-                    id: "a".into(),
-                    endpoint: endpoint.clone(),
-                },
-                replicas: vec![],
-            }],
-            &[(0, 0, 16383)],
-        )));
+        state
+            .default_upstream()
+            .topology
+            .store(Arc::new(Topology::from_ranges(
+                vec![Shard {
+                    primary: Node {
+                        id: "a".into(),
+                        endpoint: endpoint.clone(),
+                    },
+                    replicas: vec![],
+                }],
+                &[(0, 0, 16383)],
+            )));
 
         let text = render(&registry(state.clone()));
         for line in [

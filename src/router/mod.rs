@@ -5,14 +5,37 @@
 //! primary ([`Route::AnyPrimary`]), or refuse it with a clear error ([`Route::Error`]) while
 //! the connection stays usable. Key positions come from the [`CommandTable`]; the slot is
 //! the one all keys share, or the request is `CROSSSLOT`, exactly as Redis Cluster answers.
+//! A request that becomes several (split by slot, fanned out to every primary) carries its
+//! [`Merge`] policy: how the sub-replies combine is part of the routing decision.
+
+pub mod merge;
 
 use std::borrow::Cow;
 
 use crate::commands::{CommandFlags, CommandTable};
 use crate::metrics::{CommandId, command_id_ignore_case};
 use crate::resp::ArgView;
-use crate::session::merge::Merge;
 use crate::slot::key_slot;
+
+pub use merge::Merge;
+
+/// Which node of a shard may serve a request. Comes from the command's flags in the
+/// command table ([`ReadIntent::of`]); the upstream's resolver turns it into a node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadIntent {
+    /// The shard's primary: every command today.
+    #[default]
+    Primary,
+}
+
+impl ReadIntent {
+    /// The intent of a command with these flags. Every command goes to the primary for
+    /// now; a read policy (reads from replicas) decides here from `readonly`.
+    pub fn of(flags: CommandFlags) -> ReadIntent {
+        let _ = flags;
+        ReadIntent::Primary
+    }
+}
 
 /// Commands slotgate answers itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,16 +125,24 @@ pub fn route(table: &CommandTable, args: &ArgView<'_>) -> Route {
     route_with_id(table, args).0
 }
 
-/// [`route`], plus the command's metrics label: from its spec when the command table
-/// decided, else looked up by name (local and refused commands).
-pub fn route_with_id(table: &CommandTable, args: &ArgView<'_>) -> (Route, CommandId) {
-    let mut id = None;
-    let route = decide(table, args, &mut id);
-    let id = id.unwrap_or_else(|| command_id_ignore_case(args.get(0).unwrap_or_default()));
-    (route, id)
+/// [`route`], plus the command's metrics label (from its spec when the command table
+/// decided, else looked up by name: local and refused commands) and its read intent.
+pub fn route_with_id(table: &CommandTable, args: &ArgView<'_>) -> (Route, CommandId, ReadIntent) {
+    let mut found = None;
+    let route = decide(table, args, &mut found);
+    let (id, intent) = found.unwrap_or_else(|| {
+        let id = command_id_ignore_case(args.get(0).unwrap_or_default());
+        (id, ReadIntent::Primary)
+    });
+    (route, id, intent)
 }
 
-fn decide(table: &CommandTable, args: &ArgView<'_>, id: &mut Option<CommandId>) -> Route {
+/// The route; `found` gets the command's id and read intent when its spec was found.
+fn decide(
+    table: &CommandTable,
+    args: &ArgView<'_>,
+    found: &mut Option<(CommandId, ReadIntent)>,
+) -> Route {
     let Some(name) = args.get(0) else {
         return Route::Error(Cow::Borrowed("ERR empty command"));
     };
@@ -127,7 +158,7 @@ fn decide(table: &CommandTable, args: &ArgView<'_>, id: &mut Option<CommandId>) 
     let Some(spec) = table.lookup(args) else {
         return Route::Error(Cow::Owned(unknown_command(args)));
     };
-    *id = Some(spec.id);
+    *found = Some((spec.id, ReadIntent::of(spec.flags)));
     if !spec.arity_ok(args.len()) {
         return Route::Error(Cow::Owned(format!(
             "ERR wrong number of arguments for '{}' command",

@@ -1,0 +1,190 @@
+//! One backend behind slotgate: an [`Upstream`].
+//!
+//! ```text
+//! listener ──bound to──► Upstream (shared by every thread)
+//!                          shape: Cluster           how its topology is found
+//!                          topology: ArcSwap        snapshot: shards, slot -> shard
+//!                          commands: ArcSwap        command table learned from its nodes
+//!                          ready, refresh, answers  readiness, "refresh soon", last round
+//!                          scripts                  bodies for NOSCRIPT recovery
+//!                          connector, settings      credentials, TLS, timeouts, seeds
+//!                        refresher::Refresher     keeps topology and readiness fresh
+//!                        WorkerUpstream (one per worker thread)
+//!                          pool, snapshot caches, shard -> connection cache
+//!                          resolve(target, intent, use) -> one connection   (the only place)
+//! ```
+//!
+//! Everything that belongs to one backend lives here, and nothing process-wide does
+//! (clients, slow log, metrics registry, drain: [`crate::state`]). A session is handed the
+//! `WorkerUpstream` of its listener's upstream when it starts and never looks for another.
+//! Every shape ends in the same [`Topology`]: a backend without slots (a Sentinel group, a
+//! primary with replicas) is one shard owning every slot, so the data path does not care.
+
+pub mod refresher;
+mod worker;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use tokio::sync::Notify;
+
+use crate::clock::unix_ms;
+use crate::commands::CommandTable;
+use crate::config::Config;
+use crate::connector::{Credentials, NodeConnector};
+use crate::endpoint::{Endpoint, HostPort};
+use crate::scripts::ScriptCache;
+use crate::tls::LiveConnector;
+use crate::topology::Topology;
+
+pub use worker::{Target, Use, WorkerUpstream};
+
+/// How an upstream's topology is found. Each shape has its discovery
+/// ([`crate::topology::discovery`]); everything after discovery is shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A Redis Cluster: `CLUSTER SHARDS` (or `CLUSTER SLOTS`) from its nodes.
+    Cluster,
+}
+
+/// What the refresher reads from the config for one upstream, replaced on reload.
+#[derive(Clone, Debug)]
+pub struct UpstreamSettings {
+    /// Where discovery starts: IPs, or DNS names re-resolved forever.
+    pub seeds: Vec<HostPort>,
+    /// The DNS server to ask, if not the system's.
+    pub dns_server: Option<HostPort>,
+    pub refresh_interval: Duration,
+    pub refresh_min_interval: Duration,
+}
+
+/// One backend; see the module docs.
+pub struct Upstream {
+    /// Its name in logs (`default` for the backend of the flat config keys).
+    pub name: String,
+    pub shape: Shape,
+    pub topology: ArcSwap<Topology>,
+    pub commands: ArcSwap<CommandTable>,
+    /// Wakes the refresher early (after a `MOVED`, a connection failure, ...).
+    refresh: Notify,
+    /// A complete slot map is loaded and every primary answered the last discovery round.
+    pub ready: AtomicBool,
+    /// When the last discovery round finished, in milliseconds since the Unix epoch (0: never).
+    pub last_refresh_unix_ms: AtomicU64,
+    /// Scripts loaded through slotgate (`SCRIPT LOAD`), by SHA1, so an `EVALSHA` that meets
+    /// a node without its script (after a failover) can load it there and run.
+    pub scripts: ScriptCache,
+    /// How connections to its nodes are opened; every new connection takes the one in
+    /// force. Shared with the workers' pools.
+    pub connector: Arc<ArcSwap<NodeConnector>>,
+    /// The TLS connector toward its nodes (`backend-tls`), rebuilt when that changes.
+    tls: LiveConnector,
+    settings: ArcSwap<UpstreamSettings>,
+    /// Which nodes answered the last discovery round ([`Upstream::record_discovery`]).
+    discovery: ArcSwapOption<DiscoveryAnswers>,
+}
+
+/// The nodes that answered one discovery round, for `/topology`'s `health`.
+#[derive(Debug)]
+pub struct DiscoveryAnswers {
+    pub answered: HashSet<Endpoint>,
+    pub at_unix_ms: u64,
+}
+
+impl Upstream {
+    /// The upstream the flat config keys describe (`seeds`, `backend-*`).
+    pub fn from_config(config: &Config) -> Self {
+        let tls = LiveConnector::new(config.backend_tls.as_ref());
+        let connector = node_connector(config, &tls);
+        Self {
+            name: "default".to_owned(),
+            shape: Shape::Cluster,
+            topology: ArcSwap::from_pointee(Topology::empty()),
+            commands: ArcSwap::from_pointee(CommandTable::builtin()),
+            refresh: Notify::new(),
+            ready: AtomicBool::new(false),
+            last_refresh_unix_ms: AtomicU64::new(0),
+            scripts: ScriptCache::default(),
+            connector: Arc::new(ArcSwap::from_pointee(connector)),
+            tls,
+            settings: ArcSwap::from_pointee(settings(config)),
+            discovery: ArcSwapOption::empty(),
+        }
+    }
+
+    /// Follows a reload from `running` to `next` (validated, restart-only keys unchanged).
+    pub fn reconfigure(&self, running: &Config, next: &Config) {
+        if running.backend_tls != next.backend_tls {
+            self.tls.rebuild(next.backend_tls.as_ref());
+        }
+        self.connector
+            .store(Arc::new(node_connector(next, &self.tls)));
+        self.settings.store(Arc::new(settings(next)));
+    }
+
+    /// The settings in force (seeds, refresh intervals).
+    pub fn settings(&self) -> Arc<UpstreamSettings> {
+        self.settings.load_full()
+    }
+
+    /// Asks the refresher for a new topology soon (it enforces its own floor).
+    pub fn request_refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Resolves when [`Self::request_refresh`] was called.
+    pub async fn refresh_requested(&self) {
+        self.refresh.notified().await;
+    }
+
+    /// A complete map is loaded and every primary answered the last round.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.topology.load().is_complete()
+    }
+
+    /// Records which nodes answered a discovery round (the refresher calls this once per
+    /// round), so `/topology` can report each node's health.
+    pub fn record_discovery(&self, answered: impl IntoIterator<Item = Endpoint>) {
+        self.discovery.store(Some(Arc::new(DiscoveryAnswers {
+            answered: answered.into_iter().collect(),
+            at_unix_ms: unix_ms(),
+        })));
+    }
+
+    /// The last [`Upstream::record_discovery`], if any.
+    pub fn discovery(&self) -> Option<Arc<DiscoveryAnswers>> {
+        self.discovery.load_full()
+    }
+}
+
+fn settings(config: &Config) -> UpstreamSettings {
+    UpstreamSettings {
+        seeds: config.seeds.clone(),
+        dns_server: config.dns_server.clone(),
+        refresh_interval: config.topology_refresh_interval,
+        refresh_min_interval: config.topology_refresh_min_interval,
+    }
+}
+
+/// How to open a connection to a node with `config`'s backend settings.
+fn node_connector(config: &Config, tls: &LiveConnector) -> NodeConnector {
+    NodeConnector {
+        connect_timeout: config.backend_connect_timeout,
+        reply_timeout: config.backend_reply_timeout,
+        auth: config
+            .backend_password
+            .as_ref()
+            .map(|password| Credentials {
+                user: config.backend_user.clone(),
+                password: password.clone(),
+            }),
+        tls: tls.connector(),
+        max_reply_depth: config.max_reply_depth,
+        // Values stored through other clients may exceed our request limit; never refuse a
+        // reply a default Redis could send.
+        max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
+    }
+}
