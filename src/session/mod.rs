@@ -670,7 +670,7 @@ impl Session {
             // The client is told to retry: the map must be refreshed for that retry to
             // reach the slot's new owner, as for any other MOVED or lost connection.
             if matches!(outcome, Outcome::Moved { .. } | Outcome::NotSent(_)) {
-                state.request_refresh();
+                upstream.request_refresh();
             }
             let reply = tx::pinned_moved_reply(&outcome);
             return self.finish(seq, reply);
