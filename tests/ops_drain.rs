@@ -245,3 +245,39 @@ fn the_drain_never_outlasts_shutdown_timeout() {
     // The admin listener is gone with the process.
     assert!(try_http(proxy.admin, "GET", "/healthz").is_err());
 }
+
+/// While draining, the quiet period that closes a client counts from its last byte, not
+/// from the first moment it had nothing pending: a client that sends its next command
+/// 50 ms after each reply is served for as long as it keeps doing so (the quiet period is
+/// 200 ms). Each command here is a BLPOP that times out after 500 ms, longer than the quiet
+/// period, so a quiet period counted from an earlier reply would have run out.
+#[test]
+fn a_draining_client_that_keeps_sending_is_served() {
+    let cluster = RedisCluster::start(3, 0);
+    let mut proxy = OpsProxy::start(&["--seeds", &cluster.seeds(), "--shutdown-timeout", "30s"]);
+    proxy.wait_readyz(200, Duration::from_secs(15));
+    let mut conn = RespConn::connect(proxy.addr);
+    conn.set_read_timeout(LIVENESS);
+    // In flight when the drain starts, so the connection stays.
+    conn.send_raw(&encode(&[b"BLPOP", b"drain:none", b"2"]));
+    let mut probe = RespConn::connect(proxy.addr);
+    eventually("slotgate to dispatch the BLPOP", LIVENESS, || {
+        String::from_utf8_lossy(&probe.cmd_str(&["CLIENT", "LIST"])).contains(" cmd=blpop ")
+    });
+    drop(probe);
+    proxy.signal("TERM");
+    proxy.wait_readyz(503, LIVENESS);
+    for round in 0..3 {
+        assert_eq!(conn.read_reply(), b"*-1\r\n", "BLPOP #{round}");
+        // The client's think time (not synchronisation): slotgate sees it quiet first.
+        std::thread::sleep(Duration::from_millis(50));
+        conn.send_raw(&encode(&[b"BLPOP", b"drain:none", b"0.5"]));
+    }
+    assert_eq!(conn.read_reply(), b"*-1\r\n", "the last BLPOP");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(conn.cmd_str(&["PING"]), b"+PONG\r\n");
+    // Quiet now: closed, and the process exits.
+    assert!(conn.read_to_close().is_empty());
+    let status = proxy.wait_exit(LIVENESS).expect("slotgate exits");
+    assert!(status.success(), "{status}");
+}

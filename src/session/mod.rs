@@ -274,6 +274,8 @@ impl Session {
                         (0, _) => return Ok(()),
                         (n, filled) => {
                             self.worker.stats.metrics.record_client_read(n);
+                            // Draining: the quiet period starts again after every byte.
+                            drain_quiet_since = None;
                             if filled {
                                 // The client sends faster than we read: read more at once.
                                 self.read_hint = (self.read_hint * 2).min(MAX_READ);
