@@ -232,6 +232,7 @@ fn hostname_only_cluster_serves_every_shard_before_and_after_a_failover() {
     );
     load.wait_all_acked_since(Instant::now(), Duration::from_secs(30))
         .expect("the load to write every key");
+    env.cluster.wait_replicas_ready(Duration::from_secs(30));
     let primary = env.cluster.primaries()[0];
     let replica = env.cluster.replicas_of(primary)[0];
     println!(

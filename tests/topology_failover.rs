@@ -74,6 +74,7 @@ fn planned_failover_of_every_shard_has_no_client_errors_and_no_stale_reads() {
         },
     );
     wait_load_past(&load, Instant::now()).expect("the load to write every key");
+    env.cluster.wait_replicas_ready(LIVENESS);
 
     let mut durations = Vec::new();
     for shard in 0..3 {
@@ -93,6 +94,7 @@ fn planned_failover_of_every_shard_has_no_client_errors_and_no_stale_reads() {
         // the next shard switches.
         let _ = wait_load_past(&load, ok);
         wait_epochs_agree(&env.cluster);
+        env.cluster.wait_replicas_ready(LIVENESS);
     }
     // Every key must be written again after the last switch.
     let after = Instant::now();
@@ -167,6 +169,8 @@ fn primary_killed_errors_stop_within_1s_of_the_cluster_being_ok_again() {
     );
     let load = Load::start(env.addr(), &env.keys, LoadOptions::default());
     wait_load_past(&load, Instant::now()).expect("the load to write every key");
+    // The replica that takes over is in sync.
+    env.cluster.wait_replicas_ready(LIVENESS);
 
     let (victim, survivor) = {
         let primaries = env.cluster.primaries();
@@ -533,6 +537,7 @@ fn readiness_drops_while_a_primary_is_down_and_returns_after_failover() {
         },
     );
     wait_load_past(&load, Instant::now()).expect("the load to write every key");
+    env.cluster.wait_replicas_ready(LIVENESS);
     let (victim, survivor) = {
         let primaries = env.cluster.primaries();
         (primaries[2].index, primaries[0].index)
