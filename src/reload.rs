@@ -123,7 +123,7 @@ impl Reloader {
                 ReloadError::Users(e.to_string())
             })?;
             users.keep_counters_from(&self.state.users.load());
-            self.state.users.store(std::sync::Arc::new(users));
+            self.state.set_users(users);
         }
         let seeds_changed = next.seeds != running.seeds;
         self.state.set_config(next);

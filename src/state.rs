@@ -47,6 +47,9 @@ pub struct ProxyState {
     pub clients: AtomicUsize,
     /// Who may connect and what each user may do; replaced on reload.
     pub users: ArcSwap<crate::acl::Users>,
+    /// Bumped by [`ProxyState::set_users`]: sessions compare it once per request and
+    /// re-read their user only when it moved.
+    users_epoch: AtomicU64,
     /// Source of client ids, unique over all workers (`CLIENT ID`).
     pub next_client_id: AtomicU64,
     /// Every open client connection, for `CLIENT LIST` and `CLIENT KILL`.
@@ -106,6 +109,7 @@ impl ProxyState {
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
             users: ArcSwap::from_pointee(users),
+            users_epoch: AtomicU64::new(0),
             client_list,
             slowlog,
             metrics: Arc::default(),
@@ -128,6 +132,17 @@ impl ProxyState {
     /// The config in force, as an `Arc` to keep.
     pub fn config_arc(&self) -> Arc<Config> {
         self.config.load_full()
+    }
+
+    /// Replaces the users (a reload); sessions see the change on their next request.
+    pub fn set_users(&self, users: crate::acl::Users) {
+        self.users.store(Arc::new(users));
+        self.users_epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times the users were replaced since start.
+    pub fn users_epoch(&self) -> u64 {
+        self.users_epoch.load(Ordering::Acquire)
     }
 
     /// Replaces the config (a reload). Callers must have validated it and kept the keys

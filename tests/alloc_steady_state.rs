@@ -24,6 +24,12 @@
 //! A second test measures the heap an idle connection holds (live bytes: allocations minus
 //! frees) over 2,000 connections, half of which answered one PING and half sent nothing.
 //!
+//! The counters are process-wide, so each test runs its body in a process of its own
+//! ([`in_own_process`]: the test binary re-runs itself for that one test), whatever the
+//! runner: `cargo nextest` gives every test a process anyway, plain `cargo test` runs the
+//! tests of a binary as threads of one process, where one test's slotgate would allocate
+//! in the other's counting window (and an in-process slotgate cannot be stopped).
+//!
 //! The bound, [`MAX_ALLOCS_PER_COMMAND`] = 0.5 on average: buffers are allocated per read
 //! or write *batch* (a client read buffer, a backend write batch, a backend read), not per
 //! command. A batch of 100 commands fanned out to 3 nodes needs on the order of 10 such
@@ -110,6 +116,26 @@ const MAX_ALLOCS_PER_COMMAND: f64 = 0.5;
 /// Keys the commands cycle over (spread over all three primaries).
 const KEYS: usize = 1000;
 const VALUE: &[u8] = b"vvvvvvvv";
+
+/// Set in the child process [`in_own_process`] starts.
+const CHILD_ENV: &str = "SLOTGATE_ALLOC_TEST_CHILD";
+
+/// Runs `body` in a fresh process running only the test `name` (this binary, `--exact`),
+/// unless this process is that child already; the child's failure fails the test.
+fn in_own_process(name: &str, body: impl FnOnce()) {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return body();
+    }
+    let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .status()
+        .expect("run the test binary again");
+    assert!(
+        status.success(),
+        "{name} failed in its own process: {status}"
+    );
+}
 
 fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
@@ -252,6 +278,13 @@ fn check(phase: &str, commands: usize, per_batch: usize, (allocs, bytes): (u64, 
 
 #[test]
 fn forwarding_does_not_allocate_per_command() {
+    in_own_process(
+        "forwarding_does_not_allocate_per_command",
+        forwarding_does_not_allocate_per_command_here,
+    );
+}
+
+fn forwarding_does_not_allocate_per_command_here() {
     let cluster = RedisCluster::start(3, 0);
     let addr = start_slotgate(&cluster.seeds());
     let mut stream = connect(addr);
@@ -263,7 +296,7 @@ fn forwarding_does_not_allocate_per_command() {
     let (expected, mut received) = expected_and_buffer(&counted);
     run_batches(&mut stream, &warmup, &mut warm_received);
     // Let slotgate settle (timers fired, buffers shrunk) before counting.
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until_no_allocation();
     let pipelined = count_allocs(&mut stream, &counted, &mut received);
     assert!(
         received == expected,
@@ -298,6 +331,21 @@ fn forwarding_does_not_allocate_per_command() {
     drop(cluster);
 }
 
+/// Returns once 100 ms pass without an allocation in the process (slotgate idle: its
+/// timers fired, its buffers released); gives up quietly after 5 s, since the counted
+/// window's own bound then decides.
+fn wait_until_no_allocation() {
+    let mut last = ALLOCS.load(Ordering::SeqCst);
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = ALLOCS.load(Ordering::SeqCst);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
 /// Live heap bytes once slotgate has settled: sampled until two readings 100 ms apart agree.
 fn settled_live_bytes() -> i64 {
     let mut last = LIVE_BYTES.load(Ordering::SeqCst);
@@ -313,10 +361,16 @@ fn settled_live_bytes() -> i64 {
 }
 
 /// The heap an idle client costs: a session that answered one PING, or never got a byte,
-/// and waits. Run on its own
-/// (nextest runs each test in its own process), so only slotgate allocates meanwhile.
+/// and waits. Run in its own process, so only slotgate allocates meanwhile.
 #[test]
 fn an_idle_connection_holds_little_heap() {
+    in_own_process(
+        "an_idle_connection_holds_little_heap",
+        an_idle_connection_holds_little_heap_here,
+    );
+}
+
+fn an_idle_connection_holds_little_heap_here() {
     let cluster = RedisCluster::start(3, 0);
     let addr = start_slotgate(&cluster.seeds());
     let _warm = connect(addr);

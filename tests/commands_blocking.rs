@@ -1,11 +1,16 @@
 //! Blocking commands through slotgate (issue 4, item 5), against a real cluster of 3
 //! primaries with a replica each.
 //!
-//! - While 10 clients block for 2 s (BLPOP, BRPOP, BLMOVE, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP,
-//!   XREAD BLOCK, XREADGROUP BLOCK, WAIT), another client's 1000 GETs all complete before
-//!   any of them returns; each returns its null (or WAIT's count) after at least 2 s.
-//! - Each blocking command returns as soon as another client pushes data; `0` waits until
-//!   then; timeouts (fractional, RESP3 too) return null after at least the timeout.
+//! - 10 clients block for 2 s (BLPOP, BRPOP, BLMOVE, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP,
+//!   XREAD BLOCK, XREADGROUP BLOCK, WAIT); each returns its null (or WAIT's count) after at
+//!   least 2 s.
+//! - While 9 clients are blocked with timeout `0`, another client's 1000 GETs all complete
+//!   (blocked clients hold up nobody; the nodes still count the 9 blocked after the GETs);
+//!   each blocking command returns as soon as another client pushes data, not before;
+//!   timeouts (fractional, RESP3 too) return null after at least the timeout.
+//!
+//! No bound here is a latency target: lower bounds are Redis's timeouts, upper bounds are
+//! liveness bounds ([`LIVENESS`]), and waits are on the nodes' `blocked_clients`.
 //! - `BLPOP key 0` blocked while its slot migrates returns the element pushed on the new
 //!   owner.
 //! - A client that disconnects while blocked leaves nothing blocked on the node: a later push
@@ -21,6 +26,19 @@ use common::extra::info_field;
 use common::{RedisCluster, Slotgate};
 
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// For what takes milliseconds on an idle machine (a client blocking on its node, a
+/// timeout firing); generous because other builds and tests share the two cores.
+const LIVENESS: Duration = Duration::from_secs(30);
+
+/// Waits until the primaries count `n` blocked clients.
+fn wait_blocked(cluster: &RedisCluster, n: i64) {
+    common::wait_for_test(
+        &format!("{n} clients blocked on the nodes"),
+        LIVENESS,
+        || blocked_on_nodes(cluster) == n,
+    );
+}
 
 /// Blocked clients on every primary, summed (INFO clients, on the nodes).
 fn blocked_on_nodes(cluster: &RedisCluster) -> i64 {
@@ -43,7 +61,7 @@ fn blocked(
 ) -> std::thread::JoinHandle<(String, Reply, Duration)> {
     std::thread::spawn(move || {
         let mut c = Client::connect(addr);
-        c.conn.set_read_timeout(Duration::from_secs(20));
+        c.conn.set_read_timeout(LIVENESS);
         let start = Instant::now();
         let reply = c.call(&line);
         (line, reply, start.elapsed())
@@ -66,7 +84,7 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
         Reply::Simple("OK".into())
     );
 
-    // ===== 10 clients blocked for 2 s; another client is not held up ====================
+    // ===== 10 clients blocked for 2 s each return at their timeout =======================
     let commands = vec![
         format!("BLPOP {} 2", k(0, "l")),
         format!("BRPOP {} {} 2", k(1, "l"), k(1, "l2")),
@@ -83,30 +101,16 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
         // Two replicas of one shard never exist here: WAIT waits its whole timeout.
         "WAIT 2 2000".to_owned(),
     ];
-    let started = Instant::now();
     let threads: Vec<_> = commands
         .iter()
         .map(|l| blocked(sg.addr, l.clone()))
         .collect();
-    let deadline = Instant::now() + Duration::from_millis(1500);
-    while blocked_on_nodes(&cluster) < 10 && Instant::now() < deadline {
+    // The most clients seen blocked at once, polled until every one has returned.
+    let mut blocked_seen = 0;
+    while !threads.iter().all(|t| t.is_finished()) {
+        blocked_seen = blocked_seen.max(blocked_on_nodes(&cluster));
         std::thread::sleep(Duration::from_millis(20));
     }
-    let blocked_seen = blocked_on_nodes(&cluster);
-    let keys = keys_by_primary(&cluster, "get", 10);
-    for (i, key) in keys.iter().flat_map(|(_, ks)| ks).enumerate() {
-        assert_eq!(
-            c.call(&format!("SET {key} v{i}")),
-            Reply::Simple("OK".into())
-        );
-    }
-    let all_keys: Vec<&String> = keys.iter().flat_map(|(_, ks)| ks).collect();
-    for i in 0..1000 {
-        let key = all_keys[i % all_keys.len()];
-        let reply = c.call(&format!("GET {key}"));
-        assert!(matches!(reply, Reply::Bulk(_)), "GET {key}: {reply:?}");
-    }
-    let gets_done = started.elapsed();
     let mut results = Vec::new();
     for thread in threads {
         results.push(thread.join().expect("a blocked client"));
@@ -122,20 +126,14 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
             Reply::Nil
         };
         assert_eq!(reply, &expected, "{line}");
+        // Not before Redis's timeout; the upper bound is liveness only.
         assert!(
-            *took >= Duration::from_millis(1950) && *took < Duration::from_secs(8),
+            *took >= Duration::from_millis(1950) && *took < LIVENESS,
             "{line} returned after {took:?}, expected its 2 s timeout"
         );
-        assert!(
-            gets_done < *took,
-            "1000 GETs from another client took {gets_done:?} (from the start of the \
-             blocking commands), longer than {line} blocked ({took:?}): blocked clients delay \
-             others"
-        );
     }
-    eprintln!("1000 GETs done {gets_done:?} after 10 clients blocked for 2 s");
 
-    // ===== Released by data from another client =========================================
+    // ===== Blocked until data comes; others are served meanwhile ========================
     let releases = [
         (
             format!("BLPOP {} 0", k(0, "l")),
@@ -181,15 +179,34 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
     for (block, _) in &releases {
         waiting.push(blocked(sg.addr, block.clone()));
     }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while blocked_on_nodes(&cluster) < releases.len() as i64 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    wait_blocked(&cluster, releases.len() as i64);
+    // Blocked clients hold up nobody: another client's 1000 GETs complete while all of
+    // them stay blocked (timeout 0: only a push releases them).
+    let keys = keys_by_primary(&cluster, "get", 10);
+    for (i, key) in keys.iter().flat_map(|(_, ks)| ks).enumerate() {
+        assert_eq!(
+            c.call(&format!("SET {key} v{i}")),
+            Reply::Simple("OK".into())
+        );
     }
-    std::thread::sleep(Duration::from_millis(300));
+    let all_keys: Vec<&String> = keys.iter().flat_map(|(_, ks)| ks).collect();
+    for i in 0..1000 {
+        let key = all_keys[i % all_keys.len()];
+        let reply = c.call(&format!("GET {key}"));
+        assert!(matches!(reply, Reply::Bulk(_)), "GET {key}: {reply:?}");
+    }
+    assert_eq!(
+        blocked_on_nodes(&cluster),
+        releases.len() as i64,
+        "the blocked clients stay blocked while others are served"
+    );
+    // None returned before its push.
+    for ((block, _), thread) in releases.iter().zip(&waiting) {
+        assert!(!thread.is_finished(), "{block} returned before the push");
+    }
     for (_, push) in &releases {
         assert!(!c.call(push).is_error(), "{push}");
     }
-    let pushed_after = Duration::from_millis(300);
     let mut got = Vec::new();
     for thread in waiting {
         got.push(thread.join().expect("a blocked client"));
@@ -220,12 +237,8 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
             ]),
         ]),
     ];
-    for ((line, reply, took), want) in got.iter().zip(&expected) {
+    for ((line, reply, _), want) in got.iter().zip(&expected) {
         assert_eq!(reply, want, "{line} released by a push");
-        assert!(
-            *took >= pushed_after,
-            "{line} returned before the push: {took:?}"
-        );
     }
     for ((line, reply, _), stream) in got[7..].iter().zip([k(7, "s"), k(8, "s")]) {
         let entry = Reply::Array(vec![Reply::Array(vec![
@@ -256,8 +269,9 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
         let reply = c.call(&line);
         let took = start.elapsed();
         assert_eq!(reply, Reply::Nil, "{line}");
+        // Not before the timeout; the upper bound is liveness only.
         assert!(
-            took >= Duration::from_millis(at_least - 20) && took < Duration::from_secs(5),
+            took >= Duration::from_millis(at_least - 20) && took < LIVENESS,
             "{line} took {took:?}"
         );
     }
@@ -283,17 +297,23 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
     // ===== BLPOP 0 while its slot migrates to another primary ============================
     let moving = k(0, "moving");
     let slot = common::key_slot(moving.as_bytes());
+    let old_owner = cluster.node_for_slot(slot);
+    let new_owner = cluster.node_by_port(primaries[1]);
+    let blocked_on = |node: &common::RedisNode| {
+        let info: String = node.query(&["INFO", "clients"]);
+        info_field(&info, "blocked_clients").and_then(|v| v.parse::<i64>().ok())
+    };
+    let blocked_before = blocked_on(new_owner);
     let waiter = blocked(sg.addr, format!("BLPOP {moving} 0"));
-    std::thread::sleep(Duration::from_millis(200));
-    cluster.migrate_slot(
-        slot,
-        cluster.node_for_slot(slot),
-        cluster.node_by_port(primaries[1]),
-        10,
-        Duration::ZERO,
-    );
-    // Give the old owner time to redirect its blocked client, then push on the new owner.
-    std::thread::sleep(Duration::from_millis(1500));
+    common::wait_for_test("the BLPOP blocked on the slot's owner", LIVENESS, || {
+        blocked_on(old_owner) == Some(1)
+    });
+    cluster.migrate_slot(slot, old_owner, new_owner, 10, Duration::ZERO);
+    // The old owner redirects its blocked client (MOVED, from its cron), slotgate follows:
+    // push only once the BLPOP is blocked on the new owner.
+    common::wait_for_test("the BLPOP to follow the slot", LIVENESS, || {
+        blocked_on(old_owner) == Some(0) && blocked_on(new_owner) > blocked_before
+    });
     assert_eq!(c.call(&format!("RPUSH {moving} arrived")), Reply::Int(1));
     let (line, reply, _) = waiter.join().expect("the BLPOP across a migration");
     problems.check(
@@ -311,7 +331,7 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
     let before = blocked_on_nodes(&cluster);
     let mut ghost = Client::connect(sg.addr);
     ghost.send(&format!("BLPOP {ghost_key} 0"));
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + LIVENESS;
     while blocked_on_nodes(&cluster) <= before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -321,7 +341,7 @@ fn blocking_commands_never_stall_others_and_keep_redis_timeouts() {
         "the ghost's BLPOP is blocked"
     );
     drop(ghost);
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + LIVENESS;
     while blocked_on_nodes(&cluster) > before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -155,8 +155,18 @@ fn cluster_wide_commands_cover_every_primary_and_refusals_keep_the_connection() 
         per_node.iter().all(|&(_, n)| n > 1000),
         "keys on every primary: {per_node:?}"
     );
-    // Let each node finish any incremental rehash, so SCAN sees a stable table.
-    std::thread::sleep(Duration::from_millis(300));
+    // Let each node finish any incremental rehash, so SCAN sees a stable table: wait until
+    // no node reports a rehashing target for db 0.
+    common::wait_for_test(
+        "the nodes to finish rehashing",
+        Duration::from_secs(30),
+        || {
+            cluster.primaries().iter().all(|n| {
+                !n.cmd(&["DEBUG", "HTSTATS", "0"])
+                    .contains("rehashing target")
+            })
+        },
+    );
 
     // ----- SCAN -------------------------------------------------------------------------
     let (keys, calls) = full_scan(&mut c, "COUNT 100");

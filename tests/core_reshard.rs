@@ -164,8 +164,28 @@ fn live_reshard_under_incr_load_loses_nothing_and_hides_redirects() {
     let pause = Duration::from_millis(150);
     cluster.migrate_slot(slot1, a, b, 6, pause);
     cluster.migrate_slot(slot2, b, a, 6, pause);
-    // Load on after the moves too, so commands meet the old owner's MOVED.
-    std::thread::sleep(Duration::from_millis(500));
+    // Load on after the moves too, so commands meet the old owner's MOVED: wait until both
+    // loads have written to the moved slots on their new owners again.
+    let counter = |node: &common::RedisNode, key: &str| -> u64 {
+        node.query::<Option<u64>>(&["GET", key]).unwrap_or(0)
+    };
+    let moved: Vec<(&common::RedisNode, String)> = vec![
+        (b, format!("{{{tag1}}}:p0")),
+        (b, format!("{{{tag1}}}:s0")),
+        (a, format!("{{{tag2}}}:p0")),
+        (a, format!("{{{tag2}}}:s0")),
+    ];
+    let after_move: Vec<u64> = moved.iter().map(|(n, k)| counter(n, k)).collect();
+    common::wait_for_test(
+        "the loads to write on the new owners",
+        Duration::from_secs(30),
+        || {
+            moved
+                .iter()
+                .zip(&after_move)
+                .all(|((n, k), &then)| counter(n, k) > then)
+        },
+    );
     stop.store(true, Ordering::SeqCst);
     let pipelined = pipelined.join().expect("pipelined load thread");
     let single = single.join().expect("single load thread");

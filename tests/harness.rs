@@ -286,7 +286,13 @@ fn resp_conn_returns_exact_reply_bytes() {
 
     // A request split across writes.
     c.send_raw(b"*2\r\n$3\r\nGET");
-    std::thread::sleep(Duration::from_millis(50));
+    // The node has read the first write: its unparsed `GET` shows as `qbuf=3`.
+    let mut probe = RespConn::connect(node.addr);
+    common::wait_for_test(
+        "the node to read the first part",
+        Duration::from_secs(30),
+        || String::from_utf8_lossy(&probe.cmd_str(&["CLIENT", "LIST"])).contains(" qbuf=3 "),
+    );
     c.send_raw(b"\r\n$1\r\nk\r\n");
     assert_eq!(c.read_reply(), b"$4\r\nv\r\nx\r\n");
 

@@ -19,6 +19,19 @@ use common::extra::{encode, slot_owners};
 use common::ops::{OpsProxy, eventually, metric, try_http};
 use common::{RedisCluster, RespConn, key_slot};
 
+/// Upper bounds on what should take well under a second; far below the 30 s and 60 s
+/// timeouts they tell apart, and generous because other builds and tests share the cores.
+const LIVENESS: Duration = Duration::from_secs(20);
+
+/// Waits until slotgate has read and dispatched `conn`'s GET: `CLIENT LIST` (over a probe
+/// connection) shows a client whose last command is `get`.
+fn wait_get_dispatched(proxy: &OpsProxy) {
+    let mut probe = RespConn::connect(proxy.addr);
+    eventually("slotgate to dispatch the GET", LIVENESS, || {
+        String::from_utf8_lossy(&probe.cmd_str(&["CLIENT", "LIST"])).contains(" cmd=get ")
+    });
+}
+
 /// A key served by the primary on `port`.
 fn key_on(cluster: &RedisCluster, port: u16) -> String {
     let owners = slot_owners(cluster);
@@ -109,7 +122,7 @@ fn drain_turns_readyz_off_refuses_new_clients_and_answers_in_flight_commands() {
 
     frozen.pause();
     conn.send_raw(&encode(&[b"GET", key.as_bytes()]));
-    std::thread::sleep(Duration::from_millis(200));
+    wait_get_dispatched(&proxy);
     proxy.signal("TERM");
 
     let body = proxy.wait_readyz(503, Duration::from_secs(5));
@@ -146,18 +159,15 @@ fn idle_connections_close_at_once_on_sigterm() {
     let start = Instant::now();
     proxy.signal("TERM");
     for conn in &mut idle {
-        conn.set_read_timeout(Duration::from_secs(5));
+        conn.set_read_timeout(LIVENESS);
         assert!(conn.read_to_close().is_empty());
     }
     let status = proxy
-        .wait_exit(Duration::from_secs(5))
+        .wait_exit(LIVENESS)
         .expect("slotgate exits once idle connections are closed");
     assert!(status.success(), "{status}");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
+    // Not the 30 s shutdown-timeout.
+    assert!(start.elapsed() < LIVENESS, "{:?}", start.elapsed());
 }
 
 #[test]
@@ -177,7 +187,7 @@ fn a_second_signal_exits_at_once() {
     let mut conn = RespConn::connect(proxy.addr);
     frozen.pause();
     conn.send_raw(&encode(&[b"GET", key.as_bytes()]));
-    std::thread::sleep(Duration::from_millis(200));
+    wait_get_dispatched(&proxy);
     proxy.signal("TERM");
     proxy.wait_readyz(503, Duration::from_secs(5));
     assert!(proxy.try_wait().is_none());
@@ -185,9 +195,10 @@ fn a_second_signal_exits_at_once() {
     let start = Instant::now();
     proxy.signal("INT");
     let status = proxy
-        .wait_exit(Duration::from_secs(3))
+        .wait_exit(LIVENESS)
         .expect("a second signal exits at once");
-    assert!(start.elapsed() < Duration::from_secs(3));
+    // Not the 60 s shutdown-timeout.
+    assert!(start.elapsed() < LIVENESS);
     assert!(status.success(), "{status}");
     assert!(
         proxy.log().contains("second stop signal"),
@@ -214,15 +225,16 @@ fn the_drain_never_outlasts_shutdown_timeout() {
     let mut conn = RespConn::connect(proxy.addr);
     frozen.pause();
     conn.send_raw(&encode(&[b"GET", key.as_bytes()]));
-    std::thread::sleep(Duration::from_millis(200));
+    wait_get_dispatched(&proxy);
     let start = Instant::now();
     proxy.signal("TERM");
     let status = proxy
-        .wait_exit(Duration::from_secs(5))
+        .wait_exit(LIVENESS)
         .expect("slotgate exits at shutdown-timeout");
     let took = start.elapsed();
+    // At its 1 s shutdown-timeout: not before, and not at the 60 s reply timeout.
     assert!(took >= Duration::from_millis(900), "{took:?}");
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(took < LIVENESS, "{took:?}");
     assert!(status.success(), "{status}");
     assert!(
         proxy.log().contains("shutdown-timeout reached"),
@@ -232,4 +244,40 @@ fn the_drain_never_outlasts_shutdown_timeout() {
     frozen.resume();
     // The admin listener is gone with the process.
     assert!(try_http(proxy.admin, "GET", "/healthz").is_err());
+}
+
+/// While draining, the quiet period that closes a client counts from its last byte, not
+/// from the first moment it had nothing pending: a client that sends its next command
+/// 50 ms after each reply is served for as long as it keeps doing so (the quiet period is
+/// 200 ms). Each command here is a BLPOP that times out after 500 ms, longer than the quiet
+/// period, so a quiet period counted from an earlier reply would have run out.
+#[test]
+fn a_draining_client_that_keeps_sending_is_served() {
+    let cluster = RedisCluster::start(3, 0);
+    let mut proxy = OpsProxy::start(&["--seeds", &cluster.seeds(), "--shutdown-timeout", "30s"]);
+    proxy.wait_readyz(200, Duration::from_secs(15));
+    let mut conn = RespConn::connect(proxy.addr);
+    conn.set_read_timeout(LIVENESS);
+    // In flight when the drain starts, so the connection stays.
+    conn.send_raw(&encode(&[b"BLPOP", b"drain:none", b"2"]));
+    let mut probe = RespConn::connect(proxy.addr);
+    eventually("slotgate to dispatch the BLPOP", LIVENESS, || {
+        String::from_utf8_lossy(&probe.cmd_str(&["CLIENT", "LIST"])).contains(" cmd=blpop ")
+    });
+    drop(probe);
+    proxy.signal("TERM");
+    proxy.wait_readyz(503, LIVENESS);
+    for round in 0..3 {
+        assert_eq!(conn.read_reply(), b"*-1\r\n", "BLPOP #{round}");
+        // The client's think time (not synchronisation): slotgate sees it quiet first.
+        std::thread::sleep(Duration::from_millis(50));
+        conn.send_raw(&encode(&[b"BLPOP", b"drain:none", b"0.5"]));
+    }
+    assert_eq!(conn.read_reply(), b"*-1\r\n", "the last BLPOP");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(conn.cmd_str(&["PING"]), b"+PONG\r\n");
+    // Quiet now: closed, and the process exits.
+    assert!(conn.read_to_close().is_empty());
+    let status = proxy.wait_exit(LIVENESS).expect("slotgate exits");
+    assert!(status.success(), "{status}");
 }

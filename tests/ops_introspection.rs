@@ -232,16 +232,31 @@ fn client_list_shows_each_clients_last_command() {
     let mut b = RespConn::connect(proxy.addr);
     let id_b = client_id(&mut b);
     assert_eq!(b.cmd_str(&["SET", "x", "1"]), b"+OK\r\n");
+    let get_sent = std::time::Instant::now();
     assert_eq!(b.cmd_str(&["GET", "x"]), b"$1\r\n1\r\n");
+    let get_answered = std::time::Instant::now();
     let list = text(&a.cmd_str(&["CLIENT", "LIST"]));
     let line = line_of(&list, id_b).unwrap();
     assert!(line.contains(" cmd=get "), "{line}");
+    // Not synchronisation: idle time has to pass for `idle=` to show it.
     std::thread::sleep(Duration::from_millis(2100));
+    let list_sent = std::time::Instant::now();
     let list = text(&a.cmd_str(&["CLIENT", "LIST"]));
+    let list_answered = std::time::Instant::now();
     let line = line_of(&list, id_b).unwrap();
+    let idle: u64 = line
+        .split(' ')
+        .find_map(|f| f.strip_prefix("idle="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no idle= in {line}"));
+    // The GET was read between `get_sent` and `get_answered`, the list made between
+    // `list_sent` and `list_answered`: idle (whole seconds, rounded down) lies between
+    // those bounds however slow the machine (2 ms for slotgate's millisecond clock).
+    let least = (list_sent - get_answered).saturating_sub(Duration::from_millis(2));
+    let most = list_answered - get_sent + Duration::from_millis(2);
     assert!(
-        line.contains(" idle=2 ") || line.contains(" idle=3 "),
-        "{line}"
+        (least.as_secs()..=most.as_secs()).contains(&idle) && idle >= 2,
+        "idle={idle}, expected {least:?}..={most:?}: {line}"
     );
 }
 

@@ -4,6 +4,8 @@
 //!
 //! Real cluster, real slotgate, raw sockets. Each test pipelines far more reply bytes than
 //! the loopback socket buffers hold (a few MB), so the excess must wait inside slotgate.
+//! Waits are on what can be observed (the disconnect counter, the node's count of GETs
+//! served); time bounds are Redis's soft-limit seconds (a lower bound) and liveness.
 
 mod common;
 
@@ -11,7 +13,11 @@ use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
 
 use common::ops::{OpsProxy, metric};
-use common::{RedisCluster, RespConn, encode_command};
+use common::{RedisCluster, RespConn, encode_command, key_slot};
+
+/// For what takes well under a second on an idle machine; generous because other builds
+/// and tests share the two cores.
+const LIVENESS: Duration = Duration::from_secs(30);
 
 const DISCONNECTS: &str = "slotgate_client_output_buffer_limit_disconnects_total";
 /// Replies queued by the pipelines below: 96 x 1 MB, far beyond socket buffers.
@@ -58,6 +64,21 @@ fn disconnects(proxy: &OpsProxy) -> f64 {
     metric(&proxy.metrics(), DISCONNECTS).unwrap_or(0.0)
 }
 
+/// Waits until the node owning `key` has served `n` GETs (`INFO commandstats`): their
+/// replies have left the node, and are in slotgate or the sockets.
+fn wait_gets_served(cluster: &RedisCluster, key: &str, n: usize) {
+    let node = cluster.node_for_slot(key_slot(key.as_bytes()));
+    common::ops::eventually("the node to serve every GET", LIVENESS, || {
+        let stats = node.cmd(&["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|calls| calls.parse::<usize>().ok())
+            .is_some_and(|calls| calls >= n)
+    });
+}
+
 fn start(cluster: &RedisCluster, limit: &str) -> OpsProxy {
     let toml = format!("client-output-buffer-limit = {limit:?}\n");
     let proxy = OpsProxy::start_with_config(&toml, &["--seeds", &cluster.seeds()]);
@@ -74,8 +95,10 @@ fn hard_limit_disconnects_a_client_that_does_not_read() {
     let mut slow = RespConn::connect(proxy.addr);
     let mut bystander = RespConn::connect(proxy.addr);
     pipeline_big_replies(&mut slow, "big");
-    // Give the replies time to pile up while the client reads nothing.
-    std::thread::sleep(Duration::from_secs(2));
+    // The replies pile up while the client reads nothing, until the limit cuts it.
+    common::ops::eventually("the hard limit to disconnect", LIVENESS, || {
+        disconnects(&proxy) == 1.0
+    });
     assert_eq!(bystander.cmd_str(&["PING"]), b"+PONG\r\n");
     let (received, closed) = drain(&mut slow, Duration::from_secs(10));
     assert!(closed, "the connection must be closed by slotgate");
@@ -96,7 +119,8 @@ fn without_a_limit_a_slow_reader_gets_every_reply() {
     let proxy = start(&cluster, "pubsub 32mb 8mb 60");
     let mut slow = RespConn::connect(proxy.addr);
     pipeline_big_replies(&mut slow, "big");
-    std::thread::sleep(Duration::from_secs(2));
+    // Every reply is out of the node and waits for the client, who has read nothing yet.
+    wait_gets_served(&cluster, "big", GETS);
     let (received, closed) = drain(&mut slow, Duration::from_secs(5));
     assert!(!closed, "no limit: the connection stays open");
     let reply_len = format!("${VALUE_LEN}\r\n").len() + VALUE_LEN + 2;
@@ -109,18 +133,17 @@ fn soft_limit_waits_its_seconds_then_disconnects() {
     let cluster = RedisCluster::start(3, 0);
     let proxy = start(&cluster, "normal 0 4mb 2");
     let mut slow = RespConn::connect(proxy.addr);
+    let sent = Instant::now();
     pipeline_big_replies(&mut slow, "big");
-    // Over the soft limit but not for 2 s yet: still connected.
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(
-        disconnects(&proxy),
-        0.0,
-        "the soft limit must wait its seconds"
-    );
-    common::ops::eventually(
-        "the soft limit to disconnect",
-        Duration::from_secs(8),
-        || disconnects(&proxy) == 1.0,
+    common::ops::eventually("the soft limit to disconnect", LIVENESS, || {
+        disconnects(&proxy) == 1.0
+    });
+    // The limit was first exceeded after `sent`, and must then hold for its 2 s before the
+    // disconnect: a lower bound a busy machine can only make longer.
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2),
+        "the soft limit must wait its seconds: disconnected {waited:?} after the pipeline"
     );
     let (_, closed) = drain(&mut slow, Duration::from_secs(10));
     assert!(closed);

@@ -72,7 +72,9 @@ fn full_restart_on_new_addresses_is_found_through_dns_within_1s_of_cluster_ok() 
             ..LoadOptions::default()
         },
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // Every key served before the restart (a condition, not a fixed warm-up sleep).
+    load.wait_all_acked_since(Instant::now(), Duration::from_secs(30))
+        .expect("the load to write every key");
 
     let t_stop = Instant::now();
     env.cluster.stop_all();
@@ -91,7 +93,8 @@ fn full_restart_on_new_addresses_is_found_through_dns_within_1s_of_cluster_ok() 
     env.cluster.meet_all();
     let t_ok = env.cluster.wait_ok(Duration::from_secs(40));
     let all_back = load.wait_all_acked_since(t_stopped, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_secs(1));
+    // Run on a second past the cluster being ok on every key, so late errors are seen.
+    let _ = load.wait_all_acked_since(t_ok + Duration::from_secs(1), Duration::from_secs(30));
     let report = load.stop();
 
     let first_back = report
@@ -227,7 +230,9 @@ fn hostname_only_cluster_serves_every_shard_before_and_after_a_failover() {
             ..LoadOptions::default()
         },
     );
-    std::thread::sleep(Duration::from_secs(1));
+    load.wait_all_acked_since(Instant::now(), Duration::from_secs(30))
+        .expect("the load to write every key");
+    env.cluster.wait_replicas_ready(Duration::from_secs(30));
     let primary = env.cluster.primaries()[0];
     let replica = env.cluster.replicas_of(primary)[0];
     println!(
@@ -239,7 +244,8 @@ fn hostname_only_cluster_serves_every_shard_before_and_after_a_failover() {
     );
     let t_ok = env.cluster.failover(replica);
     let caught_up = load.wait_all_acked_since(t_ok, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(1));
+    // Run on a second past the failover on every key, so late errors are seen.
+    let _ = load.wait_all_acked_since(t_ok + Duration::from_secs(1), Duration::from_secs(30));
     let report = load.stop();
     check_all_shards("after");
 

@@ -73,7 +73,10 @@ pub async fn serve(
         max_args: config.max_request_args,
         ..ScanLimits::default()
     };
+    // Read before the users, so a reload in between is seen at the first request.
+    let users_epoch = worker.state.users_epoch();
     let mut session = Session {
+        users_epoch,
         queue: Rc::new(ReplyQueue::default()),
         client: ClientState {
             id,
@@ -176,6 +179,8 @@ struct Session {
     read_hint: usize,
     /// Since when the unread output has been over the soft `client-output-buffer-limit`.
     over_soft_limit_since: Option<Instant>,
+    /// [`crate::state::ProxyState::users_epoch`] when `client.user` was last looked up.
+    users_epoch: u64,
 }
 
 impl Session {
@@ -276,6 +281,8 @@ impl Session {
                         (0, _) => return Ok(()),
                         (n, filled) => {
                             self.worker.stats.metrics.record_client_read(n);
+                            // Draining: the quiet period starts again after every byte.
+                            drain_quiet_since = None;
                             if filled {
                                 // The client sends faster than we read: read more at once.
                                 self.read_hint = (self.read_hint * 2).min(MAX_READ);
@@ -362,6 +369,9 @@ impl Session {
     /// Routes one request and either answers it or sends it on.
     fn handle(&mut self, frame: Bytes, read_at: Instant) {
         WorkerStats::bump(&self.worker.stats.commands);
+        if !self.recheck_user() {
+            return;
+        }
         let args = ArgView::new(&frame, &self.args);
         let (route, command, intent) = self.up.with_commands(|table| route_with_id(table, &args));
         self.queue.stamp(command, read_at);
@@ -515,6 +525,51 @@ impl Session {
         let mut out = BytesMut::new();
         encode::error(&mut out, message);
         self.queue.push(Entry::ready(out.freeze(), false));
+    }
+
+    /// After a reload replaced the users, looks this client's user up again by name: a
+    /// user still `on` carries on under its new rules; one removed or turned `off` loses
+    /// the connection at this request, which is answered with an error and not run
+    /// (docs/security.md). False when the connection is closing.
+    fn recheck_user(&mut self) -> bool {
+        let epoch = self.worker.state.users_epoch();
+        if epoch == self.users_epoch {
+            return true;
+        }
+        self.users_epoch = epoch;
+        let Some(current) = &self.client.user else {
+            return true;
+        };
+        let name = current.name().to_owned();
+        match self.worker.state.users.load().user(&name) {
+            Some(user) if user.is_enabled() => {
+                self.client.user = Some(user);
+                true
+            }
+            _ => {
+                self.client.user = None;
+                warn!(
+                    client = self.client.id,
+                    peer = %self.client.peer,
+                    user = %name,
+                    "user removed or disabled by a config reload; closing its connection"
+                );
+                let mut out = BytesMut::new();
+                encode::error(
+                    &mut out,
+                    &format!(
+                        "ERR user '{name}' was removed or disabled by a config reload; \
+                         connection closed"
+                    ),
+                );
+                let mut entry = Entry::ready(out.freeze(), true);
+                entry.outcome = Some(CommandOutcome::Rejected);
+                self.queue.push(entry);
+                self.reading = false;
+                self.read_buf = BytesMut::new();
+                false
+            }
+        }
     }
 
     /// Who may run what, in Redis's order: unknown commands and arity errors first (they

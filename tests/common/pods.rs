@@ -736,6 +736,45 @@ impl PodCluster {
         )
     }
 
+    /// Waits until every primary has its replica online (`INFO replication`: `state=online`)
+    /// and every live node sees that replica as the primary's (`CLUSTER NODES`): what a
+    /// manual failover needs. Started earlier, `CLUSTER FAILOVER` can time out (Redis gives
+    /// it 5 s and does not retry it).
+    pub fn wait_replicas_ready(&self, timeout: Duration) {
+        wait_for(
+            "every replica to be online and known",
+            timeout,
+            POLL,
+            |_| {
+                self.primaries()
+                    .iter()
+                    .all(|primary| {
+                        let id = primary.node_id();
+                        let online = primary
+                            .try_query::<String>(&["INFO", "replication"])
+                            .is_ok_and(|info| info.contains("state=online"));
+                        let replicas: Vec<String> = self
+                            .replicas_of(primary)
+                            .iter()
+                            .map(|r| r.node_id())
+                            .collect();
+                        online
+                            && !replicas.is_empty()
+                            && self.live().all(|pod| {
+                                pod.cluster_nodes().is_ok_and(|lines| {
+                                    replicas.iter().all(|r| {
+                                        lines.iter().any(|l| {
+                                            &l.id == r && l.master.as_deref() == Some(id.as_str())
+                                        })
+                                    })
+                                })
+                            })
+                    })
+                    .then_some(())
+            },
+        );
+    }
+
     /// Planned failover: `CLUSTER FAILOVER` on `replica`; waits until it is a primary with
     /// slots and the cluster is ok. Returns the instant the cluster was ok again.
     pub fn failover(&self, replica: &Pod) -> Instant {
