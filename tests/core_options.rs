@@ -11,7 +11,8 @@
 //! - `backend-connect-timeout`: a node announces the port of a listener whose accept queue
 //!   is full, so that TCP handshakes to it never complete on loopback (the kernel drops
 //!   the SYN); the connect is given up after the option's time, not the default's;
-//! - `log-format`: `json` makes every log line a JSON object, `human` makes none.
+//! - `log-format`: `json` makes every log line a JSON object, `human` makes none (and, written
+//!   to a file, carries no colour codes).
 
 mod common;
 
@@ -328,6 +329,11 @@ fn log_format_json_writes_one_json_object_per_line() {
     let log = human.log();
     let lines = log_lines(&log);
     assert!(lines.len() >= 2, "{log}");
+    // The fixture sends stderr to a file: colour codes are for terminals only.
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a log written to a file: {log:?}"
+    );
     for line in &lines {
         assert!(
             serde_json::from_str::<serde_json::Value>(line).is_err(),
