@@ -638,12 +638,10 @@ impl Session {
                 swallow,
             }),
             None => {
-                // No node serves this slot in the current map: wait for a better one.
+                // No node serves this slot in the current map (in a backend without
+                // slots: no single primary is known): wait for a better one.
                 self.up.upstream.request_refresh();
-                sink.complete(
-                    seq,
-                    Outcome::NotNow(Bytes::from_static(b"-CLUSTERDOWN Hash slot not served\r\n")),
-                );
+                sink.complete(seq, Outcome::NotNow(self.up.upstream.unserved_reply()));
             }
         }
     }

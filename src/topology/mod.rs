@@ -6,6 +6,7 @@
 //! 16384-entry table of shard indexes and the shards themselves.
 
 pub mod discovery;
+pub mod role;
 
 use std::sync::Arc;
 

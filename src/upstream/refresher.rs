@@ -31,7 +31,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Shape, Upstream};
+use super::{NoPrimary, Shape, Upstream};
 use crate::commands::{CommandTable, LearnError};
 use crate::config::HostPort;
 use crate::connector::NodeConnector;
@@ -40,6 +40,7 @@ use crate::endpoint::Endpoint;
 use crate::metrics::SharedMetrics;
 use crate::topology::Topology;
 use crate::topology::discovery::{ClusterDiscovery, Discovery, NodeView, ShapeDiscovery};
+use crate::topology::role::{self, Choice, RoleDiscovery};
 
 /// Shortest time a DNS answer is trusted, whatever its TTL (Kubernetes answers with 5 s or
 /// 30 s; a TTL of 0 must not turn into a query storm).
@@ -90,6 +91,8 @@ impl Refresher {
         ));
         let discovery = match upstream.shape {
             Shape::Cluster => ShapeDiscovery::Cluster(ClusterDiscovery),
+            Shape::Sentinel => ShapeDiscovery::Sentinel(RoleDiscovery),
+            Shape::Standalone => ShapeDiscovery::Standalone(RoleDiscovery),
         };
         Self {
             upstream,
@@ -162,6 +165,88 @@ impl Refresher {
     /// One full round: DNS, discovery, decision. Returns true when a new map was swapped in.
     pub async fn round(&mut self) -> bool {
         self.sync_config();
+        match self.upstream.shape {
+            Shape::Cluster => self.cluster_round().await,
+            Shape::Standalone => {
+                self.resolve_seeds().await;
+                let candidates = self.candidates(&self.upstream.topology.load().endpoints());
+                self.role_round(candidates).await
+            }
+            // Where the Sentinels say the primary and replicas are is the Sentinel
+            // discovery's answer (docs/discovery.md); `mode = "sentinel"` is refused by
+            // the config check until it is built, so no round gets here without it. With
+            // no node to confirm, the round reports "no primary".
+            Shape::Sentinel => self.role_round(Vec::new()).await,
+        }
+    }
+
+    /// A round of a shape without slots: asks every candidate `ROLE` and serves the one
+    /// primary as a single shard owning every slot ([`role::choose`]). Split brain or no
+    /// primary swaps in an empty map, so commands are held (`retry-deadline`) and then
+    /// refused with the reason ([`Upstream::unserved_reply`]).
+    async fn role_round(&mut self, candidates: Vec<Endpoint>) -> bool {
+        let current = self.upstream.topology.load_full();
+        let views = self.gather(candidates.clone()).await;
+        self.metrics
+            .record_refresh(views.iter().any(|(_, v)| v.role.is_some()));
+        let claims: Vec<Endpoint> = views
+            .iter()
+            .filter(|(_, v)| matches!(v.role, Some(role::NodeRole::Primary { .. })))
+            .map(|(e, _)| e.clone())
+            .collect();
+        let claims_changed = *self.upstream.primary_claims() != claims;
+        self.upstream.set_primary_claims(claims);
+        let next = match role::choose(&views) {
+            Choice::Primary(topology) => {
+                if self.upstream.no_primary().is_some() {
+                    info!(primary = %topology.shards()[0].primary.endpoint, "a single primary answers ROLE master again; serving it");
+                }
+                self.upstream.set_no_primary(None);
+                if !self.commands_learned {
+                    let primary = topology.shards()[0].primary.endpoint.clone();
+                    self.learn_commands(&primary).await;
+                }
+                topology
+            }
+            Choice::SplitBrain(nodes) => {
+                if claims_changed || self.upstream.no_primary().is_none() {
+                    warn!(
+                        nodes = %nodes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+                        "split brain: several nodes answer ROLE master; refusing commands until all but one step down"
+                    );
+                }
+                self.upstream
+                    .set_no_primary(Some(NoPrimary::new(nodes, &candidates)));
+                Topology::empty()
+            }
+            Choice::NoPrimary => {
+                if claims_changed || self.upstream.no_primary().is_none() {
+                    warn!(
+                        asked = candidates.len(),
+                        answered = views.len(),
+                        "no primary: no reachable node answers ROLE master; refusing commands until one does"
+                    );
+                }
+                self.upstream
+                    .set_no_primary(Some(NoPrimary::new(Vec::new(), &candidates)));
+                // The primary may be back under a new address.
+                self.resolve_all = true;
+                Topology::empty()
+            }
+        };
+        let changed = !next.same_layout(&current);
+        if changed {
+            let mut topology = next;
+            topology.generation = current.generation + 1;
+            log_change(&current, &topology);
+            self.upstream.topology.store(Arc::new(topology));
+        }
+        self.update_readiness(&views);
+        changed
+    }
+
+    /// A cluster round: every known node and seed asked for its slot map.
+    async fn cluster_round(&mut self) -> bool {
         self.resolve_seeds().await;
         let current = self.upstream.topology.load_full();
         let known: Vec<Endpoint> = current.endpoints();
