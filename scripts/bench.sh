@@ -7,6 +7,9 @@
 #   cluster   the raw cluster, cluster-aware (`redis-benchmark --cluster`)
 #   node      one standalone redis-server (cluster mode off: one node serves every key)
 #   slotgate  slotgate in front of the cluster (plain, non-cluster client)
+#   slotgate-base  with --compare-bin: a second slotgate binary (say, the build of the
+#             commit before a change) in front of the same cluster, interleaved with the
+#             others in the same run, so before and after share the machine's conditions
 # for SET, GET and MSET at pipeline 1, 16 and 64 with 50 clients and random keys
 # (-r 100000). Targets are interleaved (a different order each repetition) and each cell
 # reports the median over the repetitions. Request counts are calibrated so a run lasts
@@ -35,6 +38,11 @@
 #   --clients N       redis-benchmark connections                  (default 50)
 #   --primaries N     cluster primaries                            (default 3)
 #   --out FILE        markdown table                               (default target/bench/latest.md)
+#   --compare-bin P   also bench the slotgate binary P as target "slotgate-base" (same
+#                     flags, same cluster) and add a slotgate vs slotgate-base table; e.g.
+#                     git worktree add /tmp/base HEAD~1 && cargo build --release
+#                     --manifest-path /tmp/base/Cargo.toml, then
+#                     --compare-bin /tmp/base/target/release/slotgate
 #   -h, --help        this text
 # Environment: BENCH_KEEP=1 keeps the temp dir (node logs, raw redis-benchmark output).
 set -euo pipefail
@@ -54,6 +62,7 @@ CLIENTS=50
 PRIMARIES=3
 KEYSPACE=100000
 OUT=$ROOT/target/bench/latest.md
+COMPARE_BIN=
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -75,6 +84,7 @@ while [[ $# -gt 0 ]]; do
         --clients) need_value "$@"; CLIENTS=$2; shift 2 ;;
         --primaries) need_value "$@"; PRIMARIES=$2; shift 2 ;;
         --out) need_value "$@"; OUT=$2; shift 2 ;;
+        --compare-bin) need_value "$@"; COMPARE_BIN=$2; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -90,6 +100,11 @@ fi
 IFS=, read -ra TEST_LIST <<<"$TESTS"
 IFS=, read -ra PIPE_LIST <<<"$PIPELINES"
 TARGETS=(cluster node slotgate)
+if [[ -n $COMPARE_BIN ]]; then
+    [[ -x $COMPARE_BIN && ! -d $COMPARE_BIN ]] || die "--compare-bin: $COMPARE_BIN is not an executable file"
+    COMPARE_BIN=$(cd "$(dirname "$COMPARE_BIN")" && pwd)/$(basename "$COMPARE_BIN")
+    TARGETS+=(slotgate-base)
+fi
 
 bench_init
 ensure_redis
@@ -103,10 +118,20 @@ note "load average at start: $LOAD_START (nproc $(nproc))"
 note "starting a $PRIMARIES-primary cluster, a standalone node and slotgate"
 start_cluster "$PRIMARIES"
 start_standalone
+BASE_PORT= BASE_PID=
+if [[ -n $COMPARE_BIN ]]; then
+    # The base binary first, with the same flags; start_slotgate sets the SLOTGATE_* names.
+    MAIN_BIN=$SLOTGATE_BIN
+    SLOTGATE_BIN=$COMPARE_BIN
+    start_slotgate "$SEEDS" "${SLOTGATE_ARGS[@]}"
+    BASE_PORT=$SLOTGATE_PORT BASE_PID=$SLOTGATE_PID
+    SLOTGATE_BIN=$MAIN_BIN
+fi
 start_slotgate "$SEEDS" "${SLOTGATE_ARGS[@]}"
 SLOTGATE_THREADS=${THREADS:-$(nproc)}
 note "cluster ${CLUSTER_PORTS[*]}, node $STANDALONE_PORT, slotgate $SLOTGATE_PORT" \
     "(pid $SLOTGATE_PID, threads $SLOTGATE_THREADS)"
+[[ -n $COMPARE_BIN ]] && note "slotgate-base $BASE_PORT (pid $BASE_PID, $COMPARE_BIN)"
 
 RUNS=$WORK/runs.tsv
 printf 'rep\ttarget\ttest\tpipeline\trequests\tseconds\trps\tp50_ms\tp99_ms\tproxy_ticks\tserver_ticks\trss_kb\tload1\terrors\n' >"$RUNS"
@@ -120,6 +145,15 @@ bench_cmd() {
         cluster) BENCH_CMD+=(--cluster -p "${CLUSTER_PORTS[0]}") ;;
         node) BENCH_CMD+=(-p "$STANDALONE_PORT") ;;
         slotgate) BENCH_CMD+=(-p "$SLOTGATE_PORT") ;;
+        slotgate-base) BENCH_CMD+=(-p "$BASE_PORT") ;;
+    esac
+}
+
+# The slotgate process serving target $1 (empty for the targets without one).
+proxy_pid() {
+    case $1 in
+        slotgate) echo "$SLOTGATE_PID" ;;
+        slotgate-base) echo "$BASE_PID" ;;
     esac
 }
 
@@ -134,18 +168,20 @@ server_pids() {
 # Runs one benchmark; sets RUN_RPS, RUN_P50, RUN_P99, RUN_SECONDS and appends a line to
 # $RUNS when $1 (rep) is not "cal".
 run_one() {
-    local rep=$1 target=$2 test=$3 pipe=$4 n=$5 servers proxy0 proxy1 srv0 srv1 t0 t1 out err
+    local rep=$1 target=$2 test=$3 pipe=$4 n=$5 servers proxy proxy0 proxy1 srv0 srv1 t0 t1 out err
     read -ra servers <<<"$(server_pids "$target")"
+    proxy=$(proxy_pid "$target")
+    proxy=${proxy:-$SLOTGATE_PID}
     bench_cmd "$target" "$test" "$pipe" "$n"
     out=$WORK/out-$rep-$target-$test-$pipe.csv
     err=$WORK/err-$rep-$target-$test-$pipe.txt
-    proxy0=$(cpu_ticks "$SLOTGATE_PID")
+    proxy0=$(cpu_ticks "$proxy")
     srv0=$(cpu_ticks "${servers[@]}")
     t0=$EPOCHREALTIME
     "${BENCH_CMD[@]}" >"$out" 2>"$err" ||
         die "redis-benchmark failed against $target: ${BENCH_CMD[*]}: $(tail -3 "$err")"
     t1=$EPOCHREALTIME
-    proxy1=$(cpu_ticks "$SLOTGATE_PID")
+    proxy1=$(cpu_ticks "$proxy")
     srv1=$(cpu_ticks "${servers[@]}")
     RUN_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
     # The last CSV line: "TEST","rps","avg","min","p50","p95","p99","max".
@@ -160,10 +196,10 @@ run_one() {
     fi
     [[ $rep == cal ]] && return 0
     local proxy_ticks=0
-    [[ $target == slotgate ]] && proxy_ticks=$((proxy1 - proxy0))
+    [[ $target == slotgate* ]] && proxy_ticks=$((proxy1 - proxy0))
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$rep" "$target" "$test" "$pipe" "$n" "$RUN_SECONDS" "$RUN_RPS" "$RUN_P50" \
-        "$RUN_P99" "$proxy_ticks" "$((srv1 - srv0))" "$(rss_kb "$SLOTGATE_PID")" \
+        "$RUN_P99" "$proxy_ticks" "$((srv1 - srv0))" "$(rss_kb "$proxy")" \
         "$(awk '{print $1}' /proc/loadavg)" "$errors" >>"$RUNS"
 }
 
@@ -260,6 +296,9 @@ declare -A SUM=()
     echo "- command: \`scripts/bench.sh ${ARGS[*]}\`; $PRIMARIES primaries, no replicas;" \
         "slotgate --threads $SLOTGATE_THREADS; redis-benchmark -c $CLIENTS -r $KEYSPACE," \
         "$REPS repetition(s), targets interleaved, medians"
+    if [[ -n $COMPARE_BIN ]]; then
+        echo "- slotgate-base = \`$COMPARE_BIN\` with the same flags, in front of the same cluster"
+    fi
     echo "- cluster = \`redis-benchmark --cluster\` on the raw cluster; node = one standalone" \
         "redis-server; slotgate = slotgate in front of the cluster. MSET = 10 random keys:" \
         "one hash tag per client with --cluster, split by slot through slotgate."
@@ -281,13 +320,16 @@ declare -A SUM=()
                 p99=$(med 9 "$target" "$test" "$pipe")
                 srv=$(med_cpu 11 "$target" "$test" "$pipe")
                 proxy=- proxy_ratio=- proxy_cl=- rss=-
-                if [[ $target == slotgate ]]; then
+                if [[ $target == slotgate* ]]; then
                     proxy=$(med_cpu 10 "$target" "$test" "$pipe")
                     proxy_ratio=$(ratio "$proxy" "$srv")
                     proxy_cl=$(ratio "$proxy" "$base_srv")
                     rss=$(fmt "$(med 12 "$target" "$test" "$pipe")" "%.0f")
                     rss=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
+                    SUM[$test-$pipe-$target-cpu]=$proxy
                     proxy=$(fmt "$proxy" "%.3f")
+                fi
+                if [[ $target == slotgate ]]; then
                     SUM[$test-$pipe-ratio]=$(ratio "$rps" "$base_rps")
                     SUM[$test-$pipe-cpu]=$proxy_ratio
                     SUM[$test-$pipe-cpucl]=$proxy_cl
@@ -313,8 +355,24 @@ declare -A SUM=()
                 "${SUM[$test-$pipe-cpucl]:--} | ${SUM[$test-$pipe-p99]:--} |"
         done
     done
+    if [[ -n $COMPARE_BIN ]]; then
+        echo
+        echo "slotgate vs slotgate-base ($COMPARE_BIN), same run:"
+        echo
+        echo "| test | P | throughput x base | CPU per command x base | p50 - base p50 (ms) | p99 - base p99 (ms) |"
+        echo "|---|---:|---:|---:|---:|---:|"
+        for test in "${TEST_LIST[@]}"; do
+            for pipe in "${PIPE_LIST[@]}"; do
+                echo "| ${test^^} | $pipe" \
+                    "| $(ratio "$(med 7 slotgate "$test" "$pipe")" "$(med 7 slotgate-base "$test" "$pipe")")" \
+                    "| $(ratio "${SUM[$test-$pipe-slotgate-cpu]:-}" "${SUM[$test-$pipe-slotgate-base-cpu]:-}")" \
+                    "| $(awk -v a="$(med 8 slotgate "$test" "$pipe")" -v b="$(med 8 slotgate-base "$test" "$pipe")" 'BEGIN { printf "%+.3f", a - b }')" \
+                    "| $(awk -v a="$(med 9 slotgate "$test" "$pipe")" -v b="$(med 9 slotgate-base "$test" "$pipe")" 'BEGIN { printf "%+.3f", a - b }') |"
+            done
+        done
+    fi
     echo
-    max_rss=$(awk -F'\t' 'NR > 1 && $12 > m { m = $12 } END { printf "%.1f", m / 1024 }' "$RUNS")
+    max_rss=$(awk -F'\t' 'NR > 1 && $2 == "slotgate" && $12 > m { m = $12 } END { printf "%.1f", m / 1024 }' "$RUNS")
     short=$(awk -F'\t' -v m="$MIN_SECONDS" 'NR > 1 && $6 < m { c++ } END { print c + 0 }' "$RUNS")
     errs=$(awk -F'\t' 'NR > 1 { c += $14 } END { print c + 0 }' "$RUNS")
     if [[ $QUICK -eq 1 ]]; then
