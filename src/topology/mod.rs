@@ -7,6 +7,7 @@
 
 pub mod discovery;
 pub mod role;
+pub mod sentinel;
 
 use std::sync::Arc;
 

@@ -21,6 +21,7 @@
 //! primary with replicas) is one shard owning every slot, so the data path does not care.
 
 pub mod refresher;
+pub mod sentinel;
 mod worker;
 
 use std::collections::HashSet;
@@ -178,6 +179,8 @@ pub struct Upstream {
     /// Shapes without slots: the nodes that answered `ROLE master` in the last round (for
     /// `slotgate_primary_claims`, `/topology`).
     primary_claims: ArcSwap<Vec<Endpoint>>,
+    /// Sentinel shape: what the Sentinels say, the failover hold, counters.
+    pub sentinel: sentinel::SentinelShared,
 }
 
 /// The nodes that answered one discovery round, for `/topology`'s `health`.
@@ -207,6 +210,7 @@ impl Upstream {
             discovery: ArcSwapOption::empty(),
             no_primary: ArcSwapOption::empty(),
             primary_claims: ArcSwap::from_pointee(Vec::new()),
+            sentinel: sentinel::SentinelShared::default(),
         }
     }
 

@@ -31,6 +31,8 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+mod sentinel_round;
+
 use super::{NoPrimary, Shape, Upstream};
 use crate::commands::{CommandTable, LearnError};
 use crate::config::HostPort;
@@ -77,6 +79,8 @@ pub struct Refresher {
     stale_rounds: u32,
     /// Re-resolve every DNS seed at the next round (known nodes stopped answering).
     resolve_all: bool,
+    /// Sentinel shape: the Sentinels known and what they said.
+    sentinel: sentinel_round::SentinelRound,
 }
 
 impl Refresher {
@@ -105,6 +109,7 @@ impl Refresher {
             newest_epoch: 0,
             stale_rounds: 0,
             resolve_all: true,
+            sentinel: sentinel_round::SentinelRound::default(),
         }
     }
 
@@ -172,11 +177,8 @@ impl Refresher {
                 let candidates = self.candidates(&self.upstream.topology.load().endpoints());
                 self.role_round(candidates).await
             }
-            // Where the Sentinels say the primary and replicas are is the Sentinel
-            // discovery's answer (docs/discovery.md); `mode = "sentinel"` is refused by
-            // the config check until it is built, so no round gets here without it. With
-            // no node to confirm, the round reports "no primary".
-            Shape::Sentinel => self.role_round(Vec::new()).await,
+            // The Sentinels' majority, confirmed by ROLE (sentinel_round.rs).
+            Shape::Sentinel => self.sentinel_round().await,
         }
     }
 
@@ -293,6 +295,7 @@ impl Refresher {
             .iter()
             .filter(|s| s.is_name)
             .map(|s| s.next_resolve)
+            .chain(self.sentinel.next_dns_due())
             .min()
     }
 
@@ -303,30 +306,7 @@ impl Refresher {
             if !all && seed.next_resolve > now {
                 continue;
             }
-            match self.dns.resolve(&seed.host).await {
-                Ok(resolved) => {
-                    let mut addresses: Vec<Endpoint> = resolved
-                        .addresses
-                        .iter()
-                        .map(|ip| {
-                            Endpoint::new(&ip.to_string(), seed.port).resolved_from(&seed.host)
-                        })
-                        .collect();
-                    // DNS servers rotate answers; only a different set is news.
-                    addresses.sort();
-                    addresses.dedup();
-                    if addresses != seed.addresses {
-                        info!(seed = %seed.host, addresses = ?addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed resolved to new addresses");
-                    }
-                    seed.addresses = addresses;
-                    seed.next_resolve = now + resolved.ttl.clamp(DNS_MIN_TTL, DNS_MAX_TTL);
-                }
-                Err(e) => {
-                    // Keep the last addresses: a DNS hiccup must not make us forget the cluster.
-                    warn!(seed = %seed.host, error = %e, "cannot resolve seed; keeping its last addresses");
-                    seed.next_resolve = now + DNS_MIN_TTL;
-                }
-            }
+            seed.resolve(&self.dns, now).await;
         }
     }
 
@@ -476,6 +456,32 @@ impl Refresher {
 }
 
 impl Seed {
+    /// Looks the name up again and schedules the next lookup from the answer's TTL. On
+    /// failure the last addresses stay: a DNS hiccup must not make us forget the nodes.
+    async fn resolve(&mut self, dns: &Dns, now: Instant) {
+        match dns.resolve(&self.host).await {
+            Ok(resolved) => {
+                let mut addresses: Vec<Endpoint> = resolved
+                    .addresses
+                    .iter()
+                    .map(|ip| Endpoint::new(&ip.to_string(), self.port).resolved_from(&self.host))
+                    .collect();
+                // DNS servers rotate answers; only a different set is news.
+                addresses.sort();
+                addresses.dedup();
+                if addresses != self.addresses {
+                    info!(seed = %self.host, addresses = ?addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed resolved to new addresses");
+                }
+                self.addresses = addresses;
+                self.next_resolve = now + resolved.ttl.clamp(DNS_MIN_TTL, DNS_MAX_TTL);
+            }
+            Err(e) => {
+                warn!(seed = %self.host, error = %e, "cannot resolve seed; keeping its last addresses");
+                self.next_resolve = now + DNS_MIN_TTL;
+            }
+        }
+    }
+
     fn new(seed: &HostPort, now: Instant) -> Self {
         let is_name = seed.ip().is_none();
         Seed {

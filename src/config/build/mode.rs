@@ -31,7 +31,6 @@ impl Checker {
     pub(super) fn backend_keys(&mut self, cli: &Cli, raw: &mut RawConfig) -> Option<BackendKeys> {
         let before = self.problems.len();
         let mode_input = pick_text(&cli.mode, raw.mode.take());
-        let mode_origin = origin_of(&mode_input);
         let mode = self.check(keys::MODE, mode_input, Mode::Cluster, |text| {
             text.parse::<Mode>()
         });
@@ -117,13 +116,6 @@ impl Checker {
                      and a password",
                 );
             }
-            // The Sentinel discovery is the next step of issue 15; until it is built, the
-            // mode is refused here rather than started without a way to find the primary.
-            self.report(
-                keys::MODE,
-                mode_origin,
-                "sentinel mode is not built in this binary yet; use cluster or standalone",
-            );
         } else {
             let why = format!(
                 "only means something with mode sentinel (mode is {})",
