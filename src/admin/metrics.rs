@@ -390,6 +390,9 @@ impl Collector for StateCollector {
                     .encode_gauge(&1i64)?;
             }
         }
+        if state.default_upstream().shape == crate::upstream::Shape::Sentinel {
+            super::sentinel_metrics::encode(&mut e, state.default_upstream())?;
+        }
         gauge(
             &mut e,
             "topology_last_refresh_timestamp",

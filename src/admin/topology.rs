@@ -16,6 +16,12 @@
 //! master`: `{"split_brain": true, "claimants": ["10.0.0.5:6379", "10.0.0.6:6379"],
 //! "error": "MASTERDOWN slotgate: split brain: ..."}`.
 //!
+//! `sentinel` (sentinel mode, else null) is [`crate::upstream::sentinel::SentinelStatus`]:
+//! the master name, each Sentinel (`address`, `configured`, `reachable`, `says`, `error`,
+//! `last_answer_unix_ms`), the `primary` confirmed by `ROLE` and when, the `replicas`
+//! (`address`, `state`, `offset`), every `switches` entry (`from`, `to`, `at_unix_ms`),
+//! `sentinels_unreachable` and `holding` (a failover hold is in force).
+//!
 //! `health` is `online` when the node answered the last discovery round, `unreachable`
 //! when it did not, and `unknown` before any round was recorded.
 
@@ -87,6 +93,7 @@ pub fn json(state: &ProxyState) -> Value {
         "last_refresh_unix_ms": last_refresh_ms,
         "last_refresh": (last_refresh_ms > 0).then(|| rfc3339_ms(last_refresh_ms)),
         "shards": shards,
+        "sentinel": upstream.sentinel.status().map(|s| json!(*s)),
     })
 }
 

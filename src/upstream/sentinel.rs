@@ -125,6 +125,18 @@ impl SentinelShared {
         (until != 0 && unix_ms() < until).then(|| self.held_from.load_full().map(|e| (*e).clone()))
     }
 
+    /// A line for `/readyz` when sentinel mode serves without the Sentinels' word.
+    pub fn readiness_note(&self) -> Option<String> {
+        let status = self.status()?;
+        if status.sentinels_unreachable {
+            return Some(format!(
+                "sentinel: no Sentinel answers; serving the last primary confirmed by ROLE ({})\n",
+                status.primary.as_deref().unwrap_or("none")
+            ));
+        }
+        status.holding.then(|| "sentinel: failover in progress; commands held\n".to_owned())
+    }
+
     pub fn end_hold(&self) {
         self.hold_until_ms.store(0, Ordering::Relaxed);
     }

@@ -42,6 +42,7 @@ pub mod load;
 pub mod ops;
 pub mod pods;
 pub mod security;
+pub mod sentinel;
 pub mod tls;
 pub mod topology;
 
