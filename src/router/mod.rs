@@ -137,6 +137,57 @@ pub fn route_with_id(table: &CommandTable, args: &ArgView<'_>) -> (Route, Comman
     (route, id, intent)
 }
 
+/// The slot a backend of one shard is addressed with (its shard owns every slot): every
+/// keyed command gets this one, so keys never cross slots, a transaction's commands all
+/// share it, and a WATCH fits any of them.
+pub const ONE_SHARD_SLOT: u16 = 0;
+
+/// [`route_with_id`] for a backend of one shard (Sentinel, standalone): there are no slots
+/// to split on, so a request goes whole to the one primary, as to a single Redis. Multi-key
+/// commands, scripts and transactions over keys of any slots pass (no `CROSSSLOT`, no
+/// split: MSET stays atomic); `KEYS`, `SCAN`, `DBSIZE`, `RANDOMKEY`, `SWAPDB`, `MOVE`,
+/// `MEMORY`, `LATENCY` pass through untouched (cursors and answers are the node's own).
+/// `SCRIPT LOAD`/`FLUSH` keep their fan-out, which also keeps slotgate's script cache.
+/// The session chooses this router once, from its upstream's shape.
+pub fn route_one_shard(
+    table: &CommandTable,
+    args: &ArgView<'_>,
+) -> (Route, CommandId, ReadIntent) {
+    let (route, id, intent) = route_with_id(table, args);
+    let route = match route {
+        Route::Slot(_) | Route::Split(_) => Route::Slot(ONE_SHARD_SLOT),
+        Route::Blocking(Some(_)) => Route::Blocking(Some(ONE_SHARD_SLOT)),
+        Route::Scan => Route::AnyPrimary,
+        Route::Fanout(merge) => {
+            let script = args
+                .get(0)
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"script"));
+            if script {
+                Route::Fanout(merge)
+            } else {
+                Route::AnyPrimary
+            }
+        }
+        Route::Error(message) => one_shard_refusal(message, args),
+        other => other,
+    };
+    (route, id, intent)
+}
+
+/// What becomes of a cluster refusal on a backend of one shard: cross-slot keys and the
+/// commands Redis Cluster lacks (other databases, one node's introspection) pass.
+fn one_shard_refusal(message: Cow<'static, str>, args: &ArgView<'_>) -> Route {
+    let name = args.get(0).unwrap_or_default().to_ascii_lowercase();
+    match name.as_slice() {
+        // Shard channels stay bound to one slot's subscription connection.
+        b"ssubscribe" | b"sunsubscribe" => Route::Error(message),
+        _ if message == CROSSSLOT => Route::Slot(ONE_SHARD_SLOT),
+        b"move" => Route::Slot(ONE_SHARD_SLOT),
+        b"swapdb" | b"latency" | b"memory" => Route::AnyPrimary,
+        _ => Route::Error(message),
+    }
+}
+
 /// The route; `found` gets the command's id and read intent when its spec was found.
 fn decide(
     table: &CommandTable,
