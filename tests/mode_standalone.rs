@@ -43,7 +43,10 @@ fn text(reply: &[u8]) -> String {
 fn topology_roles(proxy: &OpsProxy) -> (String, Vec<String>) {
     let json = proxy.get("/topology").json();
     let shard = &json["shards"][0];
-    let primary = shard["primary"]["address"].as_str().unwrap_or("").to_owned();
+    let primary = shard["primary"]["address"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     let mut replicas: Vec<String> = shard["replicas"]
         .as_array()
         .map(|list| {
@@ -69,13 +72,20 @@ fn roles_come_from_role_and_writes_land_on_the_primary() {
     assert_eq!(proxy.get("/topology").json()["mode"], "standalone");
 
     let mut client = RespConn::connect(proxy.addr);
-    assert_eq!(text(&client.cmd_str(&["SET", "greeting", "hello"])), "+OK\r\n");
+    assert_eq!(
+        text(&client.cmd_str(&["SET", "greeting", "hello"])),
+        "+OK\r\n"
+    );
     assert_eq!(
         text(&client.cmd_str(&["GET", "greeting"])),
         "$5\r\nhello\r\n"
     );
     let on_primary: Option<String> = set.nodes[0].query(&["GET", "greeting"]);
-    assert_eq!(on_primary.as_deref(), Some("hello"), "the write is on node 0");
+    assert_eq!(
+        on_primary.as_deref(),
+        Some("hello"),
+        "the write is on node 0"
+    );
     // And it reached the replicas through replication, not through slotgate.
     eventually("the replicas to have the write", SETTLE, || {
         set.nodes[1..].iter().all(|n| {
@@ -211,7 +221,11 @@ fn two_primaries_are_a_split_brain_until_one_steps_down() {
     );
     proxy.wait_readyz(503, SETTLE);
     let before: Option<String> = set.nodes[0].query(&["GET", "k"]);
-    assert_eq!(before.as_deref(), Some("before"), "the refused write did not run");
+    assert_eq!(
+        before.as_deref(),
+        Some("before"),
+        "the refused write did not run"
+    );
 
     // The old primary steps down: the new one serves, and the refusal is gone.
     set.make_replica(0, 1);
@@ -293,7 +307,12 @@ fn a_switchover_under_incr_load_loses_and_doubles_nothing() {
     let mut total = 0;
     for client in clients {
         let (key, acked, errors) = client.join().expect("client thread");
-        assert!(errors.is_empty(), "{key}: client errors {errors:?}");
+        assert!(
+            errors.is_empty(),
+            "{key}: {} client errors, the first {:?}",
+            errors.len(),
+            errors.first()
+        );
         let stored: Option<i64> = set.nodes[1].query(&["GET", &key]);
         assert_eq!(stored, Some(acked), "{key}: acknowledged vs stored");
         total += acked;
@@ -330,4 +349,47 @@ fn a_dns_seed_expands_to_every_node() {
     assert_eq!(text(&client.cmd_str(&["SET", "via", "dns"])), "+OK\r\n");
     let stored: Option<String> = set.nodes[0].query(&["GET", "via"]);
     assert_eq!(stored.as_deref(), Some("dns"));
+}
+
+/// A session in database 3 stays there across a switchover: its connection of its own is
+/// reopened to the new primary and re-SELECTed before the next command.
+#[test]
+fn a_selected_database_survives_a_switchover() {
+    let set = ReplicaSet::start(1);
+    let proxy = proxy(&set.seeds(&[0, 1]), &[]);
+    let mut client = RespConn::connect(proxy.addr);
+    assert_eq!(text(&client.cmd_str(&["SELECT", "3"])), "+OK\r\n");
+    assert_eq!(text(&client.cmd_str(&["SET", "where", "db3"])), "+OK\r\n");
+    assert_eq!(text(&client.cmd_str(&["GET", "where"])), "$3\r\ndb3\r\n");
+    let in_db0: Option<String> = set.nodes[0].query(&["GET", "where"]);
+    assert_eq!(in_db0, None, "the write went to database 3, not 0");
+    // Another client in database 0 shares nothing with it.
+    let mut other = RespConn::connect(proxy.addr);
+    assert_eq!(text(&other.cmd_str(&["GET", "where"])), "$-1\r\n");
+
+    let target = set.nodes[1].ip.to_string();
+    set.wait_link_up(1);
+    let _: String = set.nodes[0].query(&["FAILOVER", "TO", &target, &set.port.to_string()]);
+    eventually("slotgate to serve node 1", SETTLE, || {
+        set.role(1) == "master" && topology_roles(&proxy).0 == set.nodes[1].addr.to_string()
+    });
+    assert_eq!(
+        text(&client.cmd_str(&["SET", "after", "switch"])),
+        "+OK\r\n"
+    );
+    assert_eq!(text(&client.cmd_str(&["GET", "where"])), "$3\r\ndb3\r\n");
+    let mut on_new = set.nodes[1].conn();
+    redis::cmd("SELECT")
+        .arg(3)
+        .query::<()>(&mut on_new)
+        .unwrap();
+    let after: Option<String> = redis::cmd("GET").arg("after").query(&mut on_new).unwrap();
+    assert_eq!(
+        after.as_deref(),
+        Some("switch"),
+        "written to database 3 of node 1"
+    );
+    // RESET returns to database 0, as in Redis.
+    assert_eq!(text(&client.cmd_str(&["RESET"])), "+RESET\r\n");
+    assert_eq!(text(&client.cmd_str(&["GET", "where"])), "$-1\r\n");
 }

@@ -149,10 +149,7 @@ pub const ONE_SHARD_SLOT: u16 = 0;
 /// `MEMORY`, `LATENCY` pass through untouched (cursors and answers are the node's own).
 /// `SCRIPT LOAD`/`FLUSH` keep their fan-out, which also keeps slotgate's script cache.
 /// The session chooses this router once, from its upstream's shape.
-pub fn route_one_shard(
-    table: &CommandTable,
-    args: &ArgView<'_>,
-) -> (Route, CommandId, ReadIntent) {
+pub fn route_one_shard(table: &CommandTable, args: &ArgView<'_>) -> (Route, CommandId, ReadIntent) {
     let (route, id, intent) = route_with_id(table, args);
     let route = match route {
         Route::Slot(_) | Route::Split(_) => Route::Slot(ONE_SHARD_SLOT),

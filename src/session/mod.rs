@@ -31,15 +31,15 @@ pub use local::{COMPAT_REDIS_VERSION, ClientState};
 use queue::{Channel, Entry, EntryState, ReplyQueue, Target};
 
 use crate::backend::{Failure, Mode, NodeConn, Outcome, ReplySink, Request};
+use crate::commands::CommandTable;
 use crate::config::OutputLimit;
 use crate::endpoint::Endpoint;
+use crate::metrics::CommandId;
 use crate::metrics::CommandOutcome;
 use crate::metrics::WorkerStats;
 use crate::resp::ArgView;
 use crate::resp::encode;
 use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
-use crate::commands::CommandTable;
-use crate::metrics::CommandId;
 use crate::router::{Local, ReadIntent, Route, route_one_shard, route_with_id};
 use crate::transport::Stream;
 use crate::upstream::{self, Use, WorkerUpstream};

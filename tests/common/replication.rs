@@ -133,11 +133,8 @@ impl ReplicaSet {
     /// Makes node `i` a replica of node `of` and waits until its link is up.
     pub fn make_replica(&self, i: usize, of: usize) {
         let primary = &self.nodes[of];
-        let _: String = self.nodes[i].query(&[
-            "REPLICAOF",
-            &primary.ip.to_string(),
-            &self.port.to_string(),
-        ]);
+        let _: String =
+            self.nodes[i].query(&["REPLICAOF", &primary.ip.to_string(), &self.port.to_string()]);
         self.wait_link_up(i);
     }
 }
@@ -154,7 +151,10 @@ impl ReplNode {
         // The primary lists (and FAILOVER TO finds) each replica under its own alias.
         args.push(("--replica-announce-ip", ip.to_string()));
         if let Some(primary) = primary {
-            args.push(("--replicaof", format!("{} {}", primary.ip(), primary.port())));
+            args.push((
+                "--replicaof",
+                format!("{} {}", primary.ip(), primary.port()),
+            ));
         }
         let child = spawn_redis_server(dir, &args);
         ReplNode {
