@@ -14,8 +14,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use crate::clients::{ClientEntry, ClientLine};
-use crate::metrics::WorkerStats;
-use crate::metrics::{CommandId, CommandOutcome};
+use crate::metrics::{CommandId, CommandOutcome, WorkerStats};
 use crate::resp::ArgView;
 use crate::resp::encode::{self, Protocol};
 use crate::router::Local;
