@@ -146,7 +146,10 @@ fn one_shard_semantics_match_a_plain_redis() {
         vec!["DBSIZE"],
         vec!["KEYS", "only*"],
         vec!["SCAN", "0", "MATCH", "only*", "COUNT", "1000"],
-        vec!["BLPOP", "nolist", "0.05"],
+        // Blocking over keys of several slots: on a connection of its own, in database 1.
+        vec!["RPUSH", "list1", "in-db1"],
+        vec!["BLPOP", "nolist", "list1", "0.05"],
+        vec!["BLPOP", "nolist", "other", "0.05"],
         vec!["SELECT", "0"],
         vec!["GET", "only1"],
         vec!["MOVE", "renamed", "1"],
