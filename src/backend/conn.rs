@@ -23,8 +23,7 @@ use super::{Failure, Mode, Outcome, ReplySink, Request, classify_reply};
 use crate::connector::{ConnectError, NodeConnector};
 use crate::dns::Dns;
 use crate::endpoint::Endpoint;
-use crate::metrics::NodeStats;
-use crate::metrics::WorkerStats;
+use crate::metrics::{NodeStats, WorkerStats};
 use crate::resp::encode::Protocol;
 use crate::resp::walk::{ReplyKind, ReplyWalker};
 use crate::transport::{ReadHalf, Stream, WriteHalf};
@@ -393,7 +392,10 @@ impl NodeConn {
         let Some((sink, seq)) = entry.sink else {
             if matches!(
                 outcome,
-                Outcome::Moved { .. } | Outcome::Ask { .. } | Outcome::NotNow(_)
+                Outcome::Moved { .. }
+                    | Outcome::Ask { .. }
+                    | Outcome::NotNow(_)
+                    | Outcome::NotPrimary(_)
             ) && let Some(owner) = in_flight.iter_mut().find(|f| f.sink.is_some())
             {
                 owner.stash.get_or_insert(outcome);

@@ -14,8 +14,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use crate::clients::{ClientEntry, ClientLine};
-use crate::metrics::WorkerStats;
-use crate::metrics::{CommandId, CommandOutcome};
+use crate::metrics::{CommandId, CommandOutcome, WorkerStats};
 use crate::resp::ArgView;
 use crate::resp::encode::{self, Protocol};
 use crate::router::Local;
@@ -620,8 +619,9 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) ->
     if want("server") {
         let _ = write!(
             text,
-            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\nslotgate_version:{}\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nio_threads_active:{}\r\nconfig_file:{}\r\n\r\n",
+            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\nslotgate_version:{}\r\nslotgate_mode:{}\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nio_threads_active:{}\r\nconfig_file:{}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
+            upstream.shape.name(),
             std::env::consts::OS,
             std::env::consts::ARCH,
             usize::BITS,

@@ -141,27 +141,22 @@ impl WorkerUpstream {
         using: Use<'_>,
         protocol: Protocol,
     ) -> Option<Rc<NodeConn>> {
+        // The only intent today; a read policy will choose among the shard's nodes here.
         let ReadIntent::Primary = intent;
-        let shard = match target {
-            Target::Node(endpoint) => return Some(self.open(endpoint, using, protocol)),
-            Target::Slot(slot) => Err(slot),
-            Target::Shard(index) => Ok(Some(index)),
-            Target::AnyShard => Ok(None),
-        };
         self.with_topology(|topology| {
             let count = topology.shards().len();
-            let index = match shard {
-                Err(slot) => topology.shard_index(slot)?,
-                Ok(Some(index)) if index < count => index,
-                Ok(Some(_)) => return None,
-                Ok(None) if count == 0 => return None,
-                Ok(None) => self.pick_shard(count),
+            let shard = match target {
+                Target::Slot(slot) => topology.shard_index(slot)?,
+                Target::Shard(index) => (index < count).then_some(index)?,
+                Target::AnyShard => (count > 0).then(|| self.pick_shard(count))?,
+                // A redirect names the node itself.
+                Target::Node(endpoint) => return Some(self.open(endpoint, using, protocol)),
             };
             Some(match using {
                 // The hot path: a cached handle, no hashing, no reference counts shared
                 // with other threads.
-                Use::Shared => self.shared(topology, index, protocol),
-                _ => self.open(&topology.shards()[index].primary.endpoint, using, protocol),
+                Use::Shared => self.shared(topology, shard, protocol),
+                _ => self.open(&topology.shards()[shard].primary.endpoint, using, protocol),
             })
         })
     }
@@ -211,5 +206,113 @@ impl WorkerUpstream {
         let next = self.next_shard.get().wrapping_add(1);
         self.next_shard.set(next);
         next % count.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, HostPort};
+    use crate::topology::{Node, Shard};
+
+    /// A worker's side of an upstream whose map has two shards (ports 1 and 2 on
+    /// 127.0.0.1: nothing listens there, and nothing here waits for a connection).
+    fn two_shards() -> WorkerUpstream {
+        let config = Config::with_seeds(vec![HostPort::new("127.0.0.1", 1)]);
+        let upstream = Arc::new(Upstream::from_config(&config));
+        let node = |port| Node {
+            id: format!("node{port}").into(),
+            endpoint: Endpoint::new("127.0.0.1", port),
+        };
+        let mut topology = Topology::from_ranges(
+            vec![
+                Shard {
+                    primary: node(1),
+                    replicas: vec![],
+                },
+                Shard {
+                    primary: node(2),
+                    replicas: vec![],
+                },
+            ],
+            &[(0, 0, 8191), (1, 8192, 16383)],
+        );
+        topology.generation = 1;
+        upstream.topology.store(Arc::new(topology));
+        WorkerUpstream::new(upstream, Arc::default(), Rc::new(Dns::new(None)), 0)
+    }
+
+    fn port(conn: &Rc<NodeConn>) -> u16 {
+        conn.endpoint().port
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_target_resolves_to_the_node_that_serves_it() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let up = two_shards();
+                let primary = ReadIntent::Primary;
+                let resp2 = Protocol::Resp2;
+                let slot = |s| up.resolve(Target::Slot(s), primary, Use::Shared, resp2);
+                assert_eq!(slot(0).map(|c| port(&c)), Some(1));
+                assert_eq!(slot(16383).map(|c| port(&c)), Some(2));
+                // The hot path hands out the same shared connection each time.
+                assert!(Rc::ptr_eq(&slot(5).unwrap(), &slot(6).unwrap()));
+                let shard = |i| up.resolve(Target::Shard(i), primary, Use::Shared, resp2);
+                assert_eq!(shard(1).map(|c| port(&c)), Some(2));
+                assert!(shard(2).is_none(), "no such shard");
+                // Keyless commands rotate over the shards.
+                let any: Vec<u16> = (0..4)
+                    .map(|_| {
+                        port(
+                            &up.resolve(Target::AnyShard, primary, Use::Shared, resp2)
+                                .unwrap(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(any, [2, 1, 2, 1]);
+                let there = Endpoint::new("127.0.0.1", 3);
+                let redirected = up.resolve(Target::Node(&there), primary, Use::Shared, resp2);
+                assert_eq!(redirected.map(|c| port(&c)), Some(3));
+                // A connection of the caller's own is never the shared one.
+                let own = up
+                    .resolve(Target::Slot(0), primary, Use::Own(Mode::Pinned), resp2)
+                    .unwrap();
+                assert_eq!(port(&own), 1);
+                assert!(!Rc::ptr_eq(&own, &slot(0).unwrap()));
+                // Reuse: the caller's connection to the chosen node, else a new one.
+                let mine = own.clone();
+                let find = move |e: &Endpoint| (e.port == 1).then(|| mine.clone());
+                let reused = up.resolve(
+                    Target::Slot(1),
+                    primary,
+                    Use::Reuse(Mode::Push, &find),
+                    resp2,
+                );
+                assert!(Rc::ptr_eq(&reused.unwrap(), &own));
+                let fresh = up
+                    .resolve(
+                        Target::Slot(9000),
+                        primary,
+                        Use::Reuse(Mode::Push, &find),
+                        resp2,
+                    )
+                    .unwrap();
+                assert_eq!(port(&fresh), 2);
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn nothing_resolves_without_a_map() {
+        let config = Config::with_seeds(vec![HostPort::new("127.0.0.1", 1)]);
+        let upstream = Arc::new(Upstream::from_config(&config));
+        let up = WorkerUpstream::new(upstream, Arc::default(), Rc::new(Dns::new(None)), 0);
+        for target in [Target::Slot(0), Target::Shard(0), Target::AnyShard] {
+            assert!(
+                up.resolve(target, ReadIntent::Primary, Use::Shared, Protocol::Resp2)
+                    .is_none()
+            );
+        }
     }
 }
