@@ -404,3 +404,114 @@ fn a_lying_sentinel_is_outvoted_and_logged() {
         proxy.log().contains("disagrees with the majority")
     });
 }
+
+/// Loopback aliases of the Sentinel "pods": the first generation, then the rescheduled one.
+const SENTINEL_PODS: [[u8; 3]; 2] = [[51, 52, 53], [54, 55, 56]];
+const SENTINEL_NAME: &str = "sentinels.test.local";
+
+#[test]
+fn rescheduled_sentinels_are_found_through_dns_and_their_failover_is_followed() {
+    use std::net::{Ipv4Addr, TcpListener};
+
+    let _serial = serial();
+    let scenario = "sentinel_rescheduled";
+    let dns = common::dns::DnsServer::start();
+    let ip = |last: u8| Ipv4Addr::new(127, 0, 0, last);
+    // One port free on every alias of both generations, as a StatefulSet's pods share one.
+    let port = loop {
+        let port = common::free_port();
+        if SENTINEL_PODS
+            .iter()
+            .flatten()
+            .all(|&last| TcpListener::bind((ip(last), port)).is_ok())
+        {
+            break port;
+        }
+    };
+    let mut group = SentinelGroup::start(2, 0);
+    let old = format!("127.0.0.1:{}", group.nodes[0].port);
+    let start_generation = |primary: &str, pods: [u8; 3]| -> Vec<SentinelProc> {
+        pods.iter()
+            .map(|&last| SentinelProc::start_on(ip(last), port, primary, MASTER_NAME, 2, &[]))
+            .collect()
+    };
+    group.sentinels = start_generation(&old, SENTINEL_PODS[0]);
+    group.wait_formed(2);
+    dns.set(
+        SENTINEL_NAME,
+        &SENTINEL_PODS[0].iter().map(|&l| ip(l)).collect::<Vec<_>>(),
+    );
+    let sentinels = format!("{SENTINEL_NAME}:{port}");
+    let proxy = OpsProxy::start(&[
+        "--mode",
+        "sentinel",
+        "--sentinels",
+        &sentinels,
+        "--master-name",
+        MASTER_NAME,
+        "--dns-server",
+        &dns.server_arg(),
+        "--threads",
+        "1",
+        "--log-level",
+        "info,slotgate=debug",
+    ]);
+    wait_serving(&proxy, &old);
+    let load = Load::start(proxy.addr, &keys(), LoadOptions::default());
+    load.wait_all_acked_since(Instant::now(), SETTLE_TIMEOUT)
+        .expect("the load runs");
+
+    // Every Sentinel pod goes away; the new ones come up on new addresses, and only the
+    // DNS name leads there (slotgate never heard of them from the old ones).
+    for sentinel in &mut group.sentinels {
+        sentinel.stop();
+    }
+    wait_for_test("slotgate to notice the Sentinels are gone", SETTLE_TIMEOUT, || {
+        sentinel_status(&proxy)["sentinels_unreachable"] == true
+    });
+    group.sentinels = start_generation(&old, SENTINEL_PODS[1]);
+    group.wait_formed(2);
+    dns.set(
+        SENTINEL_NAME,
+        &SENTINEL_PODS[1].iter().map(|&l| ip(l)).collect::<Vec<_>>(),
+    );
+    let new_addresses: Vec<String> = group.sentinels.iter().map(|s| s.addr.to_string()).collect();
+    wait_for_test("slotgate to reach the rescheduled Sentinels", SETTLE_TIMEOUT, || {
+        let status = sentinel_status(&proxy);
+        status["sentinels"].as_array().is_some_and(|list| {
+            new_addresses.iter().all(|a| {
+                list.iter()
+                    .any(|s| s["address"] == a.as_str() && s["reachable"] == true)
+            })
+        })
+    });
+
+    // A failover run by the new Sentinels is followed.
+    let answer: String = group.sentinels[0]
+        .try_query(&["SENTINEL", "FAILOVER", MASTER_NAME])
+        .expect("SENTINEL FAILOVER");
+    assert_eq!(answer, "OK");
+    let new = group.wait_new_primary(&old, FAILOVER_TIMEOUT);
+    let agreed = Instant::now();
+    wait_serving(&proxy, &new);
+    let served = Instant::now();
+    let window = served.saturating_duration_since(agreed);
+    load.wait_all_acked_since(served, SETTLE_TIMEOUT)
+        .expect("every key is written again");
+    let report = load.stop();
+    println!("rescheduled Sentinels agreed on {new}; slotgate served it {window:?} later");
+    record_figure(scenario, "served_after_agreement_ms", window.as_millis() as f64, "ms");
+    record_figure(scenario, "client_errors", report.errors().len() as f64, "");
+    assert!(
+        report.errors().is_empty(),
+        "client errors:\n{}",
+        report.error_lines(20)
+    );
+    report
+        .audit(|key| read(group.node(&new), key))
+        .assert_clean(scenario);
+    assert!(
+        dns.queries_for(SENTINEL_NAME) >= 2,
+        "slotgate re-resolved the Sentinels' name"
+    );
+}

@@ -40,18 +40,35 @@ impl SentinelProc {
     /// Starts a Sentinel monitoring `primary` under `name` with quorum `quorum`; `extra`
     /// lines are appended to its config (e.g. `sentinel resolve-hostnames yes`).
     pub fn start(primary: &str, name: &str, quorum: usize, extra: &[&str]) -> SentinelProc {
+        SentinelProc::start_on(Ipv4Addr::LOCALHOST, free_port(), primary, name, quorum, extra)
+    }
+
+    /// [`SentinelProc::start`] on loopback alias `ip` and `port` (a rescheduled pod: the
+    /// same port on a new address; the caller made sure `ip:port` is free).
+    pub fn start_on(
+        ip: Ipv4Addr,
+        port: u16,
+        primary: &str,
+        name: &str,
+        quorum: usize,
+        extra: &[&str],
+    ) -> SentinelProc {
         let tmp = temp_dir("slotgate-sentinel-");
         let dir = tmp.path().to_path_buf();
-        let port = free_port();
         let (host, primary_port) = primary.rsplit_once(':').expect("host:port");
         let mut conf = format!(
-            "port {port}\nbind 127.0.0.1\ndir {}\n\
+            "port {port}\nbind {ip}\ndir {}\n\
              sentinel monitor {name} {host} {primary_port} {quorum}\n\
              sentinel down-after-milliseconds {name} 1000\n\
              sentinel failover-timeout {name} 4000\n\
              sentinel parallel-syncs {name} 2\n",
             dir.display()
         );
+        if ip != Ipv4Addr::LOCALHOST {
+            // Hellos would otherwise carry the source address of the link to the primary
+            // (127.0.0.1), and Sentinels sharing a port would look like one.
+            conf.push_str(&format!("sentinel announce-ip {ip}\n"));
+        }
         for line in extra {
             conf.push_str(line);
             conf.push('\n');
@@ -64,7 +81,7 @@ impl SentinelProc {
         );
         let pid = child.id();
         let sentinel = SentinelProc {
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            addr: SocketAddr::from((ip, port)),
             port,
             dir,
             child: Some(child),
@@ -99,8 +116,8 @@ impl SentinelProc {
     }
 
     pub fn try_query<T: redis::FromRedisValue>(&self, args: &[&str]) -> Result<T, String> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .map_err(|e| e.to_string())?;
+        let client =
+            redis::Client::open(format!("redis://{}/", self.addr)).map_err(|e| e.to_string())?;
         let mut conn = client
             .get_connection_with_timeout(QUERY_TIMEOUT)
             .map_err(|e| e.to_string())?;
@@ -120,6 +137,14 @@ impl SentinelProc {
             .try_query(&["SENTINEL", "get-master-addr-by-name", name])
             .ok()?;
         reply.map(|(host, port)| format!("{host}:{port}"))
+    }
+
+    /// Kills it (SIGKILL): a pod gone for good.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Freezes it with SIGSTOP (a hung Sentinel).
@@ -180,7 +205,7 @@ impl SentinelGroup {
 
     /// Waits until every Sentinel lists `replicas` replicas and every other Sentinel.
     pub fn wait_formed(&self, replicas: usize) {
-        let others = self.sentinels.len() - 1;
+        let others = self.sentinels.len().saturating_sub(1);
         wait_for(
             "every Sentinel to know every replica and every other Sentinel",
             FORM_TIMEOUT,
