@@ -146,6 +146,15 @@ fn sentinel_failover_has_no_client_errors_loses_nothing_and_is_recorded() {
     assert_eq!(last["from"], old.as_str(), "{status}");
     assert_eq!(last["to"], new.as_str(), "{status}");
     assert!(last["at_unix_ms"].as_u64().unwrap_or(0) > 0);
+    let info = common::load::call_once(proxy.addr, &["INFO", "sentinel"])
+        .expect("INFO sentinel")
+        .text()
+        .unwrap_or_default();
+    assert!(
+        info.contains(&format!("primary:{new}\r\n"))
+            && info.contains(&format!("last_switch:from={old},to={new},")),
+        "INFO sentinel: {info}"
+    );
     let metrics = proxy.metrics();
     assert!(
         common::ops::metric(&metrics, "slotgate_sentinel_switches_total").unwrap_or(0.0) >= 1.0,
@@ -255,7 +264,10 @@ fn primary_killed_errors_stop_soon_after_promotion_and_no_received_write_is_lost
     }
     record_figure(scenario, "lost_received", lost_received as f64, "");
     record_figure(scenario, "extra", audit.extra() as f64, "");
-    assert_eq!(lost_received, 0, "acknowledged writes the replica had were lost");
+    assert_eq!(
+        lost_received, 0,
+        "acknowledged writes the replica had were lost"
+    );
     assert_eq!(audit.extra(), 0, "writes applied twice");
 }
 
@@ -298,8 +310,18 @@ fn stale_master_restarted_after_the_switch_gets_no_write() {
     println!(
         "old primary {old} was a stale master for {master_for:?} and served {incrs_while_master} INCR(s) meanwhile"
     );
-    record_figure(scenario, "stale_master_ms", master_for.as_millis() as f64, "ms");
-    record_figure(scenario, "incrs_on_stale_master", incrs_while_master as f64, "");
+    record_figure(
+        scenario,
+        "stale_master_ms",
+        master_for.as_millis() as f64,
+        "ms",
+    );
+    record_figure(
+        scenario,
+        "incrs_on_stale_master",
+        incrs_while_master as f64,
+        "",
+    );
     assert!(
         master_for > Duration::ZERO,
         "the restarted node never claimed master: the scenario did not happen"
@@ -379,7 +401,10 @@ fn a_lying_sentinel_is_outvoted_and_logged() {
     let impostor = RedisNode::standalone();
     let impostor_addr = format!("127.0.0.1:{}", impostor.port);
     let liar = SentinelProc::start(&impostor_addr, MASTER_NAME, 1, &[]);
-    assert_eq!(liar.master_addr(MASTER_NAME).as_deref(), Some(&*impostor_addr));
+    assert_eq!(
+        liar.master_addr(MASTER_NAME).as_deref(),
+        Some(&*impostor_addr)
+    );
     let list = format!("{},{}", liar.addr, group.sentinel_list());
     let proxy = start_proxy(&list);
     wait_serving(&proxy, &primary);
@@ -389,7 +414,11 @@ fn a_lying_sentinel_is_outvoted_and_logged() {
         common::load::call_once(proxy.addr, &["INCR", key]).expect("INCR through slotgate");
     }
     assert_eq!(read(group.node(&primary), key), Ok(Some(5)));
-    assert_eq!(read(&impostor, key), Ok(None), "nothing reached the impostor");
+    assert_eq!(
+        read(&impostor, key),
+        Ok(None),
+        "nothing reached the impostor"
+    );
     let status = sentinel_status(&proxy);
     let liar_entry = status["sentinels"]
         .as_array()
@@ -466,9 +495,11 @@ fn rescheduled_sentinels_are_found_through_dns_and_their_failover_is_followed() 
     for sentinel in &mut group.sentinels {
         sentinel.stop();
     }
-    wait_for_test("slotgate to notice the Sentinels are gone", SETTLE_TIMEOUT, || {
-        sentinel_status(&proxy)["sentinels_unreachable"] == true
-    });
+    wait_for_test(
+        "slotgate to notice the Sentinels are gone",
+        SETTLE_TIMEOUT,
+        || sentinel_status(&proxy)["sentinels_unreachable"] == true,
+    );
     group.sentinels = start_generation(&old, SENTINEL_PODS[1]);
     group.wait_formed(2);
     dns.set(
@@ -476,15 +507,19 @@ fn rescheduled_sentinels_are_found_through_dns_and_their_failover_is_followed() 
         &SENTINEL_PODS[1].iter().map(|&l| ip(l)).collect::<Vec<_>>(),
     );
     let new_addresses: Vec<String> = group.sentinels.iter().map(|s| s.addr.to_string()).collect();
-    wait_for_test("slotgate to reach the rescheduled Sentinels", SETTLE_TIMEOUT, || {
-        let status = sentinel_status(&proxy);
-        status["sentinels"].as_array().is_some_and(|list| {
-            new_addresses.iter().all(|a| {
-                list.iter()
-                    .any(|s| s["address"] == a.as_str() && s["reachable"] == true)
+    wait_for_test(
+        "slotgate to reach the rescheduled Sentinels",
+        SETTLE_TIMEOUT,
+        || {
+            let status = sentinel_status(&proxy);
+            status["sentinels"].as_array().is_some_and(|list| {
+                new_addresses.iter().all(|a| {
+                    list.iter()
+                        .any(|s| s["address"] == a.as_str() && s["reachable"] == true)
+                })
             })
-        })
-    });
+        },
+    );
 
     // A failover run by the new Sentinels is followed.
     let answer: String = group.sentinels[0]
@@ -500,7 +535,12 @@ fn rescheduled_sentinels_are_found_through_dns_and_their_failover_is_followed() 
         .expect("every key is written again");
     let report = load.stop();
     println!("rescheduled Sentinels agreed on {new}; slotgate served it {window:?} later");
-    record_figure(scenario, "served_after_agreement_ms", window.as_millis() as f64, "ms");
+    record_figure(
+        scenario,
+        "served_after_agreement_ms",
+        window.as_millis() as f64,
+        "ms",
+    );
     record_figure(scenario, "client_errors", report.errors().len() as f64, "");
     assert!(
         report.errors().is_empty(),

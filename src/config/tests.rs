@@ -1091,12 +1091,7 @@ fn sentinel_mode_reports_every_missing_key() {
     let named: Vec<&str> = found.iter().map(|p| p.key.name).collect();
     assert_eq!(
         named,
-        vec![
-            "seeds",
-            "sentinels",
-            "master-name",
-            "sentinel-username",
-        ],
+        vec!["seeds", "sentinels", "master-name", "sentinel-username",],
         "{found:#?}"
     );
     assert!(found[1].message.starts_with("required with mode sentinel"));

@@ -754,6 +754,11 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) ->
         }
         text.push_str("\r\n");
     }
+    if want("sentinel")
+        && let Some(section) = upstream.sentinel.info_section()
+    {
+        text.push_str(&section);
+    }
     if everything || wanted.iter().any(|s| s == "commandstats") {
         text.push_str("# Commandstats\r\n");
         for index in 0..CommandId::COUNT {

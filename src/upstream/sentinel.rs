@@ -134,7 +134,54 @@ impl SentinelShared {
                 status.primary.as_deref().unwrap_or("none")
             ));
         }
-        status.holding.then(|| "sentinel: failover in progress; commands held\n".to_owned())
+        status
+            .holding
+            .then(|| "sentinel: failover in progress; commands held\n".to_owned())
+    }
+
+    /// `INFO sentinel`: the mode's state in `key:value` lines (sentinel mode only).
+    pub fn info_section(&self) -> Option<String> {
+        use std::fmt::Write;
+        let status = self.status()?;
+        let mut text = String::from("# Sentinel\r\n");
+        let _ = write!(
+            text,
+            "master_name:{}\r\nprimary:{}\r\nprimary_confirmed_unix_ms:{}\r\nsentinels_unreachable:{}\r\nholding:{}\r\nswitches:{}\r\n",
+            status.master_name,
+            status.primary.as_deref().unwrap_or(""),
+            status.primary_confirmed_unix_ms,
+            u8::from(status.sentinels_unreachable),
+            u8::from(status.holding),
+            self.switches.load(Ordering::Relaxed),
+        );
+        for (i, s) in status.sentinels.iter().enumerate() {
+            let _ = write!(
+                text,
+                "sentinel{i}:address={},configured={},reachable={},says={}\r\n",
+                s.address,
+                u8::from(s.configured),
+                u8::from(s.reachable),
+                s.says.as_deref().unwrap_or(""),
+            );
+        }
+        for (i, r) in status.replicas.iter().enumerate() {
+            let _ = write!(
+                text,
+                "replica{i}:address={},state={},offset={}\r\n",
+                r.address, r.state, r.offset
+            );
+        }
+        if let Some(last) = status.switches.last() {
+            let _ = write!(
+                text,
+                "last_switch:from={},to={},at_unix_ms={}\r\n",
+                last.from.as_deref().unwrap_or(""),
+                last.to,
+                last.at_unix_ms
+            );
+        }
+        text.push_str("\r\n");
+        Some(text)
     }
 
     pub fn end_hold(&self) {
@@ -196,9 +243,19 @@ fn classify(channel: &str, payload: &str, name: &str) -> EventAction {
             EventAction::Hold
         }
         c if c.starts_with("-failover-abort") => EventAction::EndHold,
-        "+switch-master" | "+promoted-slave" | "+failover-state-reconf-slaves"
-        | "+failover-end" | "+failover-end-for-timeout" | "+sdown" | "-sdown" | "+odown"
-        | "-odown" | "+config-update-from" | "+convert-to-slave" | "+reboot" | "+slave"
+        "+switch-master"
+        | "+promoted-slave"
+        | "+failover-state-reconf-slaves"
+        | "+failover-end"
+        | "+failover-end-for-timeout"
+        | "+sdown"
+        | "-sdown"
+        | "+odown"
+        | "-odown"
+        | "+config-update-from"
+        | "+convert-to-slave"
+        | "+reboot"
+        | "+slave"
         | "+sentinel" => EventAction::Refresh,
         _ => EventAction::Ignore,
     }
@@ -249,12 +306,7 @@ async fn listen(
                 on_event(upstream, endpoint, &channel, &payload, name);
             }
         }
-        if stream
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| e.to_string())?
-            == 0
-        {
+        if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
             return Ok(());
         }
         if buf.len() > 1 << 20 {
@@ -305,7 +357,11 @@ mod tests {
     fn events_are_classified_for_our_master_only() {
         use EventAction::*;
         assert_eq!(
-            classify("+try-failover", "master mymaster 127.0.0.1 6379", "mymaster"),
+            classify(
+                "+try-failover",
+                "master mymaster 127.0.0.1 6379",
+                "mymaster"
+            ),
             Hold
         );
         assert_eq!(

@@ -40,7 +40,14 @@ impl SentinelProc {
     /// Starts a Sentinel monitoring `primary` under `name` with quorum `quorum`; `extra`
     /// lines are appended to its config (e.g. `sentinel resolve-hostnames yes`).
     pub fn start(primary: &str, name: &str, quorum: usize, extra: &[&str]) -> SentinelProc {
-        SentinelProc::start_on(Ipv4Addr::LOCALHOST, free_port(), primary, name, quorum, extra)
+        SentinelProc::start_on(
+            Ipv4Addr::LOCALHOST,
+            free_port(),
+            primary,
+            name,
+            quorum,
+            extra,
+        )
     }
 
     /// [`SentinelProc::start`] on loopback alias `ip` and `port` (a rescheduled pod: the

@@ -89,12 +89,15 @@ impl SentinelRound {
         let mut old = std::mem::take(&mut self.seeds);
         self.seeds = configured
             .iter()
-            .map(
-                |c| match old.iter().position(|s| s.host == c.host && s.port == c.port) {
+            .map(|c| {
+                match old
+                    .iter()
+                    .position(|s| s.host == c.host && s.port == c.port)
+                {
                     Some(i) => old.swap_remove(i),
                     None => Seed::new(c, now),
-                },
-            )
+                }
+            })
             .collect();
         self.resolve_all = true;
     }
@@ -160,7 +163,10 @@ impl Refresher {
         // Who gets ROLE: the majority's primary and replicas, or (no Sentinel) the map in force.
         let (primary, replicas) = match (&winner, unreachable) {
             (Some(w), _) => (Some(w.clone()), replicas_named(&answers, w)),
-            (None, true) => (serving.clone(), current.endpoints().into_iter().skip(1).collect()),
+            (None, true) => (
+                serving.clone(),
+                current.endpoints().into_iter().skip(1).collect(),
+            ),
             (None, false) => {
                 warn!(
                     answered = reached,
@@ -170,7 +176,12 @@ impl Refresher {
             }
         };
         let mut candidates: Vec<Endpoint> = primary.iter().cloned().collect();
-        candidates.extend(replicas.iter().filter(|r| Some(*r) != primary.as_ref()).cloned());
+        candidates.extend(
+            replicas
+                .iter()
+                .filter(|r| Some(*r) != primary.as_ref())
+                .cloned(),
+        );
         let views = self.gather(candidates.clone()).await;
         self.metrics.record_refresh(!views.is_empty());
         let claims: Vec<Endpoint> = views
@@ -195,9 +206,7 @@ impl Refresher {
         };
         let next = match (confirmed, &held_from) {
             // A hold lasts until a round confirms a primary other than the one it began from.
-            (Some(t), Some(from)) if from.as_ref() == Some(&t.shards()[0].primary.endpoint) => {
-                None
-            }
+            (Some(t), Some(from)) if from.as_ref() == Some(&t.shards()[0].primary.endpoint) => None,
             (Some(t), _) => Some(t),
             (None, _) => None,
         };
@@ -255,12 +264,20 @@ impl Refresher {
             .switches
             .last()
             .map(|s| s.to.clone())
-            .or_else(|| current.shards().first().map(|s| s.primary.endpoint.to_string()));
+            .or_else(|| {
+                current
+                    .shards()
+                    .first()
+                    .map(|s| s.primary.endpoint.to_string())
+            });
         if let Some(primary) = next.shards().first() {
             let to = primary.primary.endpoint.to_string();
             if before.as_ref() != Some(&to) {
                 info!(from = ?before, to = %to, "sentinel: primary switched");
-                self.upstream.sentinel.switches.fetch_add(1, Ordering::Relaxed);
+                self.upstream
+                    .sentinel
+                    .switches
+                    .fetch_add(1, Ordering::Relaxed);
                 self.sentinel.switches.push(Switch {
                     from: before,
                     to,
@@ -299,7 +316,8 @@ impl Refresher {
         let mut tasks = JoinSet::new();
         let connector = self.sentinel_connector();
         for (endpoint, _) in peers {
-            let (dns, endpoint, connector) = (self.dns.clone(), endpoint.clone(), connector.clone());
+            let (dns, endpoint, connector) =
+                (self.dns.clone(), endpoint.clone(), connector.clone());
             let name = name.to_owned();
             tasks.spawn(async move {
                 let answer = sentinel::ask(&dns, &endpoint, &name, &connector).await;
@@ -456,14 +474,20 @@ impl Refresher {
             })
             .collect();
         let topology = self.upstream.topology.load();
-        let primary = topology.shards().first().map(|s| s.primary.endpoint.clone());
+        let primary = topology
+            .shards()
+            .first()
+            .map(|s| s.primary.endpoint.clone());
         let listed: Vec<sentinel::ReplicaEntry> = answers
             .iter()
             .filter_map(|(_, a)| a.as_ref().ok())
             .filter(|r| r.primary == primary && primary.is_some())
             .flat_map(|r| r.replicas.iter().cloned())
             .fold(Vec::new(), |mut all, r| {
-                if !all.iter().any(|a: &sentinel::ReplicaEntry| a.endpoint == r.endpoint) {
+                if !all
+                    .iter()
+                    .any(|a: &sentinel::ReplicaEntry| a.endpoint == r.endpoint)
+                {
                     all.push(r);
                 }
                 all
@@ -471,7 +495,10 @@ impl Refresher {
         let replicas = listed
             .iter()
             .map(|r| {
-                let role = views.iter().find(|(e, _)| *e == r.endpoint).and_then(|(_, v)| v.role.clone());
+                let role = views
+                    .iter()
+                    .find(|(e, _)| *e == r.endpoint)
+                    .and_then(|(_, v)| v.role.clone());
                 let (state, offset) = match role {
                     Some(NodeRole::Replica {
                         connected: true,
