@@ -396,3 +396,41 @@ fn a_selected_database_survives_a_switchover() {
     assert_eq!(text(&client.cmd_str(&["RESET"])), "+RESET\r\n");
     assert_eq!(text(&client.cmd_str(&["GET", "where"])), "$-1\r\n");
 }
+
+/// The primary crashes and nobody promotes a replica: readiness drops, and commands fail
+/// with a clear error once `retry-deadline` is over, naming the nodes that were asked.
+#[test]
+fn no_primary_fails_commands_clearly_after_the_retry_deadline() {
+    let mut set = ReplicaSet::start(2);
+    let proxy = proxy(&set.seeds(&[0, 1, 2]), &["--retry-deadline", "1s"]);
+    let mut client = RespConn::connect(proxy.addr);
+    assert_eq!(text(&client.cmd_str(&["SET", "k", "v"])), "+OK\r\n");
+    set.nodes[0].kill();
+    proxy.wait_readyz(503, SETTLE);
+    eventually("slotgate to report no primary", SETTLE, || {
+        let json = proxy.get("/topology").json();
+        json["no_primary"]["split_brain"] == false
+    });
+    let started = Instant::now();
+    let refused = text(&client.cmd_str(&["SET", "k", "w"]));
+    let waited = started.elapsed();
+    assert!(
+        refused.starts_with("-MASTERDOWN slotgate: no primary:")
+            && refused.contains(&set.nodes[1].addr.to_string())
+            && refused.contains(&set.nodes[2].addr.to_string()),
+        "{refused:?}"
+    );
+    // Held for retry-deadline (1 s), then refused: no retry loop beyond it. The upper bound
+    // is a liveness bound for a loaded machine, not a latency target.
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    // Reads too: no replica-read policy yet, and the replicas may be stale.
+    let read = text(&client.cmd_str(&["GET", "k"]));
+    assert!(
+        read.starts_with("-MASTERDOWN slotgate: no primary:"),
+        "{read:?}"
+    );
+    assert_eq!(
+        metric_sum(&proxy.metrics(), "slotgate_primary_claims", &[]),
+        0.0
+    );
+}

@@ -188,6 +188,14 @@ impl ReplNode {
         self.pid
     }
 
+    /// SIGKILLs the node (a crashed pod) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn conn(&self) -> redis::Connection {
         let client = redis::Client::open(format!("redis://{}/", self.addr)).expect("client");
         let conn = client
