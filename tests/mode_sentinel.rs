@@ -14,6 +14,9 @@
 //!   `/topology` say the Sentinels are unreachable.
 //! - `a_lying_sentinel_*`: a fourth Sentinel monitors another primary under the same name:
 //!   the majority wins and the liar is logged.
+//! - `rescheduled_sentinels_*`: every Sentinel pod replaced by one on a new loopback
+//!   address, found only through a DNS name (dnsmasq); their failover is followed.
+//! - `subscriptions_move_*`: a subscriber hears the new primary right after the switch.
 //!
 //! Figures are printed (`--nocapture`) and appended to `target/topology-figures.jsonl`.
 
