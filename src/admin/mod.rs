@@ -14,6 +14,7 @@
 //! `/readyz` answers 503 throughout a drain.
 
 mod metrics;
+mod sentinel_metrics;
 mod topology;
 
 use std::convert::Infallible;
@@ -119,7 +120,13 @@ impl Admin {
                 } else {
                     StatusCode::SERVICE_UNAVAILABLE
                 };
-                text(status, format!("{}\n", readiness.describe()))
+                let mut body = format!("{}\n", readiness.describe());
+                for upstream in &self.state.upstreams {
+                    if let Some(note) = upstream.sentinel.readiness_note() {
+                        body.push_str(&note);
+                    }
+                }
+                text(status, body)
             }
             "/topology" if get => respond(
                 StatusCode::OK,

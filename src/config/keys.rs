@@ -8,7 +8,7 @@
 //! Keys take redis.conf names where Redis has the same setting (`timeout`, `maxclients`,
 //! `proto-max-bulk-len`, `client-query-buffer-limit`, `slowlog-log-slower-than`,
 //! `slowlog-max-len`, `requirepass`, `client-output-buffer-limit`, the `tls-*` keys), kebab-case otherwise. Secret keys (`requirepass`,
-//! `users`, `backend-password`) each have a `-file` twin for mounted Kubernetes Secrets, and
+//! `users`, `backend-password`, `sentinel-password`) each have a `-file` twin for mounted Kubernetes Secrets, and
 //! their values never appear in errors, `--help` or `Debug` output ([`super::Secret`]). Never add a key
 //! named `port` or `service-*`: Kubernetes injects `SLOTGATE_PORT` and
 //! `SLOTGATE_SERVICE_HOST` into pods when a Service is called `slotgate`.
@@ -40,7 +40,13 @@ keys! {
     LISTEN = "listen", "LISTEN";
     ANNOUNCE = "announce", "ANNOUNCE";
     ADMIN_LISTEN = "admin-listen", "ADMIN_LISTEN";
+    MODE = "mode", "MODE";
     SEEDS = "seeds", "SEEDS";
+    SENTINELS = "sentinels", "SENTINELS";
+    MASTER_NAME = "master-name", "MASTER_NAME";
+    SENTINEL_USERNAME = "sentinel-username", "SENTINEL_USERNAME";
+    SENTINEL_PASSWORD = "sentinel-password", "SENTINEL_PASSWORD";
+    SENTINEL_PASSWORD_FILE = "sentinel-password-file", "SENTINEL_PASSWORD_FILE";
     THREADS = "threads", "THREADS";
     LOG_LEVEL = "log-level", "LOG_LEVEL";
     LOG_FORMAT = "log-format", "LOG_FORMAT";

@@ -8,6 +8,7 @@
 //! idle connection holds no buffers.
 
 mod config_get;
+mod db;
 mod local;
 mod pubsub;
 pub mod queue;
@@ -15,7 +16,7 @@ pub mod scan_cursor;
 mod split;
 mod tx;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
@@ -30,13 +31,14 @@ pub use local::{COMPAT_REDIS_VERSION, ClientState};
 use queue::{Channel, Entry, EntryState, ReplyQueue, Target};
 
 use crate::backend::{Failure, Mode, NodeConn, Outcome, ReplySink, Request};
+use crate::commands::CommandTable;
 use crate::config::OutputLimit;
 use crate::endpoint::Endpoint;
-use crate::metrics::{CommandOutcome, WorkerStats};
+use crate::metrics::{CommandId, CommandOutcome, WorkerStats};
 use crate::resp::ArgView;
 use crate::resp::encode;
 use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
-use crate::router::{Local, Route, route_with_id};
+use crate::router::{Local, ReadIntent, Route, route_one_shard, route_with_id};
 use crate::transport::Stream;
 use crate::upstream::{self, Use, WorkerUpstream};
 use crate::worker::Worker;
@@ -75,8 +77,19 @@ pub async fn serve(
     };
     // Read before the users, so a reload in between is seen at the first request.
     let users_epoch = worker.state.users_epoch();
+    // The shape decides the semantics once per session, not once per request.
+    let one_shard = upstream.upstream.shape.is_one_shard();
+    let router: Router = if one_shard {
+        route_one_shard
+    } else {
+        route_with_id
+    };
     let mut session = Session {
         users_epoch,
+        router,
+        one_shard,
+        db: RefCell::default(),
+        data_channel: Cell::new(Channel::Shared),
         queue: Rc::new(ReplyQueue::default()),
         client: ClientState {
             id,
@@ -129,6 +142,7 @@ impl Drop for Session {
         if let Some(pinned) = self.pinned.take() {
             pinned.backend.close();
         }
+        self.close_db();
         self.subs.close_all();
         self.worker
             .stats
@@ -137,8 +151,21 @@ impl Drop for Session {
     }
 }
 
+/// Decides where a request goes: [`route_with_id`] for a cluster, [`route_one_shard`] for
+/// a backend of one shard.
+type Router = fn(&CommandTable, &ArgView<'_>) -> (Route, CommandId, ReadIntent);
+
 struct Session {
     worker: Rc<Worker>,
+    /// The router of the upstream's shape.
+    router: Router,
+    /// The upstream is one shard owning every slot (Sentinel, standalone).
+    one_shard: bool,
+    /// The database selected with `SELECT` (one-shard backends only; [`db`]).
+    db: RefCell<Option<db::Database>>,
+    /// Where requests that need no connection of their own go: the shared connections,
+    /// or the selected database's ([`Channel::Db`]).
+    data_channel: Cell<Channel>,
     /// This worker's side of the session's upstream: its topology, command table and
     /// connections. Every request resolves its node through it.
     up: Rc<WorkerUpstream>,
@@ -373,7 +400,8 @@ impl Session {
             return;
         }
         let args = ArgView::new(&frame, &self.args);
-        let (route, command, intent) = self.up.with_commands(|table| route_with_id(table, &args));
+        let router = self.router;
+        let (route, command, intent) = self.up.with_commands(|table| router(table, &args));
         self.queue.stamp(command, read_at);
         let route = match self.access(route, &args) {
             Ok(route) => route,
@@ -425,9 +453,13 @@ impl Session {
                 encode::encode_command(&mut request, &[b"INFO", b"keyspace"]);
                 return self.fanout(request.freeze(), merge);
             }
+            Route::Local(Local::Select) if self.one_shard && self.select_db(&frame, &args) => {
+                return;
+            }
             Route::Local(cmd) => {
                 WorkerStats::bump(&self.worker.stats.commands_local);
                 if cmd == Local::Reset {
+                    self.leave_db();
                     // RESET leaves transactions, watches and subscriptions, as in Redis.
                     self.tx = None;
                     if let Some(pinned) = self.pinned.take() {
@@ -480,8 +512,10 @@ impl Session {
                 // Held for as long as the command blocks: a copy of its own, so it does not
                 // pin a shared read chunk (crate::read_pool) for that long.
                 let frame = Bytes::copy_from_slice(&frame);
+                let (frame, swallow) = self.in_selected_db(frame);
                 let mut entry = Entry::forwarded(frame, target);
                 entry.channel = Channel::Dedicated;
+                entry.swallow = swallow;
                 let seq = self.queue.push(entry);
                 self.dispatch(seq, None);
                 return;
@@ -494,6 +528,7 @@ impl Session {
         }
         let mut entry = Entry::forwarded(frame, target);
         entry.intent = intent;
+        entry.channel = self.data_channel.get();
         let seq = self.queue.push(entry);
         self.dispatch(seq, None);
     }
@@ -650,7 +685,7 @@ impl Session {
         let attempt = self.queue.update(seq, |e| {
             Some((e.frame.clone()?, e.target, e.intent, e.channel, e.swallow))
         });
-        let Some(Some((frame, target, intent, channel, swallow))) = attempt else {
+        let Some(Some((mut frame, target, intent, channel, mut swallow))) = attempt else {
             return;
         };
         let asking = redirect.as_ref().is_some_and(|&(_, asking)| asking);
@@ -677,6 +712,17 @@ impl Session {
             }
             // The watch lives on that connection: it serves the request wherever it goes.
             Channel::Pinned => self.pinned.as_ref().map(|p| p.backend.clone()),
+            Channel::Db => {
+                let conn = self.db_connection(seq);
+                // A new connection puts `SELECT` in front of the request.
+                if let Some(Some((f, n))) = self
+                    .queue
+                    .update(seq, |e| Some((e.frame.clone()?, e.swallow)))
+                {
+                    (frame, swallow) = (f, n);
+                }
+                conn
+            }
         };
         let sink: Rc<dyn ReplySink> = self.queue.clone();
         match conn {
@@ -688,12 +734,10 @@ impl Session {
                 swallow,
             }),
             None => {
-                // No node serves this slot in the current map: wait for a better one.
+                // No node serves this slot in the current map (in a backend without
+                // slots: no single primary is known): wait for a better one.
                 self.up.upstream.request_refresh();
-                sink.complete(
-                    seq,
-                    Outcome::NotNow(Bytes::from_static(b"-CLUSTERDOWN Hash slot not served\r\n")),
-                );
+                sink.complete(seq, Outcome::NotNow(self.up.upstream.unserved_reply()));
             }
         }
     }
@@ -742,6 +786,11 @@ impl Session {
                 self.redirect(seq, slot, to, true);
             }
             Outcome::NotNow(error) => self.retry_or_fail(seq, error),
+            Outcome::NotPrimary(error) => {
+                // A switchover or failover: re-read the topology now, retry there.
+                upstream.request_refresh();
+                self.retry_or_fail(seq, error);
+            }
             Outcome::NoScript(error) => self.load_script_and_retry(seq, error),
             Outcome::NotSent(failure) => {
                 upstream.request_refresh();

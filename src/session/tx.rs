@@ -46,6 +46,7 @@ pub struct Pinned {
 pub fn pinned_moved_reply(outcome: &Outcome) -> Bytes {
     let why = match outcome {
         Outcome::NotSent(failure) => failure.describe(),
+        Outcome::NotPrimary(_) => "the watched node stopped being the primary".to_owned(),
         _ => "the watched slot moved to another node".to_owned(),
     };
     let mut out = BytesMut::new();
@@ -92,13 +93,22 @@ impl Session {
     }
 
     /// `WATCH key ...`: keys of one slot, on the pinned connection.
-    fn watch(&mut self, frame: Bytes) {
+    fn watch(&mut self, mut frame: Bytes) {
+        let mut swallow = 0;
         let args = ArgView::new(&frame, &self.args);
         if args.len() < 2 {
             return self.reply_error("ERR wrong number of arguments for 'watch' command");
         }
-        let slot = key_slot(args.get(1).unwrap_or_default());
-        let same_slot = args.iter().skip(2).all(|k| key_slot(k) == slot);
+        // One shard owns every slot: any keys may be watched together.
+        let slot_of = |key: &[u8]| {
+            if self.one_shard {
+                crate::router::ONE_SHARD_SLOT
+            } else {
+                key_slot(key)
+            }
+        };
+        let slot = slot_of(args.get(1).unwrap_or_default());
+        let same_slot = args.iter().skip(2).all(|k| slot_of(k) == slot);
         if !same_slot || self.pinned.as_ref().is_some_and(|p| p.slot != slot) {
             return self.reply_error(CROSSSLOT);
         }
@@ -114,9 +124,12 @@ impl Session {
                 return self.reply_error("CLUSTERDOWN Hash slot not served");
             };
             self.pinned = Some(Pinned { backend, slot });
+            // A new connection starts in database 0: into the selected one first.
+            (frame, swallow) = self.in_selected_db(frame);
         }
         let mut entry = Entry::forwarded(frame, Target::Slot(slot));
         entry.channel = Channel::Pinned;
+        entry.swallow = swallow;
         let seq = self.queue.push(entry);
         self.dispatch(seq, None);
     }
@@ -203,8 +216,8 @@ impl Session {
         encode_command(&mut frame, &[b"EXEC"]);
         let (target, channel) = match (&self.pinned, tx.slot) {
             (Some(pinned), _) => (Target::Slot(pinned.slot), Channel::Pinned),
-            (None, Some(slot)) => (Target::Slot(slot), Channel::Shared),
-            (None, None) => (Target::AnyPrimary, Channel::Shared),
+            (None, Some(slot)) => (Target::Slot(slot), self.data_channel.get()),
+            (None, None) => (Target::AnyPrimary, self.data_channel.get()),
         };
         let mut entry = Entry::forwarded(frame.freeze(), target);
         entry.channel = channel;

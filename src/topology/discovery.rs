@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use redis_protocol::resp2::types::OwnedFrame;
 
+use super::role::{NodeRole, RoleDiscovery};
 use super::{Node, Shard, Topology};
 use crate::connector::NodeConnector;
 use crate::control::{self, ControlError};
@@ -43,6 +44,9 @@ pub struct NodeView {
     pub current_epoch: u64,
     /// `cluster_state:ok` on this node.
     pub state_ok: bool,
+    /// What the node says it is (`ROLE`), for the shapes without slots; `None` from a
+    /// cluster node, whose map already says it.
+    pub role: Option<NodeRole>,
 }
 
 /// What one discovery round asks of one node of a backend of some shape.
@@ -72,9 +76,17 @@ impl Discovery for ClusterDiscovery {
 }
 
 /// The discovery of each shape, chosen once per upstream.
+///
+/// The shapes without slots ask each node its `ROLE` ([`RoleDiscovery`]); they differ in
+/// where the nodes to ask come from (the seeds, or the Sentinels' answer), which the
+/// refresher decides by shape.
 #[derive(Clone, Copy, Debug)]
 pub enum ShapeDiscovery {
     Cluster(ClusterDiscovery),
+    /// The nodes the Sentinels name, each confirmed by `ROLE` before it takes writes.
+    Sentinel(RoleDiscovery),
+    /// Every seed address, each asked `ROLE`.
+    Standalone(RoleDiscovery),
 }
 
 impl Discovery for ShapeDiscovery {
@@ -86,6 +98,9 @@ impl Discovery for ShapeDiscovery {
     ) -> Result<NodeView, DiscoveryError> {
         match self {
             ShapeDiscovery::Cluster(cluster) => cluster.ask(dns, endpoint, connector).await,
+            ShapeDiscovery::Sentinel(role) | ShapeDiscovery::Standalone(role) => {
+                role.ask(dns, endpoint, connector).await
+            }
         }
     }
 }
@@ -117,6 +132,7 @@ pub async fn fetch(
         topology,
         current_epoch,
         state_ok,
+        role: None,
     })
 }
 

@@ -6,6 +6,8 @@
 //! 16384-entry table of shard indexes and the shards themselves.
 
 pub mod discovery;
+pub mod role;
+pub mod sentinel;
 
 use std::sync::Arc;
 
