@@ -58,7 +58,7 @@ impl Session {
         if self.pinned.is_some() {
             // The watch lives on the pinned connection, in the database it was set in;
             // switching both it and the session's own connection with one reply is not
-            // done (docs/commands.md, "semantics per mode").
+            // done (docs/commands.md, "Databases").
             self.reply_rejected(
                 "ERR slotgate: SELECT is not supported while keys are watched; send EXEC, DISCARD or UNWATCH first",
             );
@@ -381,6 +381,16 @@ impl ReplySink for SelectReply {
         let accepted = matches!(&outcome, Outcome::Reply(r) if r.starts_with(b"+OK"));
         let failure = match &outcome {
             Outcome::NotSent(f) | Outcome::Unknown(f) => Some(f.clone()),
+            // LOADING, MASTERDOWN ...: the node cannot say now; a new connection asks again.
+            Outcome::NotNow(r) | Outcome::NotPrimary(r) if self.client.is_none() => {
+                Some(Failure::ConnectionLost {
+                    node: self.conn.endpoint().clone(),
+                    reason: format!(
+                        "SELECT answered {}",
+                        String::from_utf8_lossy(r.get(1..).unwrap_or_default()).trim_end()
+                    ),
+                })
+            }
             _ => None,
         };
         let node_error = match &outcome {
