@@ -434,3 +434,215 @@ fn no_primary_fails_commands_clearly_after_the_retry_deadline() {
         0.0
     );
 }
+
+/// A redis-server with only `databases` databases, a replica of `primary`: the new primary
+/// of a failover that cannot serve every database the old one could. Killed by its PID.
+struct FewDatabases {
+    addr: std::net::SocketAddr,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl FewDatabases {
+    fn start(databases: u32, primary: std::net::SocketAddr) -> FewDatabases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = common::free_port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--databases", &databases.to_string()])
+            .args(["--dir", dir.path().to_str().expect("utf-8 temp dir")])
+            .args(["--appendonly", "no", "--save", "", "--daemonize", "no"])
+            .args([
+                "--logfile",
+                "redis.log",
+                "--replica-announce-ip",
+                "127.0.0.1",
+            ])
+            .args([
+                "--replicaof",
+                &primary.ip().to_string(),
+                &primary.port().to_string(),
+            ])
+            .spawn()
+            .expect("spawn redis-server");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let node = FewDatabases {
+            addr,
+            child,
+            _dir: dir,
+        };
+        eventually("the small replica to sync", SETTLE, || {
+            node.query::<String>(&["INFO", "replication"])
+                .is_ok_and(|info| info.contains("master_link_status:up"))
+        });
+        node
+    }
+
+    fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> Result<T, String> {
+        let client = redis::Client::open(format!("redis://{}/", self.addr)).expect("client");
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(3))
+            .map_err(|e| e.to_string())?;
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query(&mut conn).map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for FewDatabases {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A failover to a primary configured with fewer databases than the one the session
+/// selected: no command runs in another database. Each gets an error naming the database
+/// and the node and is not executed, pipelined or blocking alike, until the client
+/// selects a database that exists there.
+#[test]
+fn a_database_the_new_primary_lacks_refuses_commands_unexecuted() {
+    let set = ReplicaSet::start(0);
+    let small = FewDatabases::start(2, set.nodes[0].addr);
+    let seeds = format!("{},{}", set.nodes[0].addr, small.addr);
+    let proxy = proxy(&seeds, &[]);
+    let mut client = RespConn::connect(proxy.addr);
+    assert_eq!(text(&client.cmd_str(&["SELECT", "3"])), "+OK\r\n");
+    // A read: the session's connection is in database 3 of the old primary (no write
+    // there, which the small replica could not replicate).
+    assert_eq!(text(&client.cmd_str(&["GET", "k"])), "$-1\r\n");
+
+    let _: String = set.nodes[0].query(&[
+        "FAILOVER",
+        "TO",
+        "127.0.0.1",
+        &small.addr.port().to_string(),
+    ]);
+    eventually("slotgate to serve the small node", SETTLE, || {
+        small
+            .query::<Vec<redis::Value>>(&["ROLE"])
+            .is_ok_and(|r| matches!(r.first(), Some(redis::Value::BulkString(b)) if b == b"master"))
+            && topology_roles(&proxy).0 == small.addr.to_string()
+    });
+    let refused = |reply: &[u8]| {
+        let reply = text(reply);
+        assert!(
+            reply.starts_with("-ERR slotgate: database 3 is not available on the primary ")
+                && reply.contains(&small.addr.to_string())
+                && reply.contains("SELECT failed: ERR DB index is out of range")
+                && reply.contains("the command was not executed"),
+            "{reply:?}"
+        );
+    };
+    refused(&client.cmd_str(&["SET", "k", "one"]));
+    // Pipelined: every command refused, none sent.
+    let mut pipeline = Vec::new();
+    for args in [&["SET", "a", "1"][..], &["INCR", "n"], &["SET", "b", "2"]] {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        pipeline.extend(common::encode_command(&args));
+    }
+    client.send_raw(&pipeline);
+    for _ in 0..3 {
+        refused(&client.read_reply());
+    }
+    // A blocking command, on a connection of its own: refused too, the list untouched.
+    let _: i64 = small.query(&["RPUSH", "list", "x"]).expect("RPUSH");
+    refused(&client.cmd_str(&["BLPOP", "list", "0.1"]));
+    let dbsize: i64 = small.query(&["DBSIZE"]).expect("DBSIZE");
+    assert_eq!(dbsize, 1, "nothing but the list was written to database 0");
+    let len: i64 = small.query(&["LLEN", "list"]).expect("LLEN");
+    assert_eq!(len, 1, "BLPOP did not run in database 0");
+
+    // The client selects a database that exists there: commands run again, in it.
+    assert_eq!(text(&client.cmd_str(&["SELECT", "1"])), "+OK\r\n");
+    assert_eq!(text(&client.cmd_str(&["SET", "k", "db1"])), "+OK\r\n");
+    let mut conn = redis::Client::open(format!("redis://{}/1", small.addr))
+        .expect("client")
+        .get_connection()
+        .expect("connect");
+    let in_db1: Option<String> = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
+    assert_eq!(in_db1.as_deref(), Some("db1"));
+    // A SELECT the node refuses leaves the client where it was, as in Redis.
+    let out_of_range = text(&client.cmd_str(&["SELECT", "3"]));
+    assert!(
+        out_of_range.starts_with("-ERR DB index is out of range"),
+        "{out_of_range:?}"
+    );
+    assert_eq!(text(&client.cmd_str(&["GET", "k"])), "$3\r\ndb1\r\n");
+    let dbsize: i64 = small.query(&["DBSIZE"]).expect("DBSIZE");
+    assert_eq!(dbsize, 1, "database 0 still holds only the list");
+}
+
+/// `WATCH` then `SELECT`: Redis allows it (the transaction runs in the new database, the
+/// watch still guards the old one's key); slotgate refuses the SELECT, so the client stays
+/// in the database its watch and transaction share. `SELECT` inside MULTI: Redis queues
+/// it; slotgate refuses it and the transaction aborts. Both are documented differences.
+#[test]
+fn select_while_watching_or_inside_multi_is_refused_where_redis_allows_it() {
+    let set = ReplicaSet::start(0);
+    let proxy = proxy(&set.seeds(&[0]), &[]);
+    let reference = RedisNode::standalone();
+    let mut theirs = RespConn::connect(reference.addr);
+    let mut ours = RespConn::connect(proxy.addr);
+
+    // What a real redis-server does, so the difference is known, not assumed.
+    for (args, expected) in [
+        (vec!["WATCH", "k"], "+OK\r\n"),
+        (vec!["SELECT", "1"], "+OK\r\n"),
+        (vec!["MULTI"], "+OK\r\n"),
+        (vec!["SET", "k", "v"], "+QUEUED\r\n"),
+        (vec!["EXEC"], "*1\r\n+OK\r\n"),
+    ] {
+        assert_eq!(
+            text(&theirs.cmd_str(&args)),
+            expected,
+            "redis-server: {args:?}"
+        );
+    }
+    let in_db1: Option<String> = {
+        let mut conn = reference.conn();
+        redis::cmd("SELECT").arg(1).query::<()>(&mut conn).unwrap();
+        redis::cmd("GET").arg("k").query(&mut conn).unwrap()
+    };
+    assert_eq!(
+        in_db1.as_deref(),
+        Some("v"),
+        "redis-server ran it in database 1"
+    );
+
+    assert_eq!(text(&ours.cmd_str(&["WATCH", "k"])), "+OK\r\n");
+    assert_eq!(
+        text(&ours.cmd_str(&["SELECT", "1"])),
+        "-ERR slotgate: SELECT is not supported while keys are watched; send EXEC, DISCARD or UNWATCH first\r\n"
+    );
+    assert_eq!(text(&ours.cmd_str(&["MULTI"])), "+OK\r\n");
+    assert_eq!(text(&ours.cmd_str(&["SET", "k", "v"])), "+QUEUED\r\n");
+    assert_eq!(text(&ours.cmd_str(&["EXEC"])), "*1\r\n+OK\r\n");
+    // The client was told it stayed in database 0, and that is where it ran.
+    let in_db0: Option<String> = set.nodes[0].query(&["GET", "k"]);
+    assert_eq!(in_db0.as_deref(), Some("v"));
+    let mut conn = set.nodes[0].conn();
+    redis::cmd("SELECT").arg(1).query::<()>(&mut conn).unwrap();
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+    assert_eq!(dbsize, 0, "nothing ran in database 1");
+    // Once the watch is gone, SELECT works.
+    assert_eq!(text(&ours.cmd_str(&["SELECT", "1"])), "+OK\r\n");
+
+    // SELECT inside MULTI.
+    assert_eq!(text(&theirs.cmd_str(&["MULTI"])), "+OK\r\n");
+    assert_eq!(text(&theirs.cmd_str(&["SELECT", "0"])), "+QUEUED\r\n");
+    assert_eq!(text(&theirs.cmd_str(&["DISCARD"])), "+OK\r\n");
+    assert_eq!(text(&ours.cmd_str(&["MULTI"])), "+OK\r\n");
+    assert_eq!(
+        text(&ours.cmd_str(&["SELECT", "0"])),
+        "-ERR slotgate: 'select' cannot be queued in a transaction: slotgate answers it itself\r\n"
+    );
+    assert!(text(&ours.cmd_str(&["EXEC"])).starts_with("-EXECABORT"));
+    assert_eq!(
+        text(&ours.cmd_str(&["DBSIZE"])),
+        ":0\r\n",
+        "still in database 1"
+    );
+}

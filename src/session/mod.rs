@@ -512,10 +512,8 @@ impl Session {
                 // Held for as long as the command blocks: a copy of its own, so it does not
                 // pin a shared read chunk (crate::read_pool) for that long.
                 let frame = Bytes::copy_from_slice(&frame);
-                let (frame, swallow) = self.in_selected_db(frame);
                 let mut entry = Entry::forwarded(frame, target);
                 entry.channel = Channel::Dedicated;
-                entry.swallow = swallow;
                 let seq = self.queue.push(entry);
                 self.dispatch(seq, None);
                 return;
@@ -685,7 +683,7 @@ impl Session {
         let attempt = self.queue.update(seq, |e| {
             Some((e.frame.clone()?, e.target, e.intent, e.channel, e.swallow))
         });
-        let Some(Some((mut frame, target, intent, channel, mut swallow))) = attempt else {
+        let Some(Some((frame, target, intent, channel, swallow))) = attempt else {
             return;
         };
         let asking = redirect.as_ref().is_some_and(|&(_, asking)| asking);
@@ -697,8 +695,18 @@ impl Session {
             },
         };
         let protocol = self.client.protocol;
-        let conn = match channel {
-            Channel::Shared => self.up.resolve(to, intent, Use::Shared, protocol),
+        let sink: Rc<dyn ReplySink> = self.queue.clone();
+        let request = Request {
+            sink,
+            seq,
+            frame,
+            asking,
+            swallow,
+        };
+        // A connection in the selected database passes requests through its gate, which
+        // holds them while a `SELECT` there is unanswered ([`db`]).
+        let (conn, gate) = match channel {
+            Channel::Shared => (self.up.resolve(to, intent, Use::Shared, protocol), None),
             Channel::Dedicated => {
                 let conn = self
                     .up
@@ -708,38 +716,42 @@ impl Session {
                     dedicated.retain(|b| !b.is_broken());
                     dedicated.push(conn.clone());
                 }
-                conn
+                if let Some(conn) = &conn
+                    && self.data_channel.get() == Channel::Db
+                {
+                    // In another database: the database's gate decides when it may go.
+                    if let Err(request) = self.send_on_db(request, Some(conn.clone())) {
+                        self.unserved(request);
+                    }
+                    return;
+                }
+                (conn, None)
             }
             // The watch lives on that connection: it serves the request wherever it goes.
-            Channel::Pinned => self.pinned.as_ref().map(|p| p.backend.clone()),
-            Channel::Db => {
-                let conn = self.db_connection(seq);
-                // A new connection puts `SELECT` in front of the request.
-                if let Some(Some((f, n))) = self
-                    .queue
-                    .update(seq, |e| Some((e.frame.clone()?, e.swallow)))
-                {
-                    (frame, swallow) = (f, n);
-                }
-                conn
-            }
+            Channel::Pinned => match &self.pinned {
+                Some(p) => (Some(p.backend.clone()), p.gate.clone()),
+                None => (None, None),
+            },
+            Channel::Db => match self.send_on_db(request, None) {
+                Ok(()) => return,
+                Err(request) => return self.unserved(request),
+            },
         };
-        let sink: Rc<dyn ReplySink> = self.queue.clone();
-        match conn {
-            Some(conn) => conn.send(Request {
-                sink,
-                seq,
-                frame,
-                asking,
-                swallow,
-            }),
-            None => {
-                // No node serves this slot in the current map (in a backend without
-                // slots: no single primary is known): wait for a better one.
-                self.up.upstream.request_refresh();
-                sink.complete(seq, Outcome::NotNow(self.up.upstream.unserved_reply()));
-            }
+        match (conn, gate) {
+            (Some(conn), Some(gate)) => gate.send(&conn, request),
+            (Some(conn), None) => conn.send(request),
+            (None, _) => self.unserved(request),
         }
+    }
+
+    /// No node serves this slot in the current map (in a backend without slots: no
+    /// single primary is known): wait for a better one.
+    fn unserved(&self, request: Request) {
+        self.up.upstream.request_refresh();
+        request.sink.complete(
+            request.seq,
+            Outcome::NotNow(self.up.upstream.unserved_reply()),
+        );
     }
 
     /// Acts on outcomes that are not plain replies: redirects, retries, failures.

@@ -40,6 +40,8 @@ pub struct Transaction {
 pub struct Pinned {
     pub backend: std::rc::Rc<NodeConn>,
     pub slot: u16,
+    /// Holds requests while the database is re-selected there ([`super::db`]).
+    pub gate: Option<std::rc::Rc<super::db::Gate>>,
 }
 
 /// The reply for a watched transaction whose node changed under it.
@@ -93,8 +95,7 @@ impl Session {
     }
 
     /// `WATCH key ...`: keys of one slot, on the pinned connection.
-    fn watch(&mut self, mut frame: Bytes) {
-        let mut swallow = 0;
+    fn watch(&mut self, frame: Bytes) {
         let args = ArgView::new(&frame, &self.args);
         if args.len() < 2 {
             return self.reply_error("ERR wrong number of arguments for 'watch' command");
@@ -123,13 +124,16 @@ impl Session {
             let Some(backend) = backend else {
                 return self.reply_error("CLUSTERDOWN Hash slot not served");
             };
-            self.pinned = Some(Pinned { backend, slot });
             // A new connection starts in database 0: into the selected one first.
-            (frame, swallow) = self.in_selected_db(frame);
+            let gate = self.select_on(&backend);
+            self.pinned = Some(Pinned {
+                backend,
+                slot,
+                gate,
+            });
         }
         let mut entry = Entry::forwarded(frame, Target::Slot(slot));
         entry.channel = Channel::Pinned;
-        entry.swallow = swallow;
         let seq = self.queue.push(entry);
         self.dispatch(seq, None);
     }
