@@ -41,6 +41,7 @@ pub mod commands;
 pub mod dns;
 pub mod extra;
 pub mod load;
+pub mod named;
 pub mod ops;
 pub mod pods;
 pub mod replication;
