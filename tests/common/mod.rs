@@ -42,6 +42,7 @@ pub mod dns;
 pub mod extra;
 pub mod failures;
 pub mod load;
+pub mod named;
 pub mod ops;
 pub mod pods;
 pub mod replication;

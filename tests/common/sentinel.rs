@@ -12,10 +12,11 @@
 //! [`SentinelGroup::sentinel_list`]. Every child is killed by its own PID on drop.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
+use super::named::spawn_with_hosts;
 use super::node::{info_field, spawn_redis_server};
 use super::{RedisNode, free_port, log_tail, send_signal, temp_dir, wait_for};
 
@@ -60,6 +61,41 @@ impl SentinelProc {
         quorum: usize,
         extra: &[&str],
     ) -> SentinelProc {
+        SentinelProc::launch(ip, port, primary, name, quorum, extra, None)
+    }
+
+    /// [`SentinelProc::start_on`] in its own mount namespace seeing `hosts` as
+    /// `/etc/hosts` (see [`super::named`]), resolving and announcing hostnames.
+    pub fn start_with_hosts(
+        hosts: &Path,
+        port: u16,
+        primary: &str,
+        name: &str,
+        quorum: usize,
+    ) -> SentinelProc {
+        SentinelProc::launch(
+            Ipv4Addr::LOCALHOST,
+            port,
+            primary,
+            name,
+            quorum,
+            &[
+                "sentinel resolve-hostnames yes",
+                "sentinel announce-hostnames yes",
+            ],
+            Some(hosts),
+        )
+    }
+
+    fn launch(
+        ip: Ipv4Addr,
+        port: u16,
+        primary: &str,
+        name: &str,
+        quorum: usize,
+        extra: &[&str],
+        hosts: Option<&Path>,
+    ) -> SentinelProc {
         let tmp = temp_dir("slotgate-sentinel-");
         let dir = tmp.path().to_path_buf();
         let (host, primary_port) = primary.rsplit_once(':').expect("host:port");
@@ -82,10 +118,11 @@ impl SentinelProc {
         }
         let conf_path = dir.join("sentinel.conf");
         std::fs::write(&conf_path, conf).expect("write sentinel.conf");
-        let child = spawn_redis_server(
-            &dir,
-            &[(conf_path.to_str().expect("utf-8 path"), "--sentinel".into())],
-        );
+        let conf_arg = conf_path.to_str().expect("utf-8 path");
+        let child = match hosts {
+            Some(hosts) => spawn_with_hosts(&dir, hosts, &[conf_arg, "--sentinel"]),
+            None => spawn_redis_server(&dir, &[(conf_arg, "--sentinel".into())]),
+        };
         let pid = child.id();
         let sentinel = SentinelProc {
             addr: SocketAddr::from((ip, port)),
