@@ -118,30 +118,9 @@ impl Refresher {
     fn sync_config(&mut self) {
         let config = self.upstream.settings();
         self.connector = discovery_connector(&self.upstream);
-        let unchanged = config.seeds.len() == self.seeds.len()
-            && config
-                .seeds
-                .iter()
-                .zip(&self.seeds)
-                .all(|(c, s)| c.host == s.host && c.port == s.port);
-        if unchanged {
+        if !Seed::follow(&mut self.seeds, &config.seeds, Instant::now()) {
             return;
         }
-        let now = Instant::now();
-        let mut old = std::mem::take(&mut self.seeds);
-        self.seeds = config
-            .seeds
-            .iter()
-            .map(|c| {
-                match old
-                    .iter()
-                    .position(|s| s.host == c.host && s.port == c.port)
-                {
-                    Some(i) => old.swap_remove(i),
-                    None => Seed::new(c, now),
-                }
-            })
-            .collect();
         info!(seeds = ?config.seeds.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed list changed by a config reload");
     }
 
@@ -456,6 +435,27 @@ impl Refresher {
 }
 
 impl Seed {
+    /// Makes `seeds` follow the `configured` list (a reload may change it), keeping what
+    /// is known of the entries that stay (their addresses and DNS schedule). False when
+    /// the list is unchanged.
+    fn follow(seeds: &mut Vec<Seed>, configured: &[HostPort], now: Instant) -> bool {
+        let same = |s: &Seed, c: &HostPort| s.host == c.host && s.port == c.port;
+        let unchanged = configured.len() == seeds.len()
+            && configured.iter().zip(seeds.iter()).all(|(c, s)| same(s, c));
+        if unchanged {
+            return false;
+        }
+        let mut old = std::mem::take(seeds);
+        *seeds = configured
+            .iter()
+            .map(|c| match old.iter().position(|s| same(s, c)) {
+                Some(i) => old.swap_remove(i),
+                None => Seed::new(c, now),
+            })
+            .collect();
+        true
+    }
+
     /// Looks the name up again and schedules the next lookup from the answer's TTL. On
     /// failure the last addresses stay: a DNS hiccup must not make us forget the nodes.
     async fn resolve(&mut self, dns: &Dns, now: Instant) {

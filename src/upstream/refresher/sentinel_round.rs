@@ -77,29 +77,9 @@ impl SentinelRound {
 
     /// Follows the configured list (a reload may change it), keeping what is known.
     fn sync(&mut self, configured: &[HostPort]) {
-        let same = configured.len() == self.seeds.len()
-            && configured
-                .iter()
-                .zip(&self.seeds)
-                .all(|(c, s)| c.host == s.host && c.port == s.port);
-        if same {
-            return;
+        if Seed::follow(&mut self.seeds, configured, Instant::now()) {
+            self.resolve_all = true;
         }
-        let now = Instant::now();
-        let mut old = std::mem::take(&mut self.seeds);
-        self.seeds = configured
-            .iter()
-            .map(|c| {
-                match old
-                    .iter()
-                    .position(|s| s.host == c.host && s.port == c.port)
-                {
-                    Some(i) => old.swap_remove(i),
-                    None => Seed::new(c, now),
-                }
-            })
-            .collect();
-        self.resolve_all = true;
     }
 
     /// Every Sentinel to ask: configured addresses first, then learned ones.
