@@ -614,6 +614,46 @@ fn subscriptions_move_to_the_new_primary_at_the_switch() {
     );
 }
 
+#[test]
+fn a_watch_on_the_old_primary_ends_with_an_error_naming_the_switch() {
+    let _serial = serial();
+    let group = SentinelGroup::start(1, 3);
+    let old = group.agreed_primary().expect("the Sentinels agree");
+    let proxy = start_proxy(&group.sentinel_list());
+    wait_serving(&proxy, &old);
+    let mut client = common::RespConn::connect(proxy.addr);
+    assert_eq!(
+        client.cmd_str(&["SET", "watched", "1"]),
+        b"+OK\r\n".to_vec()
+    );
+    assert_eq!(client.cmd_str(&["WATCH", "watched"]), b"+OK\r\n".to_vec());
+    let answer: String = group.sentinels[0]
+        .try_query(&["SENTINEL", "FAILOVER", MASTER_NAME])
+        .expect("SENTINEL FAILOVER");
+    assert_eq!(answer, "OK");
+    let new = group.wait_new_primary(&old, FAILOVER_TIMEOUT);
+    wait_serving(&proxy, &new);
+    // The WATCH lives on a connection to the demoted node: the transaction must not run
+    // there (it no longer takes writes) nor silently elsewhere (the watch is not there).
+    assert_eq!(client.cmd_str(&["MULTI"]), b"+OK\r\n".to_vec());
+    assert_eq!(
+        client.cmd_str(&["INCR", "watched"]),
+        b"+QUEUED\r\n".to_vec()
+    );
+    let exec = String::from_utf8_lossy(&client.cmd_str(&["EXEC"])).into_owned();
+    assert!(
+        exec.starts_with("-ERR")
+            && exec.contains("primary changed")
+            && exec.contains("nothing was executed"),
+        "EXEC after the switch answered {exec:?}"
+    );
+    let value = common::load::call_once(proxy.addr, &["GET", "watched"]).expect("GET");
+    assert!(
+        matches!(&value, common::load::Reply::Bulk(Some(v)) if v == b"1"),
+        "the refused transaction ran anyway: {value:?}"
+    );
+}
+
 /// Loopback aliases of the Redis data "pods" `redis-0..2`: before and after the rollout.
 const DATA_PODS: [[u8; 3]; 2] = [[61, 62, 63], [64, 65, 66]];
 

@@ -46,6 +46,9 @@ struct InFlight {
     stash: Option<Outcome>,
 }
 
+/// Why a connection closed by [`NodeConn::close`] ended: its node is gone from the map.
+const LEFT_THE_CLUSTER: &str = "the node left the cluster";
+
 /// One connection to one node (shared, pinned, single-use or push); see the module docs.
 pub struct NodeConn {
     id: u64,
@@ -68,6 +71,8 @@ pub struct NodeConn {
     broken: Cell<bool>,
     /// Fired by [`NodeConn::close`] to end the connection task.
     closed: Notify,
+    /// Why [`NodeConn::close_because`] ended it, for the errors of its requests.
+    close_reason: Cell<Option<&'static str>>,
     /// Close once nothing is queued or in flight ([`NodeConn::close_when_idle`]).
     retiring: Cell<bool>,
     /// Where a [`Mode::Push`] connection sends its frames (the first request's sink).
@@ -102,6 +107,7 @@ impl NodeConn {
             wake_writer: LocalWake::default(),
             broken: Cell::new(false),
             closed: Notify::new(),
+            close_reason: Cell::new(None),
             retiring: Cell::new(false),
             push_sink: RefCell::default(),
             dns,
@@ -129,9 +135,10 @@ impl NodeConn {
         if self.broken.get() {
             // Report asynchronously-shaped: the sink only records the outcome and wakes
             // its session, so calling it from here is safe.
+            let reason = self.close_reason.get().unwrap_or("connection closed");
             let failure = Failure::ConnectionLost {
                 node: self.endpoint.clone(),
-                reason: "connection closed".into(),
+                reason: reason.into(),
             };
             request
                 .sink
@@ -145,6 +152,12 @@ impl NodeConn {
     /// Ends the connection (its node left the cluster). Requests it holds are settled as
     /// for any failure: retried if never written, reported unknown otherwise.
     pub fn close(&self) {
+        self.close_because(LEFT_THE_CLUSTER);
+    }
+
+    /// Ends the connection for `reason`, which the errors of its requests carry.
+    pub fn close_because(&self, reason: &'static str) {
+        self.close_reason.set(Some(reason));
         self.finished.set(true);
         self.broken.set(true);
         self.closed.notify_one();
@@ -168,7 +181,7 @@ impl NodeConn {
     async fn run(self: Rc<Self>) {
         let left = || Failure::ConnectionLost {
             node: self.endpoint.clone(),
-            reason: "the node left the cluster".into(),
+            reason: self.close_reason.get().unwrap_or(LEFT_THE_CLUSTER).into(),
         };
         let failure = tokio::select! {
             failure = self.serve() => failure,

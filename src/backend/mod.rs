@@ -171,7 +171,7 @@ impl Pool {
             if keep.contains(conn.endpoint()) {
                 return true;
             }
-            conn.close();
+            conn.close_because("the backend's primary changed to another node");
             false
         });
     }

@@ -729,7 +729,10 @@ impl Session {
             }
             // The watch lives on that connection: it serves the request wherever it goes.
             Channel::Pinned => match &self.pinned {
-                Some(p) => (Some(p.backend.clone()), p.gate.clone()),
+                Some(p) => {
+                    self.end_pinned_if_primary_changed(p);
+                    (Some(p.backend.clone()), p.gate.clone())
+                }
                 None => (None, None),
             },
             Channel::Db => match self.send_on_db(request, None) {

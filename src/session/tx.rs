@@ -94,6 +94,24 @@ impl Session {
         }
     }
 
+    /// Closes the pinned connection when its node is no longer the primary of the watched
+    /// slot in the current map, so that what is sent on it fails as not executed, naming
+    /// the change. The node's own refusal cannot be relied on: after a Sentinel failover the
+    /// demoted primary keeps taking writes until Sentinel reconfigures it, and a transaction
+    /// it ran then would be lost with its data.
+    pub(super) fn end_pinned_if_primary_changed(&self, pinned: &Pinned) {
+        let still_primary = self.up.with_topology(|topology| {
+            topology
+                .primary_for(pinned.slot)
+                .is_some_and(|node| &node.endpoint == pinned.backend.endpoint())
+        });
+        if !still_primary {
+            pinned
+                .backend
+                .close_because("the watched slot's primary changed to another node");
+        }
+    }
+
     /// `WATCH key ...`: keys of one slot, on the pinned connection.
     fn watch(&mut self, frame: Bytes) {
         let args = ArgView::new(&frame, &self.args);

@@ -128,6 +128,22 @@ impl ReplicaSet {
                 info.contains("master_link_status:up").then_some(())
             },
         );
+        // The replica sees its link up before its primary counts it `online` (after the
+        // replica's first REPLCONF ACK); `FAILOVER TO` and WAIT go by the primary's view.
+        let online = format!("ip={},port={},state=online", node.ip, self.port);
+        wait_for(
+            &format!("a primary to list {} as online", node.addr),
+            SYNC_TIMEOUT,
+            Duration::from_millis(50),
+            |last| {
+                self.nodes.iter().find_map(|other| {
+                    let info: String = other.try_query(&["INFO", "replication"]).ok()?;
+                    let found = info.contains(&online);
+                    *last = info;
+                    found.then_some(())
+                })
+            },
+        );
     }
 
     /// Makes node `i` a replica of node `of` and waits until its link is up.
