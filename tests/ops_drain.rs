@@ -249,7 +249,7 @@ fn the_drain_never_outlasts_shutdown_timeout() {
 /// While draining, the quiet period that closes a client counts from its last byte, not
 /// from the first moment it had nothing pending: a client that sends its next command
 /// 50 ms after each reply is served for as long as it keeps doing so (the quiet period is
-/// 200 ms). Each command here is a BLPOP that times out after 500 ms, longer than the quiet
+/// 1 s). Each command here is a BLPOP that times out after 1.5 s, longer than the quiet
 /// period, so a quiet period counted from an earlier reply would have run out.
 #[test]
 fn a_draining_client_that_keeps_sending_is_served() {
@@ -271,7 +271,7 @@ fn a_draining_client_that_keeps_sending_is_served() {
         assert_eq!(conn.read_reply(), b"*-1\r\n", "BLPOP #{round}");
         // The client's think time (not synchronisation): slotgate sees it quiet first.
         std::thread::sleep(Duration::from_millis(50));
-        conn.send_raw(&encode(&[b"BLPOP", b"drain:none", b"0.5"]));
+        conn.send_raw(&encode(&[b"BLPOP", b"drain:none", b"1.5"]));
     }
     assert_eq!(conn.read_reply(), b"*-1\r\n", "the last BLPOP");
     std::thread::sleep(Duration::from_millis(50));
