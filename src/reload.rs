@@ -291,6 +291,8 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
         backend_user => "backend-user",
         backend_password => "backend-password",
         backend_password_file => "backend-password-file",
+        admin_token => "admin-token",
+        admin_token_file => "admin-token-file",
     }
     merge_tls(running, &mut next, &mut report);
     // Not a setting: which file the values came from.

@@ -282,6 +282,7 @@ impl NodeConn {
                 written_at: now,
                 stash: None,
             });
+            self.node.in_flight_add(1);
             if large {
                 return Some(request.frame);
             }
@@ -400,6 +401,7 @@ impl NodeConn {
             return Ok(false);
         };
         drop(in_flight);
+        self.node.in_flight_sub(1);
         self.node
             .record_reply(now.saturating_duration_since(entry.written_at));
         let outcome = match (entry.stash, &outcome) {
@@ -430,6 +432,8 @@ impl NodeConn {
         }
         debug!(node = %self.endpoint, failure = %failure.describe(), "backend connection failed");
         let in_flight: Vec<InFlight> = self.in_flight.borrow_mut().drain(..).collect();
+        self.node
+            .in_flight_sub(in_flight.iter().filter(|e| e.sink.is_some()).count() as u64);
         for entry in in_flight {
             if let Some((sink, seq)) = entry.sink {
                 sink.complete(seq, Outcome::Unknown(failure.clone()));

@@ -106,6 +106,15 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let admin_input = pick_text(&cli.admin_listen, raw.admin_listen);
     let admin_origin = origin_of(&admin_input);
     let admin_listen = c.check(keys::ADMIN_LISTEN, admin_input, None, parse_admin_listen);
+    let admin_token_file_input = pick_text(&cli.admin_token_file, raw.admin_token_file);
+    let admin_token_file = file_path(&admin_token_file_input);
+    let admin_token = c.secret(
+        (
+            keys::ADMIN_TOKEN,
+            pick_secret(&cli.admin_token, raw.admin_token),
+        ),
+        (keys::ADMIN_TOKEN_FILE, admin_token_file_input),
+    );
     let seeds = c.seeds(pick_list(&cli.seeds, raw.seeds));
     let threads = c.check(
         keys::THREADS,
@@ -356,6 +365,8 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
             listen,
             announce: announce?.unwrap_or_else(|| default_announce(listen)),
             admin_listen: admin_listen?,
+            admin_token: admin_token?,
+            admin_token_file,
             seeds: seeds?,
             threads: to_usize(threads?),
             log_level: log_level?,

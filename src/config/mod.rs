@@ -76,6 +76,11 @@ pub struct Config {
     /// Address of the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, `/topology`,
     /// `POST /reload`); `None` (the default) runs none. Never port 0.
     pub admin_listen: Option<SocketAddr>,
+    /// Token the admin page and JSON API require (`admin-token`, or the file named by
+    /// `admin-token-file`); `None`: open. Never empty.
+    pub admin_token: Option<Secret>,
+    /// The `admin-token-file` the token was read from, if any (re-read on reload).
+    pub admin_token_file: Option<PathBuf>,
     /// Cluster nodes the topology is discovered from; never empty, no duplicates.
     pub seeds: Vec<HostPort>,
     /// Worker threads, 1..=1024 (default: available parallelism).
@@ -191,6 +196,8 @@ impl Config {
             listen,
             announce: build::default_announce(listen),
             admin_listen: None,
+            admin_token: None,
+            admin_token_file: None,
             seeds,
             threads: build::default_threads(),
             log_level: build::DEFAULT_LOG_LEVEL.to_owned(),

@@ -31,6 +31,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::observed::{EventKind, Observed, map_changes};
 use super::{Shape, Upstream};
 use crate::commands::{CommandTable, LearnError};
 use crate::config::HostPort;
@@ -51,6 +52,9 @@ pub const ROUND_LIMIT: Duration = Duration::from_secs(2);
 /// Rounds in a row whose newest epoch is older than one seen before, after which the
 /// older epoch is accepted (the cluster was recreated from scratch).
 pub const STALE_ROUNDS_BEFORE_RESET: u32 = 3;
+/// `MOVED` replies between two rounds from which the admin page reports a MOVED storm
+/// (a few are normal after a reshard; hundreds mean clients hammer a stale map).
+pub const MOVED_STORM: u64 = 100;
 
 /// A configured seed: an IP or a DNS name kept forever and re-resolved.
 struct Seed {
@@ -76,6 +80,8 @@ pub struct Refresher {
     stale_rounds: u32,
     /// Re-resolve every DNS seed at the next round (known nodes stopped answering).
     resolve_all: bool,
+    /// [`Upstream::moved_total`] at the previous round.
+    moved_seen: u64,
 }
 
 impl Refresher {
@@ -102,6 +108,7 @@ impl Refresher {
             newest_epoch: 0,
             stale_rounds: 0,
             resolve_all: true,
+            moved_seen: 0,
         }
     }
 
@@ -162,6 +169,7 @@ impl Refresher {
     /// One full round: DNS, discovery, decision. Returns true when a new map was swapped in.
     pub async fn round(&mut self) -> bool {
         self.sync_config();
+        self.note_moved_storm();
         self.resolve_seeds().await;
         let current = self.upstream.topology.load_full();
         let known: Vec<Endpoint> = current.endpoints();
@@ -196,6 +204,7 @@ impl Refresher {
             }
         }
         let primaries_missing = self.update_readiness(&views);
+        self.observe(&views);
         if primaries_missing {
             // Some primary did not answer: its pod may have a new address.
             self.resolve_all = true;
@@ -230,6 +239,23 @@ impl Refresher {
                     // DNS servers rotate answers; only a different set is news.
                     addresses.sort();
                     addresses.dedup();
+                    if addresses != seed.addresses && !seed.addresses.is_empty() {
+                        let list = |a: &[Endpoint]| {
+                            a.iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        self.upstream.events.record(
+                            EventKind::DnsChanged,
+                            format!(
+                                "{} now resolves to {} (was {})",
+                                seed.host,
+                                list(&addresses),
+                                list(&seed.addresses)
+                            ),
+                        );
+                    }
                     if addresses != seed.addresses {
                         info!(seed = %seed.host, addresses = ?addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed resolved to new addresses");
                     }
@@ -346,6 +372,9 @@ impl Refresher {
         topology.generation = current.generation + 1;
         topology.epoch = best.current_epoch;
         log_change(current, &topology);
+        for (kind, message) in map_changes(current, &topology) {
+            self.upstream.events.record(kind, message);
+        }
         self.upstream.topology.store(Arc::new(topology));
         true
     }
@@ -371,6 +400,66 @@ impl Refresher {
             .last_refresh_unix_ms
             .store(crate::clock::unix_ms(), Ordering::Relaxed);
         missing > 0
+    }
+
+    /// Records a MOVED storm event when sessions met [`MOVED_STORM`] or more `MOVED`
+    /// replies since the previous round.
+    fn note_moved_storm(&mut self) {
+        let total = self.upstream.moved_total();
+        let since = total - self.moved_seen.min(total);
+        self.moved_seen = total;
+        if since >= MOVED_STORM {
+            self.upstream.events.record(
+                EventKind::MovedStorm,
+                format!("{since} MOVED replies since the previous discovery round"),
+            );
+        }
+    }
+
+    /// Publishes what this round saw of each node for the admin page, and records an
+    /// event when a node of the map stopped or started answering.
+    fn observe(&self, views: &[(Endpoint, NodeView)]) {
+        let previous = self.upstream.observed.load_full();
+        let now = crate::clock::unix_ms();
+        let mut observed = Observed::default();
+        // A node's own report first (its offset is exact), then what others say of it.
+        for own in [true, false] {
+            for (asked, view) in views {
+                for detail in &view.details {
+                    if (detail.endpoint == *asked) == own {
+                        observed
+                            .nodes
+                            .entry(detail.endpoint.clone())
+                            .or_insert_with(|| detail.clone());
+                    }
+                }
+            }
+        }
+        observed.migrations = views
+            .iter()
+            .flat_map(|(asked, view)| view.migrations.iter().map(|m| (asked.clone(), m.clone())))
+            .collect();
+        let answered: HashSet<&Endpoint> = views.iter().map(|(e, _)| e).collect();
+        for endpoint in self.upstream.topology.load().endpoints() {
+            let up = answered.contains(&endpoint);
+            let since = match previous.health_since.get(&endpoint) {
+                Some(&(was, since)) if was == up => since,
+                Some(_) => {
+                    let (kind, what) = if up {
+                        (EventKind::NodeOnline, "answers again")
+                    } else {
+                        (EventKind::NodeUnreachable, "stopped answering discovery")
+                    };
+                    self.upstream
+                        .events
+                        .record(kind, format!("{endpoint} {what}"));
+                    now
+                }
+                None => now,
+            };
+            observed.health_since.insert(endpoint, (up, since));
+        }
+        self.upstream.observed.store(Arc::new(observed));
     }
 
     async fn learn_commands(&mut self, endpoint: &Endpoint) {
