@@ -372,6 +372,8 @@ mod tests {
         loaded.backend_user = Some("proxy".into());
         loaded.backend_password = Some(crate::config::Secret::new("pw"));
         loaded.backend_password_file = Some("/run/secrets/backend".into());
+        loaded.admin_token = Some(crate::config::Secret::new("token"));
+        loaded.admin_token_file = Some("/run/secrets/admin-token".into());
         loaded.client_output_buffer_limit.normal.hard = 1;
         // TLS on at both ends, every TLS setting changed; `tls-port` and `backend-tls`
         // changes are each reported by their own case below.
