@@ -313,7 +313,7 @@ fn api_topology_describes_every_node_migrations_and_events() {
             upstream["migrations"].as_array().is_some_and(Vec::is_empty)
                 && upstream["events"].as_array().unwrap().iter().any(|e| {
                     e["kind"] == "slots_moved"
-                        && e["message"] == format!("1 slots moved from {from_addr} to {to_addr}")
+                        && e["message"] == format!("1 slot moved from {from_addr} to {to_addr}")
                 })
         },
     );

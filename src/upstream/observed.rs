@@ -188,7 +188,10 @@ pub fn map_changes(old: &Topology, new: &Topology) -> Vec<(EventKind, String)> {
     for ((from, to), count) in moves {
         events.push((
             EventKind::SlotsMoved,
-            format!("{count} slots moved from {from} to {to}"),
+            format!(
+                "{count} slot{} moved from {from} to {to}",
+                if count == 1 { "" } else { "s" }
+            ),
         ));
     }
     events
@@ -245,7 +248,7 @@ mod tests {
             events[0].1,
             "127.0.0.1:3 took over as primary from 127.0.0.1:1"
         );
-        assert_eq!(events[2].1, "1 slots moved from 127.0.0.1:1 to 127.0.0.1:2");
+        assert_eq!(events[2].1, "1 slot moved from 127.0.0.1:1 to 127.0.0.1:2");
         let first = map_changes(&Topology::empty(), &new);
         assert_eq!(first[0].0, EventKind::MapLoaded);
         let back = map_changes(&new, &old);

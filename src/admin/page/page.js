@@ -197,7 +197,7 @@ function upstreamSection(upstream) {
 
 function renderProxy(doc) {
   const readiness = document.getElementById("readiness");
-  readiness.textContent = doc.ready ? `Ready — ${doc.readiness_reason}` : `Not ready (${doc.readiness}) — ${doc.readiness_reason}`;
+  readiness.textContent = doc.ready ? "Ready: serving traffic" : `Not ready (${doc.readiness}): ${doc.readiness_reason}`;
   readiness.className = `readiness ${doc.ready ? "ok" : "bad"}`;
   const proxy = document.getElementById("proxy");
   proxy.replaceChildren();
