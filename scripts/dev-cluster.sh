@@ -4,12 +4,14 @@
 # Starts P primaries and P*R replicas (redis-server, 127.0.0.1 only, ports BASE..; the cluster
 # bus uses port+10000, so everything stays below 32768), creates the cluster with
 # `redis-cli --cluster create`, builds slotgate (`cargo build --release`) and runs it on
-# 127.0.0.1:PORT with every node as a seed. Installs redis-server and redis-tools with apt-get
+# 127.0.0.1:PORT with every node as a seed, its admin listener (the live topology page) on
+# 127.0.0.1:ADMIN_PORT. Installs redis-server and redis-tools with apt-get
 # when they are missing. Stays in the foreground: Ctrl-C stops everything it started.
 # Data and logs go to ./.dev-cluster/ (gitignored, wiped at the next start).
 #
 # Usage: scripts/dev-cluster.sh [options]
 #   --port N         slotgate's port                            (default 6380)
+#   --admin-port N   slotgate's admin listener: page, /metrics  (default 9121)
 #   --primaries N    number of primaries, at least 3            (default 3)
 #   --replicas N     replicas per primary                       (default 1)
 #   --base-port N    first Redis node port                      (default 7000)
@@ -18,6 +20,7 @@
 set -euo pipefail
 
 PORT=6380
+ADMIN_PORT=9121
 PRIMARIES=3
 REPLICAS=1
 BASE_PORT=7000
@@ -40,6 +43,7 @@ need_value() {
 while [[ $# -gt 0 ]]; do
     case $1 in
         --port) need_value "$@"; PORT=$2; shift 2 ;;
+        --admin-port) need_value "$@"; ADMIN_PORT=$2; shift 2 ;;
         --primaries) need_value "$@"; PRIMARIES=$2; shift 2 ;;
         --replicas) need_value "$@"; REPLICAS=$2; shift 2 ;;
         --base-port) need_value "$@"; BASE_PORT=$2; shift 2 ;;
@@ -55,6 +59,8 @@ LAST_PORT=$((BASE_PORT + NODES - 1))
 ((BASE_PORT >= 1024 && LAST_PORT + 10000 < 32768)) ||
     die "node ports $BASE_PORT..$LAST_PORT and their bus ports (+10000) must lie in 1024..32767"
 ((PORT < BASE_PORT || PORT > LAST_PORT)) || die "--port $PORT collides with the node ports"
+((ADMIN_PORT < BASE_PORT || ADMIN_PORT > LAST_PORT)) && ((ADMIN_PORT != PORT)) ||
+    die "--admin-port $ADMIN_PORT collides with --port or the node ports"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DATA=$ROOT/.dev-cluster
@@ -186,8 +192,12 @@ start_proxy() {
     if port_in_use "$PORT"; then
         die "port $PORT is in use; pick another with --port"
     fi
+    if port_in_use "$ADMIN_PORT"; then
+        die "port $ADMIN_PORT is in use; pick another with --admin-port"
+    fi
     echo "dev-cluster: starting slotgate on 127.0.0.1:$PORT (RUST_LOG=${RUST_LOG:-info})"
-    RUST_LOG=${RUST_LOG:-info} "$bin" --listen "127.0.0.1:$PORT" --seeds "$SEEDS" &
+    RUST_LOG=${RUST_LOG:-info} "$bin" --listen "127.0.0.1:$PORT" --seeds "$SEEDS" \
+        --admin-listen "127.0.0.1:$ADMIN_PORT" &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
     local tries
@@ -213,6 +223,9 @@ and $REPLICAS replica(s) each on 127.0.0.1:$BASE_PORT-$LAST_PORT. Connect with:
     redis-cli -p $PORT         # slotgate as one standalone server
     redis-cli -c -p $PORT      # cluster mode (follows redirects)
     redis-cli -c -p $BASE_PORT      # the cluster itself, bypassing slotgate
+
+Live topology page (slot map, nodes, failovers): http://127.0.0.1:$ADMIN_PORT/
+Its JSON: http://127.0.0.1:$ADMIN_PORT/api/topology   Metrics: http://127.0.0.1:$ADMIN_PORT/metrics
 
 Node logs: $DATA/<port>/redis.log. slotgate logs below. Ctrl-C stops everything.
 
