@@ -228,8 +228,8 @@ fn page_shows_every_node_and_follows_failover_and_reshard_without_reload() {
     to.query::<()>(&["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &from.node_id()]);
     from.query::<()>(&["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &to.node_id()]);
     browser.expect(
-        "the bar marks the migrating slot",
-        json!({"cmd": "mark", "slot": slot, "state": "migrating", "timeout": ROUND_BOUND.as_secs_f64()}),
+        "the bar marks the slot on both sides of the migration",
+        json!({"cmd": "mark", "slot": slot, "states": ["importing", "migrating"], "timeout": ROUND_BOUND.as_secs_f64()}),
     );
     let set_node = ["CLUSTER", "SETSLOT", &slot_s, "NODE", &to.node_id()];
     for node in cluster.primaries() {
@@ -248,7 +248,7 @@ fn page_shows_every_node_and_follows_failover_and_reshard_without_reload() {
     );
     browser.expect(
         "the migration mark is gone",
-        json!({"cmd": "mark", "slot": slot, "state": null, "timeout": ROUND_BOUND.as_secs_f64()}),
+        json!({"cmd": "mark", "slot": slot, "states": [], "timeout": ROUND_BOUND.as_secs_f64()}),
     );
     browser.expect(
         "the page was never reloaded",

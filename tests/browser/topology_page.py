@@ -10,8 +10,9 @@ line on stdout ({"ok": true|false, ...}). Commands:
                                                   wait until the node rows show exactly these
   {"cmd": "slot_owner", "slot": n, "expect": addr, "timeout": s}
                                                   wait until the slot bar gives slot n to addr
-  {"cmd": "mark", "slot": n, "state": "migrating"|"importing"|null, "timeout": s}
-                                                  wait until the bar marks slot n so (null: no mark)
+  {"cmd": "mark", "slot": n, "states": [..], "timeout": s}
+                                                  wait until slot n's marks on the bar are these
+                                                  (sorted; [] for none)
   {"cmd": "not_reloaded"}                         the window opened by "open" is still the same
   {"cmd": "keyboard"}                             Tab reaches a node row; it keeps focus across redraws
   {"cmd": "layout", "width": w}                   at that width nothing overflows sideways
@@ -45,8 +46,8 @@ ROLES_JS = """() => Object.fromEntries([...document.querySelectorAll('tr[data-no
 OWNER_JS = """(slot) => { for (const s of document.querySelectorAll('.slotbar .seg')) {
     if (+s.dataset.start <= slot && slot <= +s.dataset.end) return s.dataset.primary; }
     return null; }"""
-MARK_JS = """(slot) => { const m = document.querySelector(`.slotbar .mark[data-slot="${slot}"]`);
-    return m ? m.dataset.state : null; }"""
+MARK_JS = """(slot) => [...document.querySelectorAll(`.slotbar .mark[data-slot="${slot}"]`)]
+    .map(m => m.dataset.state).sort()"""
 
 
 def wait(page, timeout, probe, want):
@@ -84,7 +85,7 @@ def main():
             elif cmd == "mark":
                 answer = wait(page, command["timeout"],
                               lambda: page.evaluate(MARK_JS, command["slot"]),
-                              lambda seen: seen == command["state"])
+                              lambda seen: seen == command["states"])
             elif cmd == "not_reloaded":
                 marker = page.evaluate("() => window.__slotgateTestMarker")
                 answer = {"ok": marker == 42, "marker": marker}
