@@ -142,22 +142,34 @@ function nodeTable(upstream) {
     role: "region", "aria-label": `Nodes of ${upstream.name}` }, table);
 }
 
+// Sentinel mode: each Sentinel, the primary it names, and whether they agree (the
+// reachable ones name the same primary). `upstream.sentinel` is null in other modes.
 function sentinels(upstream) {
-  const list = upstream.sentinels;
-  if (!Array.isArray(list)) return null;
-  const agree = upstream.sentinels_agree;
-  const items = list.map((s) => {
-    const addr = s.address || s.addr || JSON.stringify(s);
-    const says = s.primary || s.reports || s.master || "";
-    const health = s.health || (s.ok === false ? "unreachable" : s.ok === true ? "online" : "");
-    return el("li", { "data-sentinel": addr },
-      `${addr}${health ? ` — ${health}` : ""}${says ? ` — says primary is ${says}` : ""}`);
-  });
-  return el("section", { class: "sentinels", "aria-label": "Sentinels" },
+  const status = upstream.sentinel;
+  if (!status || !Array.isArray(status.sentinels)) return null;
+  const named = status.sentinels.filter((s) => s.reachable && s.says).map((s) => s.says);
+  const agree = named.length > 0 && named.every((n) => n === named[0]);
+  const verdict = named.length === 0 ? "No Sentinel answered: serving the last confirmed primary."
+    : agree ? `The ${named.length} reachable Sentinel(s) agree: the primary is ${named[0]}.`
+      : `The Sentinels DISAGREE: ${[...new Set(named)].join(" vs ")}.`;
+  const items = status.sentinels.map((s) => el("li", {
+    "data-sentinel": s.address, "data-reachable": s.reachable, "data-says": s.says || "",
+  },
+  el("span", { class: "addr", text: s.address }),
+  el("span", { class: `badge ${s.reachable ? "ok" : "bad"}`, text: s.reachable ? "reachable" : "unreachable" }),
+  el("span", { text: s.says ? ` says the primary is ${s.says}` : s.error ? ` ${s.error}` : "" }),
+  el("span", { class: "since", text: s.configured ? " (configured)" : " (discovered)" })));
+  const facts = [`master name ${status.master_name}`,
+    `primary confirmed by ROLE: ${status.primary || "none"}`];
+  if (status.holding) facts.push("failover hold in force");
+  const fault = upstream.no_primary;
+  return el("section", { class: "sentinels", "aria-label": "Sentinels", "data-agree": agree },
     el("h3", { text: "Sentinels" }),
-    el("p", { text: agree === undefined ? "" : agree ? "The Sentinels agree on the primary."
-      : "The Sentinels DISAGREE on the primary." }),
-    el("ul", {}, ...items));
+    el("p", { class: agree ? "" : "problem", text: verdict }),
+    el("p", { text: facts.join(" · ") }),
+    fault ? el("p", { class: "problem", role: "alert",
+      text: `No primary: ${fault.split_brain ? "split brain between " + fault.claimants.join(", ") : fault.error}` }) : null,
+    el("ul", { class: "sentinel-list" }, ...items));
 }
 
 function events(upstream) {
