@@ -1,28 +1,34 @@
 #!/usr/bin/env bash
-# dev-cluster.sh: a throw-away local Redis Cluster with slotgate in front, to try things by hand.
+# dev-cluster.sh: a throw-away local Redis backend with slotgate in front, to try things by hand.
 #
-# Starts P primaries and P*R replicas (redis-server, 127.0.0.1 only, ports BASE..; the cluster
-# bus uses port+10000, so everything stays below 32768), creates the cluster with
-# `redis-cli --cluster create`, builds slotgate (`cargo build --release`) and runs it on
-# 127.0.0.1:PORT with every node as a seed, its admin listener (the live topology page) on
-# 127.0.0.1:ADMIN_PORT. Installs redis-server and redis-tools with apt-get
-# when they are missing. Stays in the foreground: Ctrl-C stops everything it started.
-# Data and logs go to ./.dev-cluster/ (gitignored, wiped at the next start).
+# --mode cluster (default): starts P primaries and P*R replicas (redis-server, 127.0.0.1 only,
+# ports BASE..; the cluster bus uses port+10000, so everything stays below 32768), creates the
+# cluster with `redis-cli --cluster create` and runs slotgate with every node as a seed.
+# --mode sentinel: one primary and R replicas (ports BASE..) watched by 3 Sentinels (ports
+# BASE+100..BASE+102, master name `dev`, down-after 2 s), slotgate in sentinel mode asking them.
+# --mode standalone: one primary and R replicas (ports BASE..), no Sentinel; slotgate in
+# standalone mode with every node as a seed (roles come from ROLE).
+# Builds slotgate (`cargo build --release`) and runs it on 127.0.0.1:PORT, its admin listener
+# (the live topology page) on 127.0.0.1:ADMIN_PORT, in every mode. Installs redis-server
+# and redis-tools with apt-get when they are missing. Stays in the foreground: Ctrl-C stops
+# everything it started. Data and logs go to ./.dev-cluster/ (gitignored, wiped at the next start).
 #
 # Usage: scripts/dev-cluster.sh [options]
-#   --port N         slotgate's port                            (default 6380)
-#   --admin-port N   slotgate's admin listener: page, /metrics  (default 9121)
-#   --primaries N    number of primaries, at least 3            (default 3)
-#   --replicas N     replicas per primary                       (default 1)
-#   --base-port N    first Redis node port                      (default 7000)
-#   --no-proxy       only the cluster; do not build or run slotgate
+#   --mode M         cluster | sentinel | standalone               (default cluster)
+#   --port N         slotgate's port                               (default 6380)
+#   --admin-port N   slotgate's admin listener: page, /metrics     (default 9121)
+#   --primaries N    cluster mode: number of primaries, at least 3 (default 3)
+#   --replicas N     replicas per primary             (default 1; 2 in the other modes)
+#   --base-port N    first Redis node port                         (default 7000)
+#   --no-proxy       only the Redis nodes; do not build or run slotgate
 #   -h, --help       this text
 set -euo pipefail
 
+MODE=cluster
 PORT=6380
 ADMIN_PORT=9121
 PRIMARIES=3
-REPLICAS=1
+REPLICAS=
 BASE_PORT=7000
 PROXY=1
 
@@ -42,6 +48,10 @@ need_value() {
 
 while [[ $# -gt 0 ]]; do
     case $1 in
+        --mode)
+            [[ $# -ge 2 && $2 =~ ^(cluster|sentinel|standalone)$ ]] ||
+                die "--mode needs cluster, sentinel or standalone (see --help)"
+            MODE=$2; shift 2 ;;
         --port) need_value "$@"; PORT=$2; shift 2 ;;
         --admin-port) need_value "$@"; ADMIN_PORT=$2; shift 2 ;;
         --primaries) need_value "$@"; PRIMARIES=$2; shift 2 ;;
@@ -53,14 +63,30 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
+if [[ $MODE == cluster ]]; then
+    REPLICAS=${REPLICAS:-1}
+    ((PRIMARIES >= 3)) || die "--primaries must be at least 3 (redis-cli --cluster create refuses fewer)"
+else
+    # One primary with replicas: --primaries means nothing here.
+    REPLICAS=${REPLICAS:-2}
+    PRIMARIES=1
+fi
 NODES=$((PRIMARIES * (1 + REPLICAS)))
 LAST_PORT=$((BASE_PORT + NODES - 1))
-((PRIMARIES >= 3)) || die "--primaries must be at least 3 (redis-cli --cluster create refuses fewer)"
+SENTINEL_BASE=$((BASE_PORT + 100))
+MASTER_NAME=dev
 ((BASE_PORT >= 1024 && LAST_PORT + 10000 < 32768)) ||
     die "node ports $BASE_PORT..$LAST_PORT and their bus ports (+10000) must lie in 1024..32767"
 ((PORT < BASE_PORT || PORT > LAST_PORT)) || die "--port $PORT collides with the node ports"
 ((ADMIN_PORT < BASE_PORT || ADMIN_PORT > LAST_PORT)) && ((ADMIN_PORT != PORT)) ||
     die "--admin-port $ADMIN_PORT collides with --port or the node ports"
+if [[ $MODE == sentinel ]]; then
+    ((PORT < SENTINEL_BASE || PORT > SENTINEL_BASE + 2)) ||
+        die "--port $PORT collides with the Sentinel ports $SENTINEL_BASE..$((SENTINEL_BASE + 2))"
+    ((ADMIN_PORT < SENTINEL_BASE || ADMIN_PORT > SENTINEL_BASE + 2)) ||
+        die "--admin-port $ADMIN_PORT collides with the Sentinel ports $SENTINEL_BASE..$((SENTINEL_BASE + 2))"
+    ((NODES <= 100)) || die "too many nodes: the Sentinels use ports from --base-port + 100"
+fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DATA=$ROOT/.dev-cluster
@@ -146,7 +172,7 @@ cluster_ok() {
 }
 
 start_nodes() {
-    local port dir
+    local port dir mode_args
     for ((port = BASE_PORT; port <= LAST_PORT; port++)); do
         if port_in_use "$port" || port_in_use $((port + 10000)); then
             die "port $port or $((port + 10000)) is in use (an old dev cluster?); try --base-port"
@@ -156,8 +182,15 @@ start_nodes() {
     for ((port = BASE_PORT; port <= LAST_PORT; port++)); do
         dir=$DATA/$port
         mkdir -p "$dir"
-        redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
-            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+        if [[ $MODE == cluster ]]; then
+            mode_args=(--cluster-enabled yes --cluster-config-file nodes.conf
+                --cluster-node-timeout 2000)
+        elif ((port == BASE_PORT)); then
+            mode_args=() # the primary
+        else
+            mode_args=(--replicaof 127.0.0.1 "$BASE_PORT")
+        fi
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" "${mode_args[@]}" \
             --appendonly no --save '' --repl-diskless-sync-delay 0 --daemonize no \
             >"$dir/redis.log" 2>&1 &
         PIDS+=("$!")
@@ -180,6 +213,60 @@ create_cluster() {
     SEEDS=$(IFS=,; echo "${addrs[*]}")
 }
 
+# shellcheck disable=SC2317 # invoked through wait_until "$@"
+replicas_online() {
+    [[ $(redis-cli -p "$BASE_PORT" INFO replication 2>/dev/null |
+        grep -c '^slave[0-9]*:.*state=online') -eq $REPLICAS ]]
+}
+
+# One primary with its replicas: wait until every replica has synced.
+start_replication() {
+    echo "dev-cluster: one primary on port $BASE_PORT with $REPLICAS replica(s)"
+    wait_until "every replica online on the primary" 30 replicas_online
+    local addrs=() port
+    for ((port = BASE_PORT; port <= LAST_PORT; port++)); do
+        addrs+=("127.0.0.1:$port")
+    done
+    SEEDS=$(IFS=,; echo "${addrs[*]}")
+}
+
+# shellcheck disable=SC2317 # invoked through wait_until "$@"
+sentinels_agree() {
+    local port
+    for ((port = SENTINEL_BASE; port < SENTINEL_BASE + 3; port++)); do
+        [[ $(redis-cli -p "$port" SENTINEL sentinels "$MASTER_NAME" 2>/dev/null |
+            grep -c '^name$') -eq 2 ]] || return 1
+    done
+}
+
+# Three Sentinels watching the primary; waits until each knows the other two.
+start_sentinels() {
+    local port dir addrs=()
+    for ((port = SENTINEL_BASE; port < SENTINEL_BASE + 3; port++)); do
+        port_in_use "$port" && die "Sentinel port $port is in use; try --base-port"
+        dir=$DATA/sentinel-$port
+        mkdir -p "$dir"
+        cat >"$dir/sentinel.conf" <<CONF
+port $port
+bind 127.0.0.1
+dir $dir
+sentinel monitor $MASTER_NAME 127.0.0.1 $BASE_PORT 2
+sentinel down-after-milliseconds $MASTER_NAME 2000
+sentinel failover-timeout $MASTER_NAME 10000
+CONF
+        redis-server "$dir/sentinel.conf" --sentinel >"$dir/sentinel.log" 2>&1 &
+        PIDS+=("$!")
+        addrs+=("127.0.0.1:$port")
+    done
+    for ((port = SENTINEL_BASE; port < SENTINEL_BASE + 3; port++)); do
+        wait_until "Sentinel on port $port (log: $DATA/sentinel-$port/sentinel.log)" 10 \
+            node_answers "$port"
+    done
+    echo "dev-cluster: 3 Sentinels on ports $SENTINEL_BASE-$((SENTINEL_BASE + 2)), master name $MASTER_NAME"
+    wait_until "the Sentinels to discover each other" 30 sentinels_agree
+    SENTINELS=$(IFS=,; echo "${addrs[*]}")
+}
+
 start_proxy() {
     echo "dev-cluster: building slotgate (cargo build --release)"
     cargo build --release ||
@@ -196,7 +283,13 @@ start_proxy() {
         die "port $ADMIN_PORT is in use; pick another with --admin-port"
     fi
     echo "dev-cluster: starting slotgate on 127.0.0.1:$PORT (RUST_LOG=${RUST_LOG:-info})"
-    RUST_LOG=${RUST_LOG:-info} "$bin" --listen "127.0.0.1:$PORT" --seeds "$SEEDS" \
+    local backend_args
+    case $MODE in
+        cluster) backend_args=(--seeds "$SEEDS") ;;
+        standalone) backend_args=(--mode standalone --seeds "$SEEDS") ;;
+        sentinel) backend_args=(--mode sentinel --sentinels "$SENTINELS" --master-name "$MASTER_NAME") ;;
+    esac
+    RUST_LOG=${RUST_LOG:-info} "$bin" --listen "127.0.0.1:$PORT" "${backend_args[@]}" \
         --admin-listen "127.0.0.1:$ADMIN_PORT" &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
@@ -211,18 +304,35 @@ start_proxy() {
 
 ensure_redis
 start_nodes
-create_cluster
+case $MODE in
+    cluster)
+        create_cluster
+        BACKEND="a Redis Cluster of $PRIMARIES primaries and $REPLICAS replica(s) each on 127.0.0.1:$BASE_PORT-$LAST_PORT"
+        DIRECT="redis-cli -c -p $BASE_PORT      # the cluster itself, bypassing slotgate"
+        ;;
+    standalone)
+        start_replication
+        BACKEND="a primary (127.0.0.1:$BASE_PORT) with $REPLICAS replica(s) on 127.0.0.1:$((BASE_PORT + 1))-$LAST_PORT, no Sentinel"
+        DIRECT="redis-cli -p $BASE_PORT         # the primary itself, bypassing slotgate"
+        ;;
+    sentinel)
+        start_replication
+        start_sentinels
+        BACKEND="a Sentinel group '$MASTER_NAME' (Sentinels on 127.0.0.1:$SENTINEL_BASE-$((SENTINEL_BASE + 2)); primary 127.0.0.1:$BASE_PORT, $REPLICAS replica(s))"
+        DIRECT="redis-cli -p $SENTINEL_BASE SENTINEL FAILOVER $MASTER_NAME   # try a failover"
+        ;;
+esac
 
 if [[ $PROXY -eq 1 ]]; then
     start_proxy
     cat <<EOF
 
-slotgate is listening on 127.0.0.1:$PORT in front of a Redis Cluster of $PRIMARIES primaries
-and $REPLICAS replica(s) each on 127.0.0.1:$BASE_PORT-$LAST_PORT. Connect with:
+slotgate is listening on 127.0.0.1:$PORT in front of $BACKEND.
+Connect with:
 
     redis-cli -p $PORT         # slotgate as one standalone server
     redis-cli -c -p $PORT      # cluster mode (follows redirects)
-    redis-cli -c -p $BASE_PORT      # the cluster itself, bypassing slotgate
+    $DIRECT
 
 Live topology page (slot map, nodes, failovers): http://127.0.0.1:$ADMIN_PORT/
 Its JSON: http://127.0.0.1:$ADMIN_PORT/api/topology   Metrics: http://127.0.0.1:$ADMIN_PORT/metrics
@@ -237,10 +347,10 @@ EOF
 else
     cat <<EOF
 
-Redis Cluster of $PRIMARIES primaries and $REPLICAS replica(s) each on 127.0.0.1:$BASE_PORT-$LAST_PORT
+$BACKEND
 (slotgate not started: --no-proxy). Connect with:
 
-    redis-cli -c -p $BASE_PORT
+    $DIRECT
 
 Node logs: $DATA/<port>/redis.log. Ctrl-C stops everything.
 

@@ -2,7 +2,8 @@
 # test.sh: slotgate's whole test suite, from a fresh Debian machine to a verdict.
 #
 # 1. Installs what is missing (apt-get, with sudo when not root): redis-server and redis-tools
-#    (the integration tests spawn real Redis Cluster nodes), python3, and redis-py 8
+#    (the integration tests spawn real Redis Cluster nodes), dnsmasq-base, util-linux
+#    (`unshare`, for the Sentinel test that moves Redis pods by name), python3, and redis-py 8
 #    (`pip install 'redis>=8'`; into target/test-venv when the system Python refuses pip).
 #    Fails at once if redis-server is still missing afterwards. For the admin page's browser
 #    test (tests/ops_page_browser.rs): Debian's chromium (/usr/bin/chromium, apt-get) and
@@ -69,6 +70,8 @@ install_system_deps() {
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v python3 >/dev/null || missing+=(python3)
     command -v dnsmasq >/dev/null || [[ -x /usr/sbin/dnsmasq ]] || missing+=(dnsmasq-base)
+    # tests/mode_sentinel.rs runs Redis in mount namespaces (a test /etc/hosts per process).
+    command -v unshare >/dev/null || missing+=(util-linux)
     if [[ ${#missing[@]} -gt 0 ]]; then
         apt_install "${missing[@]}"
     fi

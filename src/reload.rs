@@ -254,6 +254,17 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
             }
         )*};
     }
+    if next.mode != running.mode {
+        // The keys of one mode mean nothing in another: keep the running backend whole.
+        report.ignored.push("mode");
+        next.mode = running.mode;
+        next.seeds = running.seeds.clone();
+        next.sentinels = running.sentinels.clone();
+        next.master_name = running.master_name.clone();
+        next.sentinel_username = running.sentinel_username.clone();
+        next.sentinel_password = running.sentinel_password.clone();
+        next.sentinel_password_file = running.sentinel_password_file.clone();
+    }
     restart_only! {
         listen => "listen",
         announce => "announce",
@@ -261,9 +272,17 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
         admin_listen => "admin-listen",
         log_format => "log-format",
         dns_server => "dns-server",
+        // Which Sentinel group: another group is another backend, not a setting of this
+        // one (its connections, caches and scripts would all be wrong). `mode` likewise,
+        // above.
+        master_name => "master-name",
     }
     live! {
         seeds => "seeds",
+        sentinels => "sentinels",
+        sentinel_username => "sentinel-username",
+        sentinel_password => "sentinel-password",
+        sentinel_password_file => "sentinel-password-file",
         log_level => "log-level",
         backend_connect_timeout => "backend-connect-timeout",
         backend_reply_timeout => "backend-reply-timeout",
@@ -374,6 +393,11 @@ mod tests {
         loaded.backend_password_file = Some("/run/secrets/backend".into());
         loaded.admin_token = Some(crate::config::Secret::new("token"));
         loaded.admin_token_file = Some("/run/secrets/admin-token".into());
+        loaded.sentinels = vec![HostPort::new("10.0.0.9", 26379)];
+        loaded.master_name = Some("mymaster".into());
+        loaded.sentinel_username = Some("watcher".into());
+        loaded.sentinel_password = Some(crate::config::Secret::new("spw"));
+        loaded.sentinel_password_file = Some("/run/secrets/sentinel".into());
         loaded.client_output_buffer_limit.normal.hard = 1;
         // TLS on at both ends, every TLS setting changed; `tls-port` and `backend-tls`
         // changes are each reported by their own case below.
@@ -427,6 +451,14 @@ mod tests {
                 .iter()
                 .filter(|k| k.starts_with("backend-tls-")),
         );
+        // A new mode is reported alone: every backend key keeps its running value.
+        let mut other_mode = base();
+        other_mode.mode = crate::config::Mode::Standalone;
+        other_mode.seeds = vec![HostPort::new("10.0.0.3", 6379)];
+        let (next, report) = merge(&base(), other_mode);
+        assert_eq!(report.ignored, vec!["mode"]);
+        assert_eq!((next.mode, &next.seeds), (base().mode, &base().seeds));
+        named.extend(report.ignored);
         named.sort_unstable();
         named.dedup();
         let mut keys: Vec<&str> = crate::config::keys::ALL.iter().map(|k| k.name).collect();

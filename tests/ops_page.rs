@@ -10,6 +10,9 @@
 //! - Neither the backend password nor the admin token appears in any page, API, metric or
 //!   log line.
 //!
+//! - In sentinel and standalone mode: one shard owning every slot, roles and offsets from
+//!   `ROLE`, and (sentinel) the real Sentinels' status the page's Sentinel section draws.
+//!
 //! The browser test of the page itself is `tests/ops_page_browser.rs`.
 
 mod common;
@@ -19,8 +22,8 @@ use std::time::Duration;
 
 use common::ops::{OpsProxy, eventually};
 use common::security::require_password_on_nodes;
-use common::{RedisCluster, RespConn};
-use serde_json::Value;
+use common::{RedisCluster, RedisNode, RespConn, wait_for_test};
+use serde_json::{Value, json};
 
 /// Generous liveness bound for anything that waits on a discovery round (the refresher
 /// runs every second in these tests; the machine may be loaded by other builds).
@@ -458,4 +461,100 @@ fn admin_token_guards_page_and_api_not_probes_and_no_secret_shows() {
             "the admin token leaked: {text}"
         );
     }
+}
+
+/// Generous liveness bound for discovery to settle: 2 shared cores.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// Waits until `/api/topology` shows one shard, `primary` its primary with `replicas`
+/// replicas whose offsets came from `ROLE`; returns that document.
+fn wait_one_shard(proxy: &OpsProxy, primary: &str, replicas: usize) -> Value {
+    let mut doc = Value::Null;
+    // Liveness bound: a few discovery rounds on a loaded 2-core box.
+    wait_for_test("the page's API to show the one shard", SETTLE, || {
+        doc = api(proxy);
+        let shard = &doc["upstreams"][0]["shards"][0];
+        shard["primary"]["address"] == primary
+            && shard["replicas"].as_array().map_or(0, Vec::len) == replicas
+            && nodes(&doc)
+                .iter()
+                .all(|(_, n)| n["replication_offset"].is_i64())
+    });
+    doc
+}
+
+/// What every shape without slots shows: one shard owning all 16384 slots, roles from ROLE.
+fn assert_one_shard_owning_every_slot(doc: &Value, mode: &str, primary: &str) {
+    let upstream = &doc["upstreams"][0];
+    assert_eq!(upstream["mode"], mode, "{upstream:#}");
+    assert_eq!(
+        upstream["slot_owners"],
+        json!([[0, 16383, 0]]),
+        "{upstream:#}"
+    );
+    assert_eq!(upstream["shards"].as_array().map(Vec::len), Some(1));
+    for (_, node) in nodes(doc) {
+        let expected = if node["address"] == primary {
+            "primary"
+        } else {
+            "replica"
+        };
+        assert_eq!(node["role"], expected, "{node:#}");
+        assert_eq!(node["cluster_health"], "online", "{node:#}");
+        assert!(node["replication_lag_bytes"].is_i64() || expected == "primary");
+    }
+    assert_eq!(doc["readiness"], "ready", "{doc:#}");
+}
+
+#[test]
+fn api_topology_in_sentinel_mode_shows_the_shard_and_the_real_sentinel_status() {
+    let group = common::sentinel::SentinelGroup::start(2, 3);
+    let primary = group.agreed_primary().expect("the Sentinels agree");
+    let proxy = OpsProxy::start(&[
+        "--mode",
+        "sentinel",
+        "--sentinels",
+        &group.sentinel_list(),
+        "--master-name",
+        common::sentinel::MASTER_NAME,
+        "--threads",
+        "1",
+    ]);
+    let doc = wait_one_shard(&proxy, &primary, 2);
+    assert_one_shard_owning_every_slot(&doc, "sentinel", &primary);
+    // The fields the page's Sentinel section reads (page.js `sentinels`), from the real
+    // Sentinels: every one reachable and naming the primary they agree on.
+    let status = &doc["upstreams"][0]["sentinel"];
+    assert_eq!(status["master_name"], common::sentinel::MASTER_NAME);
+    let peers = status["sentinels"].as_array().expect("sentinels");
+    let mut addresses: Vec<String> = peers
+        .iter()
+        .map(|p| p["address"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    addresses.sort();
+    let mut expected: Vec<String> = group
+        .sentinel_list()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    expected.sort();
+    assert_eq!(addresses, expected, "{status:#}");
+    for peer in peers {
+        assert_eq!(peer["reachable"], true, "{peer:#}");
+        assert_eq!(peer["says"], primary.as_str(), "{peer:#}");
+    }
+    assert_eq!(status["primary"], primary.as_str(), "{status:#}");
+}
+
+#[test]
+fn api_topology_in_standalone_mode_shows_one_shard_with_roles_from_role() {
+    let primary = RedisNode::standalone();
+    let replica = RedisNode::standalone();
+    let primary_addr = format!("127.0.0.1:{}", primary.port);
+    replica.query::<String>(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]);
+    let seeds = format!("127.0.0.1:{},{primary_addr}", replica.port);
+    let proxy = OpsProxy::start(&["--mode", "standalone", "--seeds", &seeds, "--threads", "1"]);
+    let doc = wait_one_shard(&proxy, &primary_addr, 1);
+    assert_one_shard_owning_every_slot(&doc, "standalone", &primary_addr);
+    assert!(doc["upstreams"][0]["sentinel"].is_null(), "{doc:#}");
 }

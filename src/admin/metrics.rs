@@ -377,6 +377,22 @@ impl Collector for StateCollector {
                     .encode_gauge(&(count as i64))?;
             }
         }
+        if state.default_upstream().shape.is_one_shard() {
+            let mut m = e.encode_descriptor(
+                "primary_claims",
+                "Nodes answering ROLE master in the last discovery round (modes without slots); \
+                 more than one series is a split brain, and commands are refused",
+                None,
+                MetricType::Gauge,
+            )?;
+            for node in state.default_upstream().primary_claims().iter() {
+                m.encode_family(&[("node", node.to_string().as_str())])?
+                    .encode_gauge(&1i64)?;
+            }
+        }
+        if state.default_upstream().shape == crate::upstream::Shape::Sentinel {
+            super::sentinel_metrics::encode(&mut e, state.default_upstream())?;
+        }
         gauge(
             &mut e,
             "topology_last_refresh_timestamp",

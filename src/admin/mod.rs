@@ -23,6 +23,7 @@ mod api;
 mod auth;
 mod metrics;
 mod page;
+mod sentinel_metrics;
 mod topology;
 
 use std::convert::Infallible;
@@ -143,7 +144,13 @@ impl Admin {
                 } else {
                     StatusCode::SERVICE_UNAVAILABLE
                 };
-                text(status, format!("{}\n", readiness.describe()))
+                let mut body = format!("{}\n", readiness.describe());
+                for upstream in &self.state.upstreams {
+                    if let Some(note) = upstream.sentinel.readiness_note() {
+                        body.push_str(&note);
+                    }
+                }
+                text(status, body)
             }
             "/topology" if get => respond(
                 StatusCode::OK,

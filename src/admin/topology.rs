@@ -4,13 +4,23 @@
 //! answered the last discovery round ([`ProxyState::discovery`]) and renders:
 //!
 //! ```json
-//! {"ready": true, "readiness": "ready", "complete": true, "slots_covered": 16384,
+//! {"mode": "cluster", "no_primary": null, "ready": true, "readiness": "ready", "complete": true, "slots_covered": 16384,
 //!  "epoch": 6, "generation": 1, "source": "10.0.0.5:6379",
 //!  "last_refresh_unix_ms": 1700000000000, "last_refresh": "2023-11-14T22:13:20.000Z",
 //!  "shards": [{"slots": [[0, 5460]],
 //!              "primary": {"address": "10.0.0.5:6379", "id": "…", "health": "online"},
 //!              "replicas": [{"address": "10.0.0.8:6379", "id": "…", "health": "online"}]}]}
 //! ```
+//!
+//! `no_primary` is set in the modes without slots while no single node answers `ROLE
+//! master`: `{"split_brain": true, "claimants": ["10.0.0.5:6379", "10.0.0.6:6379"],
+//! "error": "MASTERDOWN slotgate: split brain: ..."}`.
+//!
+//! `sentinel` (sentinel mode, else null) is [`crate::upstream::sentinel::SentinelStatus`]:
+//! the master name, each Sentinel (`address`, `configured`, `reachable`, `says`, `error`,
+//! `last_answer_unix_ms`), the `primary` confirmed by `ROLE` and when, the `replicas`
+//! (`address`, `state`, `offset`), every `switches` entry (`from`, `to`, `at_unix_ms`),
+//! `sentinels_unreachable` and `holding` (a failover hold is in force).
 //!
 //! `health` is `online` when the node answered the last discovery round, `unreachable`
 //! when it did not, and `unknown` before any round was recorded.
@@ -63,7 +73,16 @@ pub fn json(state: &ProxyState) -> Value {
         })
         .collect();
     let last_refresh_ms = upstream.last_refresh_unix_ms.load(Ordering::Relaxed);
+    let no_primary = upstream.no_primary().map(|fault| {
+        json!({
+            "split_brain": fault.is_split_brain(),
+            "claimants": fault.claimants.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "error": String::from_utf8_lossy(fault.reply.get(1..fault.reply.len().saturating_sub(2)).unwrap_or_default()),
+        })
+    });
     json!({
+        "mode": upstream.shape.name(),
+        "no_primary": no_primary,
         "ready": readiness == Readiness::Ready,
         "readiness": readiness_label(readiness),
         "complete": topology.is_complete(),
@@ -74,6 +93,7 @@ pub fn json(state: &ProxyState) -> Value {
         "last_refresh_unix_ms": last_refresh_ms,
         "last_refresh": (last_refresh_ms > 0).then(|| rfc3339_ms(last_refresh_ms)),
         "shards": shards,
+        "sentinel": upstream.sentinel.status().map(|s| json!(*s)),
     })
 }
 

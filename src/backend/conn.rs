@@ -393,7 +393,10 @@ impl NodeConn {
         let Some((sink, seq)) = entry.sink else {
             if matches!(
                 outcome,
-                Outcome::Moved { .. } | Outcome::Ask { .. } | Outcome::NotNow(_)
+                Outcome::Moved { .. }
+                    | Outcome::Ask { .. }
+                    | Outcome::NotNow(_)
+                    | Outcome::NotPrimary(_)
             ) && let Some(owner) = in_flight.iter_mut().find(|f| f.sink.is_some())
             {
                 owner.stash.get_or_insert(outcome);

@@ -9,8 +9,8 @@
 pub mod conn;
 mod outcome;
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -74,6 +74,10 @@ pub struct Pool {
     stats: Arc<WorkerStats>,
     dns: Rc<Dns>,
     backends: RefCell<FxHashMap<Endpoint, ByProtocol>>,
+    /// The clients' own connections ([`Pool::dedicated`]), so a primary switch can end
+    /// those to the demoted node ([`Pool::close_dedicated_except`]).
+    dedicated: RefCell<Vec<Weak<NodeConn>>>,
+    prune_dedicated_at: Cell<usize>,
 }
 
 /// A node's connections: one per protocol version, opened on demand.
@@ -103,6 +107,8 @@ impl Pool {
             stats,
             dns,
             backends: RefCell::default(),
+            dedicated: RefCell::default(),
+            prune_dedicated_at: Cell::new(64),
         }
     }
 
@@ -133,14 +139,41 @@ impl Pool {
     /// ([`Mode::SingleUse`]), watched transactions ([`Mode::Pinned`]) and subscriptions
     /// ([`Mode::Push`]).
     pub fn dedicated(&self, endpoint: &Endpoint, protocol: Protocol, mode: Mode) -> Rc<NodeConn> {
-        NodeConn::open(
+        let conn = NodeConn::open(
             endpoint.clone(),
             protocol,
             mode,
             self.connector(),
             self.stats.clone(),
             self.dns.clone(),
-        )
+        );
+        let mut dedicated = self.dedicated.borrow_mut();
+        // Forget the closed ones whenever the list has doubled: amortised O(1) per open,
+        // however many blocking commands a worker runs.
+        if dedicated.len() >= self.prune_dedicated_at.get() {
+            dedicated.retain(|c| c.strong_count() > 0);
+            self.prune_dedicated_at.set((dedicated.len() * 2).max(64));
+        }
+        dedicated.push(Rc::downgrade(&conn));
+        conn
+    }
+
+    /// Closes the clients' own connections (subscriptions, `WATCH`, blocking commands) to
+    /// every node not in `keep`: after a primary switch of a backend without slots, state
+    /// held on the demoted node must end (subscriptions are then re-established on the new
+    /// primary, the others fail with a lost connection) rather than live on a node that no
+    /// longer takes writes.
+    pub fn close_dedicated_except(&self, keep: &[Endpoint]) {
+        self.dedicated.borrow_mut().retain(|weak| {
+            let Some(conn) = weak.upgrade() else {
+                return false;
+            };
+            if keep.contains(conn.endpoint()) {
+                return true;
+            }
+            conn.close();
+            false
+        });
     }
 
     fn connector(&self) -> Arc<NodeConnector> {

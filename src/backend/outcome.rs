@@ -67,9 +67,15 @@ pub enum Outcome {
     Moved { slot: u16, to: Endpoint },
     /// The slot is being migrated and this key is already on `to`: ask there, once.
     Ask { slot: u16, to: Endpoint },
-    /// `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`: refused before running, so a retry
-    /// is safe. Carries the error to forward if retries run out.
+    /// `TRYAGAIN`, `CLUSTERDOWN`: refused before running, so a retry is safe. Carries the
+    /// error to forward if retries run out.
     NotNow(Bytes),
+    /// `READONLY` (a primary demoted to replica), `MASTERDOWN` (a replica lost its
+    /// primary), `LOADING` (a restarted node): the node refused before running, and it is
+    /// not a working primary now. Safe to retry, once the topology is re-read: a
+    /// switchover or failover is under way. In every shape: Redis checks these before
+    /// executing anything, cluster or not.
+    NotPrimary(Bytes),
     /// `NOSCRIPT`: the node does not have the script (its cache was lost in a failover or
     /// restart). The script did not run; carries the error to forward if slotgate cannot
     /// supply the script.
@@ -94,20 +100,24 @@ pub fn classify_reply(reply: Bytes, kind: ReplyKind, node: &Endpoint) -> Outcome
         if let Some((slot, to)) = parse_redirect(rest, node) {
             return Outcome::Ask { slot, to };
         }
-    } else if [&b"TRYAGAIN"[..], b"CLUSTERDOWN", b"LOADING", b"MASTERDOWN"]
-        .iter()
-        .any(|code| {
-            line.starts_with(code)
-                && line
-                    .get(code.len())
-                    .is_some_and(|&b| b == b' ' || b == b'\r')
-        })
-    {
+    } else if has_code(line, &[b"TRYAGAIN", b"CLUSTERDOWN"]) {
         return Outcome::NotNow(reply);
+    } else if has_code(line, &[b"READONLY", b"MASTERDOWN", b"LOADING"]) {
+        return Outcome::NotPrimary(reply);
     } else if line.starts_with(b"NOSCRIPT ") {
         return Outcome::NoScript(reply);
     }
     Outcome::Reply(reply)
+}
+
+/// True when the error `line` starts with one of `codes` as a whole word.
+fn has_code(line: &[u8], codes: &[&[u8]]) -> bool {
+    codes.iter().any(|code| {
+        line.starts_with(code)
+            && line
+                .get(code.len())
+                .is_some_and(|&b| b == b' ' || b == b'\r')
+    })
 }
 
 /// Parses `<slot> <host>:<port>\r\n`. An empty host (Redis's unknown endpoint) means the
@@ -175,8 +185,17 @@ mod tests {
         ));
         assert!(matches!(
             classify(b"-LOADING Redis is loading the dataset in memory\r\n"),
-            Outcome::NotNow(_)
+            Outcome::NotPrimary(_)
         ));
+        assert!(matches!(
+            classify(b"-READONLY You can't write against a read only replica.\r\n"),
+            Outcome::NotPrimary(_)
+        ));
+        assert!(matches!(
+            classify(b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n"),
+            Outcome::NotPrimary(_)
+        ));
+        assert!(matches!(classify(b"-READONLYX\r\n"), Outcome::Reply(_)));
         assert!(matches!(
             classify(b"-ERR wrong number of arguments\r\n"),
             Outcome::Reply(_)

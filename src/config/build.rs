@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod mode;
 mod tls;
 
 use tracing_subscriber::EnvFilter;
@@ -89,6 +90,7 @@ pub fn default_threads() -> usize {
 pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let mut c = Checker::default();
     let mut tls_inputs = tls::TlsInputs::take(cli, &mut raw);
+    let backend = c.backend_keys(cli, &mut raw);
     let listen = c.check(
         keys::LISTEN,
         pick_text(&cli.listen, raw.listen),
@@ -115,7 +117,6 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
         ),
         (keys::ADMIN_TOKEN_FILE, admin_token_file_input),
     );
-    let seeds = c.seeds(pick_list(&cli.seeds, raw.seeds));
     let threads = c.check(
         keys::THREADS,
         pick_scalar(&cli.threads, raw.threads),
@@ -361,13 +362,20 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
     // Every `None` above recorded a problem, so this only assembles when all is valid.
     let config = (|| {
         let listen = listen?;
+        let backend = backend?;
         Some(Config {
             listen,
             announce: announce?.unwrap_or_else(|| default_announce(listen)),
             admin_listen: admin_listen?,
             admin_token: admin_token?,
             admin_token_file,
-            seeds: seeds?,
+            mode: backend.mode,
+            seeds: backend.seeds,
+            sentinels: backend.sentinels,
+            master_name: backend.master_name,
+            sentinel_username: backend.sentinel_username,
+            sentinel_password: backend.sentinel_password,
+            sentinel_password_file: backend.sentinel_password_file,
             threads: to_usize(threads?),
             log_level: log_level?,
             log_format: log_format?,
@@ -534,37 +542,6 @@ impl Checker {
     }
 
     /// Seeds are required; each bad entry is its own problem.
-    fn seeds(&mut self, input: Option<Sourced<Vec<String>>>) -> Option<Vec<HostPort>> {
-        let Some(Sourced { value, origin }) = input else {
-            self.report(
-                keys::SEEDS,
-                Origin::Default,
-                "required: list at least one cluster node as host:port, e.g. \
-                 --seeds redis-headless.ns.svc:6379",
-            );
-            return None;
-        };
-        if value.is_empty() {
-            self.report(keys::SEEDS, origin, "must list at least one cluster node");
-            return None;
-        }
-        let mut seeds: Vec<HostPort> = Vec::with_capacity(value.len());
-        let mut all_valid = true;
-        for entry in &value {
-            match entry.trim().parse::<HostPort>() {
-                // A repeated seed would only be asked twice; drop it quietly.
-                Ok(seed) if seeds.contains(&seed) => {}
-                Ok(seed) => seeds.push(seed),
-                Err(why) => {
-                    all_valid = false;
-                    let message = format!("entry {entry:?} is not host:port ({why})");
-                    self.report(keys::SEEDS, origin, message);
-                }
-            }
-        }
-        all_valid.then_some(seeds)
-    }
-
     /// A secret given directly or as a file (`requirepass` / `requirepass-file`, ...): at
     /// most one of the two; a file is read, with one trailing newline dropped. Never
     /// quotes the secret. `Some(None)` when neither is set.

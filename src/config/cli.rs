@@ -58,8 +58,19 @@ pub struct Cli {
     #[arg(long, env = "SLOTGATE_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<String>,
 
-    /// Cluster nodes to discover the topology from, comma separated; DNS names are
-    /// re-resolved forever [required].
+    /// What the backend is: cluster (a Redis Cluster), sentinel (a primary and replicas
+    /// managed by Redis Sentinel) or standalone (a primary and replicas, roles learned from
+    /// ROLE); needs a restart to change [default: cluster].
+    #[arg(
+        long,
+        env = "SLOTGATE_MODE",
+        value_name = "cluster|sentinel|standalone"
+    )]
+    pub mode: Option<String>,
+
+    /// Nodes to discover the topology from, comma separated; DNS names are re-resolved
+    /// forever (standalone: a name expands to every address it has) [required in cluster
+    /// and standalone mode].
     #[arg(
         long,
         env = "SLOTGATE_SEEDS",
@@ -67,6 +78,41 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub seeds: Option<Vec<String>>,
+
+    /// Sentinel mode: the Sentinels to ask, comma separated host:port; DNS names are
+    /// re-resolved forever [required with --mode sentinel].
+    #[arg(
+        long,
+        env = "SLOTGATE_SENTINELS",
+        value_name = "HOST:PORT,...",
+        value_delimiter = ','
+    )]
+    pub sentinels: Option<Vec<String>>,
+
+    /// Sentinel mode: the name the Sentinels monitor the primary under (sentinel monitor
+    /// <name> ...); needs a restart to change [required with --mode sentinel].
+    #[arg(long, env = "SLOTGATE_MASTER_NAME", value_name = "NAME")]
+    pub master_name: Option<String>,
+
+    /// Sentinel mode: user slotgate authenticates as on the Sentinels (AUTH user
+    /// password); needs sentinel-password or sentinel-password-file [default: none].
+    #[arg(long, env = "SLOTGATE_SENTINEL_USERNAME", value_name = "NAME")]
+    pub sentinel_username: Option<String>,
+
+    /// Sentinel mode: password for the Sentinels (separate from backend-password); prefer
+    /// sentinel-password-file, since flags show in `ps` [default: none].
+    #[arg(
+        long,
+        env = "SLOTGATE_SENTINEL_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub sentinel_password: Option<Secret>,
+
+    /// Sentinel mode: file holding the Sentinels' password (one trailing newline is
+    /// ignored); re-read on reload [default: none].
+    #[arg(long, env = "SLOTGATE_SENTINEL_PASSWORD_FILE", value_name = "FILE")]
+    pub sentinel_password_file: Option<String>,
 
     /// Worker threads, 1 to 1024 [default: number of CPUs].
     #[arg(long, env = "SLOTGATE_THREADS", value_name = "N")]
@@ -362,7 +408,12 @@ mod tests {
     #[test]
     fn secret_values_stay_out_of_help_and_debug() {
         let command = Cli::command();
-        for key in [keys::REQUIREPASS, keys::USERS, keys::BACKEND_PASSWORD] {
+        for key in [
+            keys::REQUIREPASS,
+            keys::USERS,
+            keys::BACKEND_PASSWORD,
+            keys::SENTINEL_PASSWORD,
+        ] {
             let arg = command
                 .get_arguments()
                 .find(|arg| arg.get_long() == key.flag.strip_prefix("--"))
@@ -375,12 +426,14 @@ mod tests {
             "hunter2",
             "--backend-password",
             "hunter3",
+            "--sentinel-password",
+            "hunter5",
             "--users",
             "alice on >hunter4",
         ])
         .unwrap();
         let debug = format!("{cli:?}");
-        for secret in ["hunter2", "hunter3", "hunter4"] {
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
             assert!(!debug.contains(secret), "{debug}");
         }
     }

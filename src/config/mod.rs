@@ -10,7 +10,8 @@
 //!                                                                               (every problem at once)
 //! ```
 //!
-//! Secret files named by `requirepass-file`, `backend-password-file` and `users-file`, and
+//! Secret files named by `requirepass-file`, `backend-password-file`,
+//! `sentinel-password-file` and `users-file`, and
 //! the TLS certificate and key files, are read by `build` too, so a reload re-reads them; passwords and ACL rules are hashed and
 //! parsed there by [`crate::acl`], so `Config` never holds a client password in clear.
 //!
@@ -63,6 +64,44 @@ impl FromStr for LogFormat {
     }
 }
 
+/// What kind of backend slotgate fronts (`mode`); fixed for the life of the process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// A Redis Cluster, discovered from `seeds` with `CLUSTER SHARDS`.
+    #[default]
+    Cluster,
+    /// A primary with replicas managed by Redis Sentinel (`sentinels`, `master-name`).
+    Sentinel,
+    /// A primary with replicas and no Sentinel: `seeds` lists the nodes, `ROLE` tells
+    /// which is the primary.
+    Standalone,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Cluster => "cluster",
+            Mode::Sentinel => "sentinel",
+            Mode::Standalone => "standalone",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "cluster" => Ok(Self::Cluster),
+            "sentinel" => Ok(Self::Sentinel),
+            "standalone" => Ok(Self::Standalone),
+            _ => Err(format!(
+                "{text:?} is not a mode: use cluster, sentinel or standalone"
+            )),
+        }
+    }
+}
+
 /// The validated configuration. Every value has passed its checks; see
 /// `docs/configuration.md` for each key's meaning, units and default. `Debug` shows no
 /// secret: passwords are [`Secret`]s or [`PasswordHash`]es, both printed as redacted.
@@ -81,8 +120,21 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// The `admin-token-file` the token was read from, if any (re-read on reload).
     pub admin_token_file: Option<PathBuf>,
-    /// Cluster nodes the topology is discovered from; never empty, no duplicates.
+    /// What the backend is (`mode`, default cluster); restart-only.
+    pub mode: Mode,
+    /// Nodes the topology is discovered from; never empty in cluster and standalone mode,
+    /// always empty in sentinel mode; no duplicates.
     pub seeds: Vec<HostPort>,
+    /// The Sentinels to ask (`sentinels`); non-empty exactly in sentinel mode.
+    pub sentinels: Vec<HostPort>,
+    /// The primary's name at the Sentinels (`master-name`); set exactly in sentinel mode.
+    pub master_name: Option<String>,
+    /// User slotgate authenticates as on the Sentinels; when set, `sentinel_password` is.
+    pub sentinel_username: Option<String>,
+    /// Password for the Sentinels, from `sentinel-password` or `sentinel-password-file`.
+    pub sentinel_password: Option<Secret>,
+    /// The `sentinel-password-file` the password was read from, if any (re-read on reload).
+    pub sentinel_password_file: Option<PathBuf>,
     /// Worker threads, 1..=1024 (default: available parallelism).
     pub threads: usize,
     /// A valid `tracing_subscriber::EnvFilter` directive string (default "info").
@@ -198,7 +250,13 @@ impl Config {
             admin_listen: None,
             admin_token: None,
             admin_token_file: None,
+            mode: Mode::Cluster,
             seeds,
+            sentinels: Vec::new(),
+            master_name: None,
+            sentinel_username: None,
+            sentinel_password: None,
+            sentinel_password_file: None,
             threads: build::default_threads(),
             log_level: build::DEFAULT_LOG_LEVEL.to_owned(),
             log_format: LogFormat::Human,

@@ -1052,3 +1052,77 @@ fn dangerous_command_switches() {
     assert_eq!(found[0].key, keys::ENABLE_FLUSH_COMMANDS);
     assert!(found[0].message.contains("not a boolean"));
 }
+
+#[test]
+fn mode_and_its_keys() {
+    use crate::config::Mode;
+    assert_eq!(assert_valid("").mode, Mode::Cluster);
+    let standalone = assert_valid(r#"mode = "standalone""#);
+    assert_eq!(standalone.mode, Mode::Standalone);
+    assert_eq!(standalone.seeds, seeds(&["10.0.0.1:6379"]));
+    assert_problem(
+        r#"mode = "replicated""#,
+        "mode",
+        "cluster, sentinel or standalone",
+    );
+    // Keys of sentinel mode are an error in any other mode, each naming itself.
+    let found = problems(from_toml(
+        r#"
+        mode = "standalone"
+        sentinels = ["s:26379"]
+        master-name = "mymaster"
+        sentinel-username = "u"
+        sentinel-password = "hunter2"
+        "#,
+    ));
+    let named: Vec<&str> = found.iter().map(|p| p.key.name).collect();
+    assert_eq!(
+        named,
+        vec![
+            "sentinels",
+            "master-name",
+            "sentinel-username",
+            "sentinel-password"
+        ]
+    );
+    assert!(
+        found[0]
+            .message
+            .contains("mode sentinel (mode is standalone)")
+    );
+    for problem in &found {
+        assert!(!problem.to_string().contains("hunter2"), "{problem}");
+    }
+    // Seeds stay required in standalone mode.
+    let found = problems(Config::from_parts(
+        &Cli {
+            mode: Some("standalone".into()),
+            ..Cli::default()
+        },
+        None,
+    ));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key, keys::SEEDS);
+    assert!(found[0].message.contains("required with mode standalone"));
+}
+
+#[test]
+fn sentinel_mode_reports_every_missing_key() {
+    let found = problems(Config::from_parts(
+        &Cli {
+            mode: Some("sentinel".into()),
+            seeds: Some(vec!["10.0.0.1:6379".into()]),
+            sentinel_username: Some("u".into()),
+            ..Cli::default()
+        },
+        None,
+    ));
+    let named: Vec<&str> = found.iter().map(|p| p.key.name).collect();
+    assert_eq!(
+        named,
+        vec!["seeds", "sentinels", "master-name", "sentinel-username",],
+        "{found:#?}"
+    );
+    assert!(found[1].message.starts_with("required with mode sentinel"));
+    assert!(found[3].message.contains("needs sentinel-password"));
+}

@@ -128,8 +128,16 @@ pub fn route(table: &CommandTable, args: &ArgView<'_>) -> Route {
 /// [`route`], plus the command's metrics label (from its spec when the command table
 /// decided, else looked up by name: local and refused commands) and its read intent.
 pub fn route_with_id(table: &CommandTable, args: &ArgView<'_>) -> (Route, CommandId, ReadIntent) {
+    decide_with_id(table, args, false)
+}
+
+fn decide_with_id(
+    table: &CommandTable,
+    args: &ArgView<'_>,
+    one_shard: bool,
+) -> (Route, CommandId, ReadIntent) {
     let mut found = None;
-    let route = decide(table, args, &mut found);
+    let route = decide(table, args, &mut found, one_shard);
     let (id, intent) = found.unwrap_or_else(|| {
         let id = command_id_ignore_case(args.get(0).unwrap_or_default());
         (id, ReadIntent::Primary)
@@ -137,11 +145,59 @@ pub fn route_with_id(table: &CommandTable, args: &ArgView<'_>) -> (Route, Comman
     (route, id, intent)
 }
 
+/// The slot a backend of one shard is addressed with (its shard owns every slot): every
+/// keyed command gets this one, so keys never cross slots, a transaction's commands all
+/// share it, and a WATCH fits any of them.
+pub const ONE_SHARD_SLOT: u16 = 0;
+
+/// [`route_with_id`] for a backend of one shard (Sentinel, standalone): there are no slots
+/// to split on, so a request goes whole to the one primary, as to a single Redis. Multi-key
+/// commands, scripts and transactions over keys of any slots pass (no `CROSSSLOT`, no
+/// split: MSET stays atomic); `KEYS`, `SCAN`, `DBSIZE`, `RANDOMKEY`, `SWAPDB`, `MOVE`,
+/// `MEMORY`, `LATENCY` pass through untouched (cursors and answers are the node's own).
+/// `SCRIPT LOAD`/`FLUSH` keep their fan-out, which also keeps slotgate's script cache.
+/// The session chooses this router once, from its upstream's shape.
+pub fn route_one_shard(table: &CommandTable, args: &ArgView<'_>) -> (Route, CommandId, ReadIntent) {
+    let (route, id, intent) = decide_with_id(table, args, true);
+    let route = match route {
+        Route::Slot(_) => Route::Slot(ONE_SHARD_SLOT),
+        Route::Blocking(Some(_)) => Route::Blocking(Some(ONE_SHARD_SLOT)),
+        Route::Scan => Route::AnyPrimary,
+        Route::Fanout(merge) => {
+            let script = args
+                .get(0)
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"script"));
+            if script {
+                Route::Fanout(merge)
+            } else {
+                Route::AnyPrimary
+            }
+        }
+        Route::Error(message) => one_shard_refusal(message, args),
+        other => other,
+    };
+    (route, id, intent)
+}
+
+/// What becomes of a cluster refusal on a backend of one shard: the commands Redis
+/// Cluster lacks (other databases, one node's introspection) pass.
+fn one_shard_refusal(message: Cow<'static, str>, args: &ArgView<'_>) -> Route {
+    let name = args.get(0).unwrap_or_default().to_ascii_lowercase();
+    match name.as_slice() {
+        b"move" => Route::Slot(ONE_SHARD_SLOT),
+        b"swapdb" | b"latency" | b"memory" => Route::AnyPrimary,
+        _ => Route::Error(message),
+    }
+}
+
 /// The route; `found` gets the command's id and read intent when its spec was found.
+/// With `one_shard`, keys in several slots are no reason to split or refuse: one shard
+/// owns them all.
 fn decide(
     table: &CommandTable,
     args: &ArgView<'_>,
     found: &mut Option<(CommandId, ReadIntent)>,
+    one_shard: bool,
 ) -> Route {
     let Some(name) = args.get(0) else {
         return Route::Error(Cow::Borrowed("ERR empty command"));
@@ -174,7 +230,7 @@ fn decide(
         let this = key_slot(key);
         match slot {
             None => slot = Some(this),
-            Some(s) if s != this => crossed = true,
+            Some(s) if s != this => crossed = !one_shard,
             Some(_) => {}
         }
     });
@@ -444,6 +500,58 @@ mod tests {
             Route::Error(e) => e.into_owned(),
             other => panic!("{parts:?} routed to {other:?}, expected an error"),
         }
+    }
+
+    fn one_shard_route_of(parts: &[&str]) -> Route {
+        let (frame, ranges) = request(parts);
+        route_one_shard(&CommandTable::builtin(), &ArgView::new(&frame, &ranges)).0
+    }
+
+    #[test]
+    fn one_shard_backends_take_requests_whole() {
+        let slot0 = |parts: &[&str]| {
+            assert!(
+                matches!(one_shard_route_of(parts), Route::Slot(ONE_SHARD_SLOT)),
+                "{parts:?}: {:?}",
+                one_shard_route_of(parts)
+            );
+        };
+        slot0(&["GET", "a"]);
+        slot0(&["MSET", "a", "1", "b", "2"]);
+        slot0(&["MGET", "a", "b", "c"]);
+        slot0(&["RENAME", "a", "b"]);
+        slot0(&["EVAL", "return 1", "2", "a", "b"]);
+        slot0(&["MOVE", "a", "1"]);
+        assert!(matches!(
+            one_shard_route_of(&["BLPOP", "a", "b", "0"]),
+            Route::Blocking(Some(ONE_SHARD_SLOT))
+        ));
+        for keyless in [
+            &["SCAN", "0"][..],
+            &["KEYS", "*"],
+            &["DBSIZE"],
+            &["SWAPDB", "0", "1"],
+        ] {
+            assert!(
+                matches!(one_shard_route_of(keyless), Route::AnyPrimary),
+                "{keyless:?}"
+            );
+        }
+        assert!(matches!(
+            one_shard_route_of(&["SCRIPT", "LOAD", "return 1"]),
+            Route::Fanout(_)
+        ));
+        assert!(matches!(
+            one_shard_route_of(&["SSUBSCRIBE", "a", "b"]),
+            Route::Error(_)
+        ));
+        assert!(matches!(one_shard_route_of(&["MONITOR"]), Route::Error(_)));
+        // The cluster router is unchanged.
+        assert!(matches!(
+            route_of(&["MSET", "a", "1", "b", "2"]),
+            Route::Split(_)
+        ));
+        assert!(matches!(route_of(&["SWAPDB", "0", "1"]), Route::Error(_)));
     }
 
     #[test]

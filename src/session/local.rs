@@ -623,8 +623,9 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) ->
     if want("server") {
         let _ = write!(
             text,
-            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\nslotgate_version:{}\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nio_threads_active:{}\r\nconfig_file:{}\r\n\r\n",
+            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\nslotgate_version:{}\r\nslotgate_mode:{}\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nio_threads_active:{}\r\nconfig_file:{}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
+            upstream.shape.name(),
             std::env::consts::OS,
             std::env::consts::ARCH,
             usize::BITS,
@@ -756,6 +757,11 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) ->
             );
         }
         text.push_str("\r\n");
+    }
+    if want("sentinel")
+        && let Some(section) = upstream.sentinel.info_section()
+    {
+        text.push_str(&section);
     }
     if everything || wanted.iter().any(|s| s == "commandstats") {
         text.push_str("# Commandstats\r\n");

@@ -8,6 +8,7 @@
 //! idle connection holds no buffers.
 
 mod config_get;
+mod db;
 mod local;
 mod pubsub;
 pub mod queue;
@@ -15,7 +16,7 @@ pub mod scan_cursor;
 mod split;
 mod tx;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
@@ -30,13 +31,14 @@ pub use local::{COMPAT_REDIS_VERSION, ClientState};
 use queue::{Channel, Entry, EntryState, ReplyQueue, Target};
 
 use crate::backend::{Failure, Mode, NodeConn, Outcome, ReplySink, Request};
+use crate::commands::CommandTable;
 use crate::config::OutputLimit;
 use crate::endpoint::Endpoint;
-use crate::metrics::{CommandOutcome, WorkerStats};
+use crate::metrics::{CommandId, CommandOutcome, WorkerStats};
 use crate::resp::ArgView;
 use crate::resp::encode;
 use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
-use crate::router::{Local, Route, route_with_id};
+use crate::router::{Local, ReadIntent, Route, route_one_shard, route_with_id};
 use crate::transport::Stream;
 use crate::upstream::{self, Use, WorkerUpstream};
 use crate::worker::Worker;
@@ -75,8 +77,19 @@ pub async fn serve(
     };
     // Read before the users, so a reload in between is seen at the first request.
     let users_epoch = worker.state.users_epoch();
+    // The shape decides the semantics once per session, not once per request.
+    let one_shard = upstream.upstream.shape.is_one_shard();
+    let router: Router = if one_shard {
+        route_one_shard
+    } else {
+        route_with_id
+    };
     let mut session = Session {
         users_epoch,
+        router,
+        one_shard,
+        db: RefCell::default(),
+        data_channel: Cell::new(Channel::Shared),
         queue: Rc::new(ReplyQueue::default()),
         client: ClientState {
             id,
@@ -129,6 +142,7 @@ impl Drop for Session {
         if let Some(pinned) = self.pinned.take() {
             pinned.backend.close();
         }
+        self.close_db();
         self.subs.close_all();
         self.worker
             .stats
@@ -137,8 +151,21 @@ impl Drop for Session {
     }
 }
 
+/// Decides where a request goes: [`route_with_id`] for a cluster, [`route_one_shard`] for
+/// a backend of one shard.
+type Router = fn(&CommandTable, &ArgView<'_>) -> (Route, CommandId, ReadIntent);
+
 struct Session {
     worker: Rc<Worker>,
+    /// The router of the upstream's shape.
+    router: Router,
+    /// The upstream is one shard owning every slot (Sentinel, standalone).
+    one_shard: bool,
+    /// The database selected with `SELECT` (one-shard backends only; [`db`]).
+    db: RefCell<Option<db::Database>>,
+    /// Where requests that need no connection of their own go: the shared connections,
+    /// or the selected database's ([`Channel::Db`]).
+    data_channel: Cell<Channel>,
     /// This worker's side of the session's upstream: its topology, command table and
     /// connections. Every request resolves its node through it.
     up: Rc<WorkerUpstream>,
@@ -373,7 +400,8 @@ impl Session {
             return;
         }
         let args = ArgView::new(&frame, &self.args);
-        let (route, command, intent) = self.up.with_commands(|table| route_with_id(table, &args));
+        let router = self.router;
+        let (route, command, intent) = self.up.with_commands(|table| router(table, &args));
         self.queue.stamp(command, read_at);
         let route = match self.access(route, &args) {
             Ok(route) => route,
@@ -425,9 +453,13 @@ impl Session {
                 encode::encode_command(&mut request, &[b"INFO", b"keyspace"]);
                 return self.fanout(request.freeze(), merge);
             }
+            Route::Local(Local::Select) if self.one_shard && self.select_db(&frame, &args) => {
+                return;
+            }
             Route::Local(cmd) => {
                 WorkerStats::bump(&self.worker.stats.commands_local);
                 if cmd == Local::Reset {
+                    self.leave_db();
                     // RESET leaves transactions, watches and subscriptions, as in Redis.
                     self.tx = None;
                     if let Some(pinned) = self.pinned.take() {
@@ -494,6 +526,7 @@ impl Session {
         }
         let mut entry = Entry::forwarded(frame, target);
         entry.intent = intent;
+        entry.channel = self.data_channel.get();
         let seq = self.queue.push(entry);
         self.dispatch(seq, None);
     }
@@ -662,8 +695,18 @@ impl Session {
             },
         };
         let protocol = self.client.protocol;
-        let conn = match channel {
-            Channel::Shared => self.up.resolve(to, intent, Use::Shared, protocol),
+        let sink: Rc<dyn ReplySink> = self.queue.clone();
+        let request = Request {
+            sink,
+            seq,
+            frame,
+            asking,
+            swallow,
+        };
+        // A connection in the selected database passes requests through its gate, which
+        // holds them while a `SELECT` there is unanswered ([`db`]).
+        let (conn, gate) = match channel {
+            Channel::Shared => (self.up.resolve(to, intent, Use::Shared, protocol), None),
             Channel::Dedicated => {
                 let conn = self
                     .up
@@ -673,29 +716,42 @@ impl Session {
                     dedicated.retain(|b| !b.is_broken());
                     dedicated.push(conn.clone());
                 }
-                conn
+                if let Some(conn) = &conn
+                    && self.data_channel.get() == Channel::Db
+                {
+                    // In another database: the database's gate decides when it may go.
+                    if let Err(request) = self.send_on_db(request, Some(conn.clone())) {
+                        self.unserved(request);
+                    }
+                    return;
+                }
+                (conn, None)
             }
             // The watch lives on that connection: it serves the request wherever it goes.
-            Channel::Pinned => self.pinned.as_ref().map(|p| p.backend.clone()),
+            Channel::Pinned => match &self.pinned {
+                Some(p) => (Some(p.backend.clone()), p.gate.clone()),
+                None => (None, None),
+            },
+            Channel::Db => match self.send_on_db(request, None) {
+                Ok(()) => return,
+                Err(request) => return self.unserved(request),
+            },
         };
-        let sink: Rc<dyn ReplySink> = self.queue.clone();
-        match conn {
-            Some(conn) => conn.send(Request {
-                sink,
-                seq,
-                frame,
-                asking,
-                swallow,
-            }),
-            None => {
-                // No node serves this slot in the current map: wait for a better one.
-                self.up.upstream.request_refresh();
-                sink.complete(
-                    seq,
-                    Outcome::NotNow(Bytes::from_static(b"-CLUSTERDOWN Hash slot not served\r\n")),
-                );
-            }
+        match (conn, gate) {
+            (Some(conn), Some(gate)) => gate.send(&conn, request),
+            (Some(conn), None) => conn.send(request),
+            (None, _) => self.unserved(request),
         }
+    }
+
+    /// No node serves this slot in the current map (in a backend without slots: no
+    /// single primary is known): wait for a better one.
+    fn unserved(&self, request: Request) {
+        self.up.upstream.request_refresh();
+        request.sink.complete(
+            request.seq,
+            Outcome::NotNow(self.up.upstream.unserved_reply()),
+        );
     }
 
     /// Acts on outcomes that are not plain replies: redirects, retries, failures.
@@ -742,6 +798,11 @@ impl Session {
                 self.redirect(seq, slot, to, true);
             }
             Outcome::NotNow(error) => self.retry_or_fail(seq, error),
+            Outcome::NotPrimary(error) => {
+                // A switchover or failover: re-read the topology now, retry there.
+                upstream.request_refresh();
+                self.retry_or_fail(seq, error);
+            }
             Outcome::NoScript(error) => self.load_script_and_retry(seq, error),
             Outcome::NotSent(failure) => {
                 upstream.request_refresh();

@@ -52,6 +52,8 @@ pub enum Channel {
     Dedicated,
     /// The session's pinned connection (a watched transaction).
     Pinned,
+    /// The connection of the database the session selected (one-shard backends).
+    Db,
 }
 
 /// How an entry's reply reaches the client.

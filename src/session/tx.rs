@@ -40,12 +40,15 @@ pub struct Transaction {
 pub struct Pinned {
     pub backend: std::rc::Rc<NodeConn>,
     pub slot: u16,
+    /// Holds requests while the database is re-selected there ([`super::db`]).
+    pub gate: Option<std::rc::Rc<super::db::Gate>>,
 }
 
 /// The reply for a watched transaction whose node changed under it.
 pub fn pinned_moved_reply(outcome: &Outcome) -> Bytes {
     let why = match outcome {
         Outcome::NotSent(failure) => failure.describe(),
+        Outcome::NotPrimary(_) => "the watched node stopped being the primary".to_owned(),
         _ => "the watched slot moved to another node".to_owned(),
     };
     let mut out = BytesMut::new();
@@ -97,8 +100,16 @@ impl Session {
         if args.len() < 2 {
             return self.reply_error("ERR wrong number of arguments for 'watch' command");
         }
-        let slot = key_slot(args.get(1).unwrap_or_default());
-        let same_slot = args.iter().skip(2).all(|k| key_slot(k) == slot);
+        // One shard owns every slot: any keys may be watched together.
+        let slot_of = |key: &[u8]| {
+            if self.one_shard {
+                crate::router::ONE_SHARD_SLOT
+            } else {
+                key_slot(key)
+            }
+        };
+        let slot = slot_of(args.get(1).unwrap_or_default());
+        let same_slot = args.iter().skip(2).all(|k| slot_of(k) == slot);
         if !same_slot || self.pinned.as_ref().is_some_and(|p| p.slot != slot) {
             return self.reply_error(CROSSSLOT);
         }
@@ -113,7 +124,13 @@ impl Session {
             let Some(backend) = backend else {
                 return self.reply_error("CLUSTERDOWN Hash slot not served");
             };
-            self.pinned = Some(Pinned { backend, slot });
+            // A new connection starts in database 0: into the selected one first.
+            let gate = self.select_on(&backend);
+            self.pinned = Some(Pinned {
+                backend,
+                slot,
+                gate,
+            });
         }
         let mut entry = Entry::forwarded(frame, Target::Slot(slot));
         entry.channel = Channel::Pinned;
@@ -203,8 +220,8 @@ impl Session {
         encode_command(&mut frame, &[b"EXEC"]);
         let (target, channel) = match (&self.pinned, tx.slot) {
             (Some(pinned), _) => (Target::Slot(pinned.slot), Channel::Pinned),
-            (None, Some(slot)) => (Target::Slot(slot), Channel::Shared),
-            (None, None) => (Target::AnyPrimary, Channel::Shared),
+            (None, Some(slot)) => (Target::Slot(slot), self.data_channel.get()),
+            (None, None) => (Target::AnyPrimary, self.data_channel.get()),
         };
         let mut entry = Entry::forwarded(frame.freeze(), target);
         entry.channel = channel;

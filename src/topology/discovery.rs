@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use redis_protocol::resp2::types::OwnedFrame;
 
 use super::details::{Migration, NodeDetail, parse_node_details, parse_own_migrations};
+use super::role::{NodeRole, RoleDiscovery};
 use super::{Node, Shard, Topology};
 use crate::connector::NodeConnector;
 use crate::control::{self, ControlError};
@@ -48,6 +49,9 @@ pub struct NodeView {
     pub details: Vec<NodeDetail>,
     /// The slots this node is migrating or importing right now.
     pub migrations: Vec<Migration>,
+    /// What the node says it is (`ROLE`), for the shapes without slots; `None` from a
+    /// cluster node, whose map already says it.
+    pub role: Option<NodeRole>,
 }
 
 /// What one discovery round asks of one node of a backend of some shape.
@@ -77,9 +81,17 @@ impl Discovery for ClusterDiscovery {
 }
 
 /// The discovery of each shape, chosen once per upstream.
+///
+/// The shapes without slots ask each node its `ROLE` ([`RoleDiscovery`]); they differ in
+/// where the nodes to ask come from (the seeds, or the Sentinels' answer), which the
+/// refresher decides by shape.
 #[derive(Clone, Copy, Debug)]
 pub enum ShapeDiscovery {
     Cluster(ClusterDiscovery),
+    /// The nodes the Sentinels name, each confirmed by `ROLE` before it takes writes.
+    Sentinel(RoleDiscovery),
+    /// Every seed address, each asked `ROLE`.
+    Standalone(RoleDiscovery),
 }
 
 impl Discovery for ShapeDiscovery {
@@ -91,6 +103,9 @@ impl Discovery for ShapeDiscovery {
     ) -> Result<NodeView, DiscoveryError> {
         match self {
             ShapeDiscovery::Cluster(cluster) => cluster.ask(dns, endpoint, connector).await,
+            ShapeDiscovery::Sentinel(role) | ShapeDiscovery::Standalone(role) => {
+                role.ask(dns, endpoint, connector).await
+            }
         }
     }
 }
@@ -151,6 +166,7 @@ pub async fn fetch(
         state_ok,
         details,
         migrations,
+        role: None,
     })
 }
 

@@ -7,6 +7,8 @@
 
 pub mod details;
 pub mod discovery;
+pub mod role;
+pub mod sentinel;
 
 use std::sync::Arc;
 

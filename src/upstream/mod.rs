@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! listener ──bound to──► Upstream (shared by every thread)
-//!                          shape: Cluster           how its topology is found
+//!                          shape: Cluster | Sentinel | Standalone   how its topology is found
 //!                          topology: ArcSwap        snapshot: shards, slot -> shard
 //!                          commands: ArcSwap        command table learned from its nodes
 //!                          ready, refresh, answers  readiness, "refresh soon", last round
@@ -22,6 +22,7 @@
 
 pub mod observed;
 pub mod refresher;
+pub mod sentinel;
 mod worker;
 
 use std::collections::HashSet;
@@ -30,13 +31,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use crate::clock::unix_ms;
 use crate::commands::CommandTable;
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::connector::{Credentials, NodeConnector};
 use crate::endpoint::{Endpoint, HostPort};
+use crate::resp::encode;
 use crate::scripts::ScriptCache;
 use crate::tls::LiveConnector;
 use crate::topology::Topology;
@@ -49,6 +52,85 @@ pub use worker::{Target, Use, WorkerUpstream};
 pub enum Shape {
     /// A Redis Cluster: `CLUSTER SHARDS` (or `CLUSTER SLOTS`) from its nodes.
     Cluster,
+    /// A primary with replicas managed by Redis Sentinel: the Sentinels say where the
+    /// primary is, `ROLE` on the node confirms it. One shard owning every slot.
+    Sentinel,
+    /// A primary with replicas and no Sentinel: every seed is asked `ROLE`; the one node
+    /// that says `master` is the primary. One shard owning every slot.
+    Standalone,
+}
+
+impl Shape {
+    pub fn of(mode: Mode) -> Shape {
+        match mode {
+            Mode::Cluster => Shape::Cluster,
+            Mode::Sentinel => Shape::Sentinel,
+            Mode::Standalone => Shape::Standalone,
+        }
+    }
+
+    /// True for the shapes without slots: one shard owns every slot, so keys never cross
+    /// slots and the session uses the one-shard semantics ([`crate::router::route_one_shard`]).
+    pub fn is_one_shard(self) -> bool {
+        !matches!(self, Shape::Cluster)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Cluster => "cluster",
+            Shape::Sentinel => "sentinel",
+            Shape::Standalone => "standalone",
+        }
+    }
+}
+
+/// Why a backend without slots has no primary to send commands to: no node, or more than
+/// one, says `ROLE master`. Set by the refresher; read only when a command finds no node.
+#[derive(Debug)]
+pub struct NoPrimary {
+    /// The nodes that claim to be the primary (two or more: split brain; none: no primary).
+    pub claimants: Vec<Endpoint>,
+    /// The error line commands get while this lasts (after `retry-deadline`).
+    pub reply: Bytes,
+}
+
+impl NoPrimary {
+    pub fn new(claimants: Vec<Endpoint>, asked: &[Endpoint]) -> Self {
+        let list = |nodes: &[Endpoint]| {
+            nodes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let message = if claimants.len() > 1 {
+            format!(
+                "MASTERDOWN slotgate: split brain: {} all answer ROLE master; commands are \
+                 refused until all but one step down (REPLICAOF)",
+                list(&claimants)
+            )
+        } else {
+            format!(
+                "MASTERDOWN slotgate: no primary: no reachable node answers ROLE master \
+                 (asked {}); commands are refused until one does",
+                if asked.is_empty() {
+                    "no node".to_owned()
+                } else {
+                    list(asked)
+                }
+            )
+        };
+        let mut out = BytesMut::new();
+        encode::error(&mut out, &message);
+        Self {
+            claimants,
+            reply: out.freeze(),
+        }
+    }
+
+    pub fn is_split_brain(&self) -> bool {
+        self.claimants.len() > 1
+    }
 }
 
 /// What the refresher reads from the config for one upstream, replaced on reload.
@@ -60,6 +142,13 @@ pub struct UpstreamSettings {
     pub dns_server: Option<HostPort>,
     pub refresh_interval: Duration,
     pub refresh_min_interval: Duration,
+    /// Sentinel shape: the Sentinels to ask (IPs, or DNS names re-resolved forever).
+    pub sentinels: Vec<HostPort>,
+    /// Sentinel shape: the primary's name at the Sentinels (`master-name`).
+    pub master_name: Option<String>,
+    /// Sentinel shape: how to authenticate to the Sentinels (`sentinel-username`,
+    /// `sentinel-password`), separate from the data nodes' credentials.
+    pub sentinel_auth: Option<Credentials>,
 }
 
 /// One backend; see the module docs.
@@ -92,6 +181,13 @@ pub struct Upstream {
     pub events: observed::EventLog,
     /// `MOVED` replies met by sessions since start (the refresher reports storms).
     moved: AtomicU64,
+    /// Shapes without slots: set while no single primary is known (split brain, or none).
+    no_primary: ArcSwapOption<NoPrimary>,
+    /// Shapes without slots: the nodes that answered `ROLE master` in the last round (for
+    /// `slotgate_primary_claims`, `/topology`).
+    primary_claims: ArcSwap<Vec<Endpoint>>,
+    /// Sentinel shape: what the Sentinels say, the failover hold, counters.
+    pub sentinel: sentinel::SentinelShared,
 }
 
 /// The nodes that answered one discovery round, for `/topology`'s `health`.
@@ -108,7 +204,7 @@ impl Upstream {
         let connector = node_connector(config, &tls);
         Self {
             name: "default".to_owned(),
-            shape: Shape::Cluster,
+            shape: Shape::of(config.mode),
             topology: ArcSwap::from_pointee(Topology::empty()),
             commands: ArcSwap::from_pointee(CommandTable::builtin()),
             refresh: Notify::new(),
@@ -122,6 +218,9 @@ impl Upstream {
             observed: ArcSwap::from_pointee(observed::Observed::default()),
             events: observed::EventLog::default(),
             moved: AtomicU64::new(0),
+            no_primary: ArcSwapOption::empty(),
+            primary_claims: ArcSwap::from_pointee(Vec::new()),
+            sentinel: sentinel::SentinelShared::default(),
         }
     }
 
@@ -176,6 +275,35 @@ impl Upstream {
         })));
     }
 
+    /// Records the outcome of a round of a shape without slots: `None` when exactly one
+    /// primary is known, else why not.
+    pub fn set_no_primary(&self, fault: Option<NoPrimary>) {
+        self.no_primary.store(fault.map(Arc::new));
+    }
+
+    /// Why no primary is known, if that is so (shapes without slots only).
+    pub fn no_primary(&self) -> Option<Arc<NoPrimary>> {
+        self.no_primary.load_full()
+    }
+
+    /// The nodes that answered `ROLE master` in the last round (shapes without slots).
+    pub fn set_primary_claims(&self, claims: Vec<Endpoint>) {
+        self.primary_claims.store(Arc::new(claims));
+    }
+
+    pub fn primary_claims(&self) -> Arc<Vec<Endpoint>> {
+        self.primary_claims.load_full()
+    }
+
+    /// The error a command gets when no node serves its target: why there is no primary
+    /// (shapes without slots), else the cluster's "slot not served".
+    pub fn unserved_reply(&self) -> Bytes {
+        match &*self.no_primary.load() {
+            Some(fault) => fault.reply.clone(),
+            None => Bytes::from_static(b"-CLUSTERDOWN Hash slot not served\r\n"),
+        }
+    }
+
     /// The last [`Upstream::record_discovery`], if any.
     pub fn discovery(&self) -> Option<Arc<DiscoveryAnswers>> {
         self.discovery.load_full()
@@ -188,6 +316,15 @@ fn settings(config: &Config) -> UpstreamSettings {
         dns_server: config.dns_server.clone(),
         refresh_interval: config.topology_refresh_interval,
         refresh_min_interval: config.topology_refresh_min_interval,
+        sentinels: config.sentinels.clone(),
+        master_name: config.master_name.clone(),
+        sentinel_auth: config
+            .sentinel_password
+            .as_ref()
+            .map(|password| Credentials {
+                user: config.sentinel_username.clone(),
+                password: password.clone(),
+            }),
     }
 }
 

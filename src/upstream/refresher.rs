@@ -31,8 +31,10 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::observed::{EventKind, Observed, map_changes};
-use super::{Shape, Upstream};
+mod sentinel_round;
+
+use super::observed::{EventKind, EventLog, Observed, map_changes};
+use super::{NoPrimary, Shape, Upstream};
 use crate::commands::{CommandTable, LearnError};
 use crate::config::HostPort;
 use crate::connector::NodeConnector;
@@ -40,7 +42,9 @@ use crate::dns::Dns;
 use crate::endpoint::Endpoint;
 use crate::metrics::SharedMetrics;
 use crate::topology::Topology;
+use crate::topology::details::NodeDetail;
 use crate::topology::discovery::{ClusterDiscovery, Discovery, NodeView, ShapeDiscovery};
+use crate::topology::role::{self, Choice, RoleDiscovery};
 
 /// Shortest time a DNS answer is trusted, whatever its TTL (Kubernetes answers with 5 s or
 /// 30 s; a TTL of 0 must not turn into a query storm).
@@ -82,6 +86,8 @@ pub struct Refresher {
     resolve_all: bool,
     /// [`Upstream::moved_total`] at the previous round.
     moved_seen: u64,
+    /// Sentinel shape: the Sentinels known and what they said.
+    sentinel: sentinel_round::SentinelRound,
 }
 
 impl Refresher {
@@ -96,6 +102,8 @@ impl Refresher {
         ));
         let discovery = match upstream.shape {
             Shape::Cluster => ShapeDiscovery::Cluster(ClusterDiscovery),
+            Shape::Sentinel => ShapeDiscovery::Sentinel(RoleDiscovery),
+            Shape::Standalone => ShapeDiscovery::Standalone(RoleDiscovery),
         };
         Self {
             upstream,
@@ -109,6 +117,7 @@ impl Refresher {
             stale_rounds: 0,
             resolve_all: true,
             moved_seen: 0,
+            sentinel: sentinel_round::SentinelRound::default(),
         }
     }
 
@@ -170,6 +179,89 @@ impl Refresher {
     pub async fn round(&mut self) -> bool {
         self.sync_config();
         self.note_moved_storm();
+        match self.upstream.shape {
+            Shape::Cluster => self.cluster_round().await,
+            Shape::Standalone => {
+                self.resolve_seeds().await;
+                let candidates = self.candidates(&self.upstream.topology.load().endpoints());
+                self.role_round(candidates).await
+            }
+            // The Sentinels' majority, confirmed by ROLE (sentinel_round.rs).
+            Shape::Sentinel => self.sentinel_round().await,
+        }
+    }
+
+    /// A round of a shape without slots: asks every candidate `ROLE` and serves the one
+    /// primary as a single shard owning every slot ([`role::choose`]). Split brain or no
+    /// primary swaps in an empty map, so commands are held (`retry-deadline`) and then
+    /// refused with the reason ([`Upstream::unserved_reply`]).
+    async fn role_round(&mut self, candidates: Vec<Endpoint>) -> bool {
+        let current = self.upstream.topology.load_full();
+        let views = self.gather(candidates.clone()).await;
+        self.metrics
+            .record_refresh(views.iter().any(|(_, v)| v.role.is_some()));
+        let claims: Vec<Endpoint> = views
+            .iter()
+            .filter(|(_, v)| matches!(v.role, Some(role::NodeRole::Primary { .. })))
+            .map(|(e, _)| e.clone())
+            .collect();
+        let claims_changed = *self.upstream.primary_claims() != claims;
+        self.upstream.set_primary_claims(claims);
+        let next = match role::choose(&views) {
+            Choice::Primary(topology) => {
+                if self.upstream.no_primary().is_some() {
+                    info!(primary = %topology.shards()[0].primary.endpoint, "a single primary answers ROLE master again; serving it");
+                }
+                self.upstream.set_no_primary(None);
+                if !self.commands_learned {
+                    let primary = topology.shards()[0].primary.endpoint.clone();
+                    self.learn_commands(&primary).await;
+                }
+                topology
+            }
+            Choice::SplitBrain(nodes) => {
+                if claims_changed || self.upstream.no_primary().is_none() {
+                    warn!(
+                        nodes = %nodes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+                        "split brain: several nodes answer ROLE master; refusing commands until all but one step down"
+                    );
+                }
+                self.upstream
+                    .set_no_primary(Some(NoPrimary::new(nodes, &candidates)));
+                Topology::empty()
+            }
+            Choice::NoPrimary => {
+                if claims_changed || self.upstream.no_primary().is_none() {
+                    warn!(
+                        asked = candidates.len(),
+                        answered = views.len(),
+                        "no primary: no reachable node answers ROLE master; refusing commands until one does"
+                    );
+                }
+                self.upstream
+                    .set_no_primary(Some(NoPrimary::new(Vec::new(), &candidates)));
+                // The primary may be back under a new address.
+                self.resolve_all = true;
+                Topology::empty()
+            }
+        };
+        let changed = !next.same_layout(&current);
+        if changed {
+            let mut topology = next;
+            topology.generation = current.generation + 1;
+            log_change(&current, &topology);
+            for (kind, message) in map_changes(&current, &topology) {
+                self.upstream.events.record(kind, message);
+            }
+            self.upstream.topology.store(Arc::new(topology));
+        }
+        self.update_readiness(&views);
+        self.observe(&views);
+        changed
+    }
+
+    /// A cluster round: every known node and seed asked for its slot map.
+    async fn cluster_round(&mut self) -> bool {
         self.resolve_seeds().await;
         let current = self.upstream.topology.load_full();
         let known: Vec<Endpoint> = current.endpoints();
@@ -217,6 +309,7 @@ impl Refresher {
             .iter()
             .filter(|s| s.is_name)
             .map(|s| s.next_resolve)
+            .chain(self.sentinel.next_dns_due())
             .min()
     }
 
@@ -227,47 +320,7 @@ impl Refresher {
             if !all && seed.next_resolve > now {
                 continue;
             }
-            match self.dns.resolve(&seed.host).await {
-                Ok(resolved) => {
-                    let mut addresses: Vec<Endpoint> = resolved
-                        .addresses
-                        .iter()
-                        .map(|ip| {
-                            Endpoint::new(&ip.to_string(), seed.port).resolved_from(&seed.host)
-                        })
-                        .collect();
-                    // DNS servers rotate answers; only a different set is news.
-                    addresses.sort();
-                    addresses.dedup();
-                    if addresses != seed.addresses && !seed.addresses.is_empty() {
-                        let list = |a: &[Endpoint]| {
-                            a.iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        };
-                        self.upstream.events.record(
-                            EventKind::DnsChanged,
-                            format!(
-                                "{} now resolves to {} (was {})",
-                                seed.host,
-                                list(&addresses),
-                                list(&seed.addresses)
-                            ),
-                        );
-                    }
-                    if addresses != seed.addresses {
-                        info!(seed = %seed.host, addresses = ?addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed resolved to new addresses");
-                    }
-                    seed.addresses = addresses;
-                    seed.next_resolve = now + resolved.ttl.clamp(DNS_MIN_TTL, DNS_MAX_TTL);
-                }
-                Err(e) => {
-                    // Keep the last addresses: a DNS hiccup must not make us forget the cluster.
-                    warn!(seed = %seed.host, error = %e, "cannot resolve seed; keeping its last addresses");
-                    seed.next_resolve = now + DNS_MIN_TTL;
-                }
-            }
+            seed.resolve(&self.dns, now, &self.upstream.events).await;
         }
     }
 
@@ -435,6 +488,12 @@ impl Refresher {
                 }
             }
         }
+        // Shapes without slots have no CLUSTER SHARDS: each node's own ROLE answer says it.
+        for (asked, view) in views {
+            if let Some(detail) = view.role.as_ref().and_then(|r| role_detail(asked, r)) {
+                observed.nodes.entry(asked.clone()).or_insert(detail);
+            }
+        }
         observed.migrations = views
             .iter()
             .flat_map(|(asked, view)| view.migrations.iter().map(|m| (asked.clone(), m.clone())))
@@ -480,6 +539,50 @@ impl Refresher {
 }
 
 impl Seed {
+    /// Looks the name up again and schedules the next lookup from the answer's TTL. On
+    /// failure the last addresses stay: a DNS hiccup must not make us forget the nodes.
+    /// A changed set of addresses (not the first answer) is recorded in `events`.
+    async fn resolve(&mut self, dns: &Dns, now: Instant, events: &EventLog) {
+        match dns.resolve(&self.host).await {
+            Ok(resolved) => {
+                let mut addresses: Vec<Endpoint> = resolved
+                    .addresses
+                    .iter()
+                    .map(|ip| Endpoint::new(&ip.to_string(), self.port).resolved_from(&self.host))
+                    .collect();
+                // DNS servers rotate answers; only a different set is news.
+                addresses.sort();
+                addresses.dedup();
+                if addresses != self.addresses && !self.addresses.is_empty() {
+                    let list = |a: &[Endpoint]| {
+                        a.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    events.record(
+                        EventKind::DnsChanged,
+                        format!(
+                            "{} now resolves to {} (was {})",
+                            self.host,
+                            list(&addresses),
+                            list(&self.addresses)
+                        ),
+                    );
+                }
+                if addresses != self.addresses {
+                    info!(seed = %self.host, addresses = ?addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed resolved to new addresses");
+                }
+                self.addresses = addresses;
+                self.next_resolve = now + resolved.ttl.clamp(DNS_MIN_TTL, DNS_MAX_TTL);
+            }
+            Err(e) => {
+                warn!(seed = %self.host, error = %e, "cannot resolve seed; keeping its last addresses");
+                self.next_resolve = now + DNS_MIN_TTL;
+            }
+        }
+    }
+
     fn new(seed: &HostPort, now: Instant) -> Self {
         let is_name = seed.ip().is_none();
         Seed {
@@ -494,6 +597,34 @@ impl Seed {
             next_resolve: now,
         }
     }
+}
+
+/// What a node's `ROLE` answer says of it, in the page's terms; `None` for a non-data node.
+fn role_detail(endpoint: &Endpoint, role: &role::NodeRole) -> Option<NodeDetail> {
+    let (role, health, offset) = match role {
+        role::NodeRole::Primary { offset } => ("master", "online", *offset),
+        role::NodeRole::Replica {
+            connected, offset, ..
+        } => (
+            "replica",
+            if *connected { "online" } else { "link-down" },
+            *offset,
+        ),
+        role::NodeRole::Other(_) => return None,
+    };
+    Some(NodeDetail {
+        id: String::new(),
+        endpoint: endpoint.clone(),
+        ip: endpoint
+            .host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|_| endpoint.host.to_string()),
+        hostname: None,
+        role: role.to_owned(),
+        health: health.to_owned(),
+        replication_offset: Some(offset),
+    })
 }
 
 /// The node connector of the data path, its replies bounded by the round's limit.

@@ -119,6 +119,15 @@ impl WorkerUpstream {
         if topology.generation != self.pruned_generation.get() {
             self.pruned_generation.set(topology.generation);
             self.pool.retain(&topology.endpoints());
+            // A backend without slots switched primaries: nothing a client pinned to the
+            // old one may go on there (an empty map, a failover hold, keeps them until the
+            // new primary is known).
+            if self.upstream.shape.is_one_shard()
+                && let Some(shard) = topology.shards().first()
+            {
+                self.pool
+                    .close_dedicated_except(std::slice::from_ref(&shard.primary.endpoint));
+            }
         }
         f(topology)
     }

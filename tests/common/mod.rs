@@ -8,6 +8,8 @@
 //! - [`Slotgate`]: the slotgate binary under test, in front of some seeds, logging to a file.
 //! - [`RespConn`]: a raw blocking RESP client that returns reply bytes exactly as sent on the
 //!   wire, with `redis-protocol` (our test oracle) finding the reply boundaries.
+//! - [`replication::ReplicaSet`]: a primary with replicas (`replicaof`) on their own
+//!   loopback addresses, for the standalone mode (`tests/mode_standalone.rs`).
 //! - [`free_port`]: a port (and its cluster bus port, +10000) no other test process holds.
 //! - [`tls`]: an in-process test CA, a TLS-only AUTH-protected Redis Cluster, slotgate with a
 //!   TLS listener, `redis-cli --tls` and a rustls client, for `tests/security_tls.rs`.
@@ -40,9 +42,12 @@ pub mod dns;
 pub mod extra;
 pub mod failures;
 pub mod load;
+pub mod named;
 pub mod ops;
 pub mod pods;
+pub mod replication;
 pub mod security;
+pub mod sentinel;
 pub mod tls;
 pub mod topology;
 
