@@ -8,13 +8,15 @@
 # BASE+100..BASE+102, master name `dev`, down-after 2 s), slotgate in sentinel mode asking them.
 # --mode standalone: one primary and R replicas (ports BASE..), no Sentinel; slotgate in
 # standalone mode with every node as a seed (roles come from ROLE).
-# Builds slotgate (`cargo build --release`) and runs it on 127.0.0.1:PORT. Installs redis-server
+# Builds slotgate (`cargo build --release`) and runs it on 127.0.0.1:PORT, its admin listener
+# (the live topology page) on 127.0.0.1:ADMIN_PORT, in every mode. Installs redis-server
 # and redis-tools with apt-get when they are missing. Stays in the foreground: Ctrl-C stops
 # everything it started. Data and logs go to ./.dev-cluster/ (gitignored, wiped at the next start).
 #
 # Usage: scripts/dev-cluster.sh [options]
 #   --mode M         cluster | sentinel | standalone               (default cluster)
 #   --port N         slotgate's port                               (default 6380)
+#   --admin-port N   slotgate's admin listener: page, /metrics     (default 9121)
 #   --primaries N    cluster mode: number of primaries, at least 3 (default 3)
 #   --replicas N     replicas per primary             (default 1; 2 in the other modes)
 #   --base-port N    first Redis node port                         (default 7000)
@@ -24,6 +26,7 @@ set -euo pipefail
 
 MODE=cluster
 PORT=6380
+ADMIN_PORT=9121
 PRIMARIES=3
 REPLICAS=
 BASE_PORT=7000
@@ -50,6 +53,7 @@ while [[ $# -gt 0 ]]; do
                 die "--mode needs cluster, sentinel or standalone (see --help)"
             MODE=$2; shift 2 ;;
         --port) need_value "$@"; PORT=$2; shift 2 ;;
+        --admin-port) need_value "$@"; ADMIN_PORT=$2; shift 2 ;;
         --primaries) need_value "$@"; PRIMARIES=$2; shift 2 ;;
         --replicas) need_value "$@"; REPLICAS=$2; shift 2 ;;
         --base-port) need_value "$@"; BASE_PORT=$2; shift 2 ;;
@@ -74,9 +78,13 @@ MASTER_NAME=dev
 ((BASE_PORT >= 1024 && LAST_PORT + 10000 < 32768)) ||
     die "node ports $BASE_PORT..$LAST_PORT and their bus ports (+10000) must lie in 1024..32767"
 ((PORT < BASE_PORT || PORT > LAST_PORT)) || die "--port $PORT collides with the node ports"
+((ADMIN_PORT < BASE_PORT || ADMIN_PORT > LAST_PORT)) && ((ADMIN_PORT != PORT)) ||
+    die "--admin-port $ADMIN_PORT collides with --port or the node ports"
 if [[ $MODE == sentinel ]]; then
     ((PORT < SENTINEL_BASE || PORT > SENTINEL_BASE + 2)) ||
         die "--port $PORT collides with the Sentinel ports $SENTINEL_BASE..$((SENTINEL_BASE + 2))"
+    ((ADMIN_PORT < SENTINEL_BASE || ADMIN_PORT > SENTINEL_BASE + 2)) ||
+        die "--admin-port $ADMIN_PORT collides with the Sentinel ports $SENTINEL_BASE..$((SENTINEL_BASE + 2))"
     ((NODES <= 100)) || die "too many nodes: the Sentinels use ports from --base-port + 100"
 fi
 
@@ -271,6 +279,9 @@ start_proxy() {
     if port_in_use "$PORT"; then
         die "port $PORT is in use; pick another with --port"
     fi
+    if port_in_use "$ADMIN_PORT"; then
+        die "port $ADMIN_PORT is in use; pick another with --admin-port"
+    fi
     echo "dev-cluster: starting slotgate on 127.0.0.1:$PORT (RUST_LOG=${RUST_LOG:-info})"
     local backend_args
     case $MODE in
@@ -278,7 +289,8 @@ start_proxy() {
         standalone) backend_args=(--mode standalone --seeds "$SEEDS") ;;
         sentinel) backend_args=(--mode sentinel --sentinels "$SENTINELS" --master-name "$MASTER_NAME") ;;
     esac
-    RUST_LOG=${RUST_LOG:-info} "$bin" --listen "127.0.0.1:$PORT" "${backend_args[@]}" &
+    RUST_LOG=${RUST_LOG:-info} "$bin" --listen "127.0.0.1:$PORT" "${backend_args[@]}" \
+        --admin-listen "127.0.0.1:$ADMIN_PORT" &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
     local tries
@@ -321,6 +333,9 @@ Connect with:
     redis-cli -p $PORT         # slotgate as one standalone server
     redis-cli -c -p $PORT      # cluster mode (follows redirects)
     $DIRECT
+
+Live topology page (slot map, nodes, failovers): http://127.0.0.1:$ADMIN_PORT/
+Its JSON: http://127.0.0.1:$ADMIN_PORT/api/topology   Metrics: http://127.0.0.1:$ADMIN_PORT/metrics
 
 Node logs: $DATA/<port>/redis.log. slotgate logs below. Ctrl-C stops everything.
 

@@ -5,7 +5,11 @@
 #    (the integration tests spawn real Redis Cluster nodes), dnsmasq-base, util-linux
 #    (`unshare`, for the Sentinel test that moves Redis pods by name), python3, and redis-py 8
 #    (`pip install 'redis>=8'`; into target/test-venv when the system Python refuses pip).
-#    Fails at once if redis-server is still missing afterwards.
+#    Fails at once if redis-server is still missing afterwards. For the admin page's browser
+#    test (tests/ops_page_browser.rs): Debian's chromium (/usr/bin/chromium, apt-get) and
+#    Playwright's Python package (`pip install playwright`, into the same python3 as
+#    redis-py). Playwright is told never to download a browser: the test launches
+#    /usr/bin/chromium itself.
 # 2. cargo fmt --check
 # 3. cargo clippy --all-targets -- -D warnings
 # 4. cargo build
@@ -114,6 +118,21 @@ ensure_redis_py() {
     log "using redis-py $(python3 -c 'import redis; print(redis.__version__)') with $(command -v python3)"
 }
 
+# Chromium and Playwright for tests/ops_page_browser.rs; the test fails (never skips)
+# without them, so they are installed here.
+ensure_browser() {
+    [[ -x /usr/bin/chromium ]] || apt_install chromium
+    [[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium is still missing (apt-get install chromium)"
+    if ! python3 -c 'import playwright.sync_api' 2>/dev/null; then
+        log "pip install playwright into $(command -v python3)"
+        # The Python package only: no `playwright install`, no browser download.
+        python3 -m pip install -q playwright
+    fi
+    python3 -c 'import playwright.sync_api' 2>/dev/null ||
+        die "could not install playwright for $(command -v python3)"
+    log "using $(/usr/bin/chromium --version 2>/dev/null | head -1) with playwright for $(command -v python3)"
+}
+
 ensure_rust() {
     command -v cargo >/dev/null || die "cargo not found: install Rust first (https://rustup.rs)"
     if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -144,6 +163,7 @@ step() {
 
 install_system_deps
 ensure_redis_py
+ensure_browser
 ensure_rust
 
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}

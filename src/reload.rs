@@ -310,6 +310,8 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
         backend_user => "backend-user",
         backend_password => "backend-password",
         backend_password_file => "backend-password-file",
+        admin_token => "admin-token",
+        admin_token_file => "admin-token-file",
     }
     merge_tls(running, &mut next, &mut report);
     // Not a setting: which file the values came from.
@@ -389,6 +391,8 @@ mod tests {
         loaded.backend_user = Some("proxy".into());
         loaded.backend_password = Some(crate::config::Secret::new("pw"));
         loaded.backend_password_file = Some("/run/secrets/backend".into());
+        loaded.admin_token = Some(crate::config::Secret::new("token"));
+        loaded.admin_token_file = Some("/run/secrets/admin-token".into());
         loaded.sentinels = vec![HostPort::new("10.0.0.9", 26379)];
         loaded.master_name = Some("mymaster".into());
         loaded.sentinel_username = Some("watcher".into());

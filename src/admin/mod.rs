@@ -1,19 +1,28 @@
-//! The admin HTTP listener (`admin-listen`): metrics, probes, topology, reload.
+//! The admin HTTP listener (`admin-listen`): metrics, probes, topology page, reload.
 //!
 //! ```text
-//!  GET  /metrics   ─► metrics::render (OpenMetrics text, summed over workers at scrape)
-//!  GET  /healthz   ─► 200 while the process runs; never asks a backend
-//!  GET  /readyz    ─► ProxyState::readiness: 200 ready, 503 starting/degraded/draining
-//!  GET  /topology  ─► topology::json of the slot map in force
-//!  POST /reload    ─► reload::Reloader (same as SIGHUP); 200 applied, 400 refused
+//!  GET  /metrics       ─► metrics::render (OpenMetrics text, summed over workers at scrape)
+//!  GET  /healthz       ─► 200 while the process runs; never asks a backend
+//!  GET  /readyz        ─► ProxyState::readiness: 200 ready, 503 starting/degraded/draining
+//!  GET  /              ─► page: the live topology page (HTML, compiled in)
+//!  GET  /page.css|.js  ─► page: its style and script
+//!  GET  /api/topology  ─► api::json: what the page shows, for scripts too
+//!  GET  /topology      ─► topology::json of the slot map in force
+//!  POST /reload        ─► reload::Reloader (same as SIGHUP); 200 applied, 400 refused
 //! ```
+//!
+//! With `admin-token` set, `/`, `/api/topology`, `/topology` and `/reload` need the token
+//! ([`auth`]); probes and `/metrics` never do.
 //!
 //! Served by hyper (HTTP/1.1) on the main runtime, beside the refresher, never on a
 //! worker: a slow scrape cannot delay a client command. It starts before the first slot
 //! map loads (so probes see "starting") and stops only when the process exits, so
 //! `/readyz` answers 503 throughout a drain.
 
+mod api;
+mod auth;
 mod metrics;
+mod page;
 mod sentinel_metrics;
 mod topology;
 
@@ -24,7 +33,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -45,6 +54,8 @@ struct Admin {
     state: Arc<ProxyState>,
     registry: Registry,
     reloader: Arc<Reloader>,
+    /// Samples for the windowed rates of `/api/topology`.
+    sampler: api::Sampler,
 }
 
 /// Binds the admin listener. Separate from [`serve`] so that a bad address fails startup.
@@ -63,9 +74,10 @@ pub fn serve(
         registry: metrics::registry(state.clone()),
         state,
         reloader,
+        sampler: api::Sampler::default(),
     });
     if let Ok(addr) = listener.local_addr() {
-        info!(admin = %addr, "admin listener ready: /metrics /healthz /readyz /topology POST /reload");
+        info!(admin = %addr, "admin listener ready: / /api/topology /metrics /healthz /readyz /topology POST /reload");
     }
     tokio::spawn(async move {
         let connections = tokio_util::task::TaskTracker::new();
@@ -107,6 +119,18 @@ impl Admin {
         let path = request.uri().path();
         let method = request.method();
         let get = method == Method::GET || method == Method::HEAD;
+        if matches!(path, "/" | "/api/topology" | "/topology" | "/reload") {
+            let config = self.state.config();
+            match auth::check(config.admin_token.as_ref(), &request) {
+                auth::Access::Granted => {}
+                auth::Access::Login => {
+                    let token = config.admin_token.as_ref().map(auth::login_cookie);
+                    return page::login_redirect(token.unwrap_or_default());
+                }
+                auth::Access::Denied if path == "/" && get => return page::login_form(),
+                auth::Access::Denied => return unauthorized(),
+            }
+        }
         match path {
             "/metrics" if get => {
                 let body = metrics::render(&self.registry);
@@ -133,14 +157,24 @@ impl Admin {
                 "application/json",
                 topology::json(&self.state).to_string(),
             ),
+            "/api/topology" if get => {
+                let mut response = respond(
+                    StatusCode::OK,
+                    "application/json",
+                    api::json(&self.state, &self.sampler).to_string(),
+                );
+                response
+                    .headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
             "/reload" if method == Method::POST => self.reload(),
-            "/metrics" | "/healthz" | "/readyz" | "/topology" => not_allowed("GET, HEAD"),
+            "/" if get => page::index(),
+            "/page.css" if get => page::asset(page::CSS, "text/css; charset=utf-8"),
+            "/page.js" if get => page::asset(page::JS, "text/javascript; charset=utf-8"),
+            "/metrics" | "/healthz" | "/readyz" | "/topology" | "/api/topology" | "/"
+            | "/page.css" | "/page.js" => not_allowed("GET, HEAD"),
             "/reload" => not_allowed("POST"),
-            "/" if get => text(
-                StatusCode::OK,
-                "slotgate admin: GET /metrics /healthz /readyz /topology, POST /reload\n"
-                    .to_owned(),
-            ),
             _ => text(StatusCode::NOT_FOUND, "not found\n".to_owned()),
         }
     }
@@ -192,6 +226,19 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = respond(
+        StatusCode::UNAUTHORIZED,
+        "application/json",
+        "{\"error\":\"this admin listener needs its admin-token: Authorization: Bearer <token>\"}\n"
+            .to_owned(),
+    );
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {

@@ -295,6 +295,7 @@ impl NodeConn {
                 written_at: now,
                 stash: None,
             });
+            self.node.in_flight_add(1);
             if large {
                 return Some(request.frame);
             }
@@ -416,6 +417,7 @@ impl NodeConn {
             return Ok(false);
         };
         drop(in_flight);
+        self.node.in_flight_sub(1);
         self.node
             .record_reply(now.saturating_duration_since(entry.written_at));
         let outcome = match (entry.stash, &outcome) {
@@ -446,6 +448,8 @@ impl NodeConn {
         }
         debug!(node = %self.endpoint, failure = %failure.describe(), "backend connection failed");
         let in_flight: Vec<InFlight> = self.in_flight.borrow_mut().drain(..).collect();
+        self.node
+            .in_flight_sub(in_flight.iter().filter(|e| e.sink.is_some()).count() as u64);
         for entry in in_flight {
             if let Some((sink, seq)) = entry.sink {
                 sink.complete(seq, Outcome::Unknown(failure.clone()));

@@ -108,6 +108,15 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let admin_input = pick_text(&cli.admin_listen, raw.admin_listen);
     let admin_origin = origin_of(&admin_input);
     let admin_listen = c.check(keys::ADMIN_LISTEN, admin_input, None, parse_admin_listen);
+    let admin_token_file_input = pick_text(&cli.admin_token_file, raw.admin_token_file);
+    let admin_token_file = file_path(&admin_token_file_input);
+    let admin_token = c.secret(
+        (
+            keys::ADMIN_TOKEN,
+            pick_secret(&cli.admin_token, raw.admin_token),
+        ),
+        (keys::ADMIN_TOKEN_FILE, admin_token_file_input),
+    );
     let threads = c.check(
         keys::THREADS,
         pick_scalar(&cli.threads, raw.threads),
@@ -358,6 +367,8 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
             listen,
             announce: announce?.unwrap_or_else(|| default_announce(listen)),
             admin_listen: admin_listen?,
+            admin_token: admin_token?,
+            admin_token_file,
             mode: backend.mode,
             seeds: backend.seeds,
             sentinels: backend.sentinels,

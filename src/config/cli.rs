@@ -42,6 +42,22 @@ pub struct Cli {
     #[arg(long, env = "SLOTGATE_ADMIN_LISTEN", value_name = "IP:PORT")]
     pub admin_listen: Option<String>,
 
+    /// Bearer token the admin page and its JSON API (/, /api/topology, /topology, POST
+    /// /reload) require; probes and /metrics stay open. Prefer admin-token-file
+    /// [default: none, the admin listener is open].
+    #[arg(
+        long,
+        env = "SLOTGATE_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<Secret>,
+
+    /// File holding the admin token (one trailing newline is ignored), e.g. a mounted
+    /// Kubernetes Secret; re-read on reload [default: none].
+    #[arg(long, env = "SLOTGATE_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<String>,
+
     /// What the backend is: cluster (a Redis Cluster), sentinel (a primary and replicas
     /// managed by Redis Sentinel) or standalone (a primary and replicas, roles learned from
     /// ROLE); needs a restart to change [default: cluster].

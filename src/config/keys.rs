@@ -8,7 +8,7 @@
 //! Keys take redis.conf names where Redis has the same setting (`timeout`, `maxclients`,
 //! `proto-max-bulk-len`, `client-query-buffer-limit`, `slowlog-log-slower-than`,
 //! `slowlog-max-len`, `requirepass`, `client-output-buffer-limit`, the `tls-*` keys), kebab-case otherwise. Secret keys (`requirepass`,
-//! `users`, `backend-password`, `sentinel-password`) each have a `-file` twin for mounted Kubernetes Secrets, and
+//! `users`, `backend-password`, `sentinel-password`, `admin-token`) each have a `-file` twin for mounted Kubernetes Secrets, and
 //! their values never appear in errors, `--help` or `Debug` output ([`super::Secret`]). Never add a key
 //! named `port` or `service-*`: Kubernetes injects `SLOTGATE_PORT` and
 //! `SLOTGATE_SERVICE_HOST` into pods when a Service is called `slotgate`.
@@ -40,6 +40,8 @@ keys! {
     LISTEN = "listen", "LISTEN";
     ANNOUNCE = "announce", "ANNOUNCE";
     ADMIN_LISTEN = "admin-listen", "ADMIN_LISTEN";
+    ADMIN_TOKEN = "admin-token", "ADMIN_TOKEN";
+    ADMIN_TOKEN_FILE = "admin-token-file", "ADMIN_TOKEN_FILE";
     MODE = "mode", "MODE";
     SEEDS = "seeds", "SEEDS";
     SENTINELS = "sentinels", "SENTINELS";

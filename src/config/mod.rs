@@ -115,6 +115,11 @@ pub struct Config {
     /// Address of the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, `/topology`,
     /// `POST /reload`); `None` (the default) runs none. Never port 0.
     pub admin_listen: Option<SocketAddr>,
+    /// Token the admin page and JSON API require (`admin-token`, or the file named by
+    /// `admin-token-file`); `None`: open. Never empty.
+    pub admin_token: Option<Secret>,
+    /// The `admin-token-file` the token was read from, if any (re-read on reload).
+    pub admin_token_file: Option<PathBuf>,
     /// What the backend is (`mode`, default cluster); restart-only.
     pub mode: Mode,
     /// Nodes the topology is discovered from; never empty in cluster and standalone mode,
@@ -243,6 +248,8 @@ impl Config {
             listen,
             announce: build::default_announce(listen),
             admin_listen: None,
+            admin_token: None,
+            admin_token_file: None,
             mode: Mode::Cluster,
             seeds,
             sentinels: Vec::new(),

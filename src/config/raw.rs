@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub listen: Option<String>,
     pub announce: Option<String>,
     pub admin_listen: Option<String>,
+    pub admin_token: Option<Secret>,
+    pub admin_token_file: Option<String>,
     pub mode: Option<String>,
     pub seeds: Option<Vec<String>>,
     pub sentinels: Option<Vec<String>>,

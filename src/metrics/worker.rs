@@ -188,6 +188,8 @@ pub struct NodeStats {
     latency: Histogram,
     connections: AtomicU64,
     connects: AtomicU64,
+    /// Client commands written to the node and not answered yet (a gauge).
+    in_flight: AtomicU64,
     errors: [AtomicU64; BackendError::COUNT],
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
@@ -200,6 +202,7 @@ impl NodeStats {
             latency: Histogram::default(),
             connections: AtomicU64::new(0),
             connects: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             errors: Default::default(),
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
@@ -220,6 +223,25 @@ impl NodeStats {
         let open = self.connections.load(Ordering::Relaxed);
         self.connections
             .store(open.saturating_sub(1), Ordering::Relaxed);
+    }
+
+    /// `n` client commands were written to the node.
+    #[inline]
+    pub fn in_flight_add(&self, n: u64) {
+        add_single_writer(&self.in_flight, n);
+    }
+
+    /// `n` commands written earlier were answered or settled by a connection failure.
+    #[inline]
+    pub fn in_flight_sub(&self, n: u64) {
+        let now = self.in_flight.load(Ordering::Relaxed);
+        self.in_flight
+            .store(now.saturating_sub(n), Ordering::Relaxed);
+    }
+
+    /// Commands written to the node and not answered yet.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// A connection attempt or a connection failed.

@@ -797,7 +797,7 @@ impl Session {
             Outcome::Reply(reply) => self.finish(seq, reply),
             Outcome::Moved { slot, to } => {
                 WorkerStats::bump(&stats.redirects_moved);
-                upstream.request_refresh();
+                upstream.note_moved();
                 self.redirect(seq, slot, to, false);
             }
             Outcome::Ask { slot, to } => {

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use redis_protocol::resp2::types::OwnedFrame;
 
+use super::details::{Migration, NodeDetail, parse_node_details, parse_own_migrations};
 use super::role::{NodeRole, RoleDiscovery};
 use super::{Node, Shard, Topology};
 use crate::connector::NodeConnector;
@@ -44,6 +45,10 @@ pub struct NodeView {
     pub current_epoch: u64,
     /// `cluster_state:ok` on this node.
     pub state_ok: bool,
+    /// Every node as this one describes it, for the admin page (empty before Redis 7).
+    pub details: Vec<NodeDetail>,
+    /// The slots this node is migrating or importing right now.
+    pub migrations: Vec<Migration>,
     /// What the node says it is (`ROLE`), for the shapes without slots; `None` from a
     /// cluster node, whose map already says it.
     pub role: Option<NodeRole>,
@@ -111,16 +116,43 @@ pub async fn fetch(
     endpoint: &Endpoint,
     connector: &NodeConnector,
 ) -> Result<NodeView, DiscoveryError> {
-    let commands: [&[&[u8]]; 2] = [&[b"CLUSTER", b"SHARDS"], &[b"CLUSTER", b"INFO"]];
+    // CLUSTER NODES rides in the same round trip: only its `myself` line is read, for the
+    // migrating/importing slots that CLUSTER SHARDS does not report.
+    let commands: [&[&[u8]]; 3] = [
+        &[b"CLUSTER", b"SHARDS"],
+        &[b"CLUSTER", b"INFO"],
+        &[b"CLUSTER", b"NODES"],
+    ];
     let mut replies = control::request_many(dns, endpoint, &commands, connector)
         .await?
         .into_iter();
     let (Some(shards), Some(info)) = (replies.next(), replies.next()) else {
         return Err(malformed(endpoint, "CLUSTER SHARDS", "missing reply"));
     };
+    let migrations = match replies.next() {
+        Some(Ok(reply)) => text(&reply).map(parse_own_migrations).unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let (current_epoch, state_ok) = parse_info(&info?);
+    let tls = connector.tls.is_some();
+    let mut details = Vec::new();
     let topology = match shards {
-        Ok(reply) => parse_shards(&reply, endpoint, connector.tls.is_some())?,
+        Ok(reply) => {
+            details = parse_node_details(&reply, |announced, hostname, ip, attr| {
+                let port = |key: &str| attr.get(key).and_then(|f| int(f));
+                let port = if tls {
+                    port("tls-port").or_else(|| port("port"))
+                } else {
+                    port("port")
+                };
+                let port = u16::try_from(port?).ok()?;
+                Some(Endpoint::new(
+                    choose_host(announced, hostname, ip, endpoint),
+                    port,
+                ))
+            });
+            parse_shards(&reply, endpoint, tls)?
+        }
         // Servers before 7.0 do not know CLUSTER SHARDS; everything else is a real failure.
         Err(ControlError::Server { message, .. }) if is_unknown_subcommand(&message) => {
             let reply = control::request(dns, endpoint, &[b"CLUSTER", b"SLOTS"], connector).await?;
@@ -132,6 +164,8 @@ pub async fn fetch(
         topology,
         current_epoch,
         state_ok,
+        details,
+        migrations,
         role: None,
     })
 }

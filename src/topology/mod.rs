@@ -5,6 +5,7 @@
 //! ask and swaps the new snapshot into the shared [`arc_swap::ArcSwap`]. Workers read the snapshot without locking: a flat
 //! 16384-entry table of shard indexes and the shards themselves.
 
+pub mod details;
 pub mod discovery;
 pub mod role;
 pub mod sentinel;

@@ -57,6 +57,8 @@ impl Discovery for RoleDiscovery {
             topology: Topology::empty(),
             current_epoch: 0,
             state_ok: true,
+            details: Vec::new(),
+            migrations: Vec::new(),
             role: Some(role),
         })
     }
@@ -166,6 +168,8 @@ mod tests {
             topology: Topology::empty(),
             current_epoch: 0,
             state_ok: true,
+            details: Vec::new(),
+            migrations: Vec::new(),
             role: Some(role),
         }
     }

@@ -20,6 +20,7 @@
 //! Every shape ends in the same [`Topology`]: a backend without slots (a Sentinel group, a
 //! primary with replicas) is one shard owning every slot, so the data path does not care.
 
+pub mod observed;
 pub mod refresher;
 pub mod sentinel;
 mod worker;
@@ -174,6 +175,12 @@ pub struct Upstream {
     settings: ArcSwap<UpstreamSettings>,
     /// Which nodes answered the last discovery round ([`Upstream::record_discovery`]).
     discovery: ArcSwapOption<DiscoveryAnswers>,
+    /// What the refresher saw of the nodes last round, for the admin page.
+    pub observed: ArcSwap<observed::Observed>,
+    /// The last topology events, for the admin page.
+    pub events: observed::EventLog,
+    /// `MOVED` replies met by sessions since start (the refresher reports storms).
+    moved: AtomicU64,
     /// Shapes without slots: set while no single primary is known (split brain, or none).
     no_primary: ArcSwapOption<NoPrimary>,
     /// Shapes without slots: the nodes that answered `ROLE master` in the last round (for
@@ -208,6 +215,9 @@ impl Upstream {
             tls,
             settings: ArcSwap::from_pointee(settings(config)),
             discovery: ArcSwapOption::empty(),
+            observed: ArcSwap::from_pointee(observed::Observed::default()),
+            events: observed::EventLog::default(),
+            moved: AtomicU64::new(0),
             no_primary: ArcSwapOption::empty(),
             primary_claims: ArcSwap::from_pointee(Vec::new()),
             sentinel: sentinel::SentinelShared::default(),
@@ -232,6 +242,18 @@ impl Upstream {
     /// Asks the refresher for a new topology soon (it enforces its own floor).
     pub fn request_refresh(&self) {
         self.refresh.notify_one();
+    }
+
+    /// A session met a `MOVED`: counts it (for the MOVED-storm event) and asks for a
+    /// refresh. The slot map is behind, so every such reply asks.
+    pub fn note_moved(&self) {
+        self.moved.fetch_add(1, Ordering::Relaxed);
+        self.request_refresh();
+    }
+
+    /// `MOVED` replies counted by [`Self::note_moved`] since start.
+    pub fn moved_total(&self) -> u64 {
+        self.moved.load(Ordering::Relaxed)
     }
 
     /// Resolves when [`Self::request_refresh`] was called.

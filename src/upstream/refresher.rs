@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 
 mod sentinel_round;
 
+use super::observed::{EventKind, EventLog, Observed, map_changes};
 use super::{NoPrimary, Shape, Upstream};
 use crate::commands::{CommandTable, LearnError};
 use crate::config::HostPort;
@@ -41,6 +42,7 @@ use crate::dns::Dns;
 use crate::endpoint::Endpoint;
 use crate::metrics::SharedMetrics;
 use crate::topology::Topology;
+use crate::topology::details::NodeDetail;
 use crate::topology::discovery::{ClusterDiscovery, Discovery, NodeView, ShapeDiscovery};
 use crate::topology::role::{self, Choice, RoleDiscovery};
 
@@ -54,6 +56,9 @@ pub const ROUND_LIMIT: Duration = Duration::from_secs(2);
 /// Rounds in a row whose newest epoch is older than one seen before, after which the
 /// older epoch is accepted (the cluster was recreated from scratch).
 pub const STALE_ROUNDS_BEFORE_RESET: u32 = 3;
+/// `MOVED` replies between two rounds from which the admin page reports a MOVED storm
+/// (a few are normal after a reshard; hundreds mean clients hammer a stale map).
+pub const MOVED_STORM: u64 = 100;
 
 /// A configured seed: an IP or a DNS name kept forever and re-resolved.
 struct Seed {
@@ -79,6 +84,8 @@ pub struct Refresher {
     stale_rounds: u32,
     /// Re-resolve every DNS seed at the next round (known nodes stopped answering).
     resolve_all: bool,
+    /// [`Upstream::moved_total`] at the previous round.
+    moved_seen: u64,
     /// Sentinel shape: the Sentinels known and what they said.
     sentinel: sentinel_round::SentinelRound,
 }
@@ -109,6 +116,7 @@ impl Refresher {
             newest_epoch: 0,
             stale_rounds: 0,
             resolve_all: true,
+            moved_seen: 0,
             sentinel: sentinel_round::SentinelRound::default(),
         }
     }
@@ -149,6 +157,7 @@ impl Refresher {
     /// One full round: DNS, discovery, decision. Returns true when a new map was swapped in.
     pub async fn round(&mut self) -> bool {
         self.sync_config();
+        self.note_moved_storm();
         match self.upstream.shape {
             Shape::Cluster => self.cluster_round().await,
             Shape::Standalone => {
@@ -220,9 +229,13 @@ impl Refresher {
             let mut topology = next;
             topology.generation = current.generation + 1;
             log_change(&current, &topology);
+            for (kind, message) in map_changes(&current, &topology) {
+                self.upstream.events.record(kind, message);
+            }
             self.upstream.topology.store(Arc::new(topology));
         }
         self.update_readiness(&views);
+        self.observe(&views);
         changed
     }
 
@@ -262,6 +275,7 @@ impl Refresher {
             }
         }
         let primaries_missing = self.update_readiness(&views);
+        self.observe(&views);
         if primaries_missing {
             // Some primary did not answer: its pod may have a new address.
             self.resolve_all = true;
@@ -285,7 +299,7 @@ impl Refresher {
             if !all && seed.next_resolve > now {
                 continue;
             }
-            seed.resolve(&self.dns, now).await;
+            seed.resolve(&self.dns, now, &self.upstream.events).await;
         }
     }
 
@@ -390,6 +404,9 @@ impl Refresher {
         topology.generation = current.generation + 1;
         topology.epoch = best.current_epoch;
         log_change(current, &topology);
+        for (kind, message) in map_changes(current, &topology) {
+            self.upstream.events.record(kind, message);
+        }
         self.upstream.topology.store(Arc::new(topology));
         true
     }
@@ -415,6 +432,72 @@ impl Refresher {
             .last_refresh_unix_ms
             .store(crate::clock::unix_ms(), Ordering::Relaxed);
         missing > 0
+    }
+
+    /// Records a MOVED storm event when sessions met [`MOVED_STORM`] or more `MOVED`
+    /// replies since the previous round.
+    fn note_moved_storm(&mut self) {
+        let total = self.upstream.moved_total();
+        let since = total - self.moved_seen.min(total);
+        self.moved_seen = total;
+        if since >= MOVED_STORM {
+            self.upstream.events.record(
+                EventKind::MovedStorm,
+                format!("{since} MOVED replies since the previous discovery round"),
+            );
+        }
+    }
+
+    /// Publishes what this round saw of each node for the admin page, and records an
+    /// event when a node of the map stopped or started answering.
+    fn observe(&self, views: &[(Endpoint, NodeView)]) {
+        let previous = self.upstream.observed.load_full();
+        let now = crate::clock::unix_ms();
+        let mut observed = Observed::default();
+        // A node's own report first (its offset is exact), then what others say of it.
+        for own in [true, false] {
+            for (asked, view) in views {
+                for detail in &view.details {
+                    if (detail.endpoint == *asked) == own {
+                        observed
+                            .nodes
+                            .entry(detail.endpoint.clone())
+                            .or_insert_with(|| detail.clone());
+                    }
+                }
+            }
+        }
+        // Shapes without slots have no CLUSTER SHARDS: each node's own ROLE answer says it.
+        for (asked, view) in views {
+            if let Some(detail) = view.role.as_ref().and_then(|r| role_detail(asked, r)) {
+                observed.nodes.entry(asked.clone()).or_insert(detail);
+            }
+        }
+        observed.migrations = views
+            .iter()
+            .flat_map(|(asked, view)| view.migrations.iter().map(|m| (asked.clone(), m.clone())))
+            .collect();
+        let answered: HashSet<&Endpoint> = views.iter().map(|(e, _)| e).collect();
+        for endpoint in self.upstream.topology.load().endpoints() {
+            let up = answered.contains(&endpoint);
+            let since = match previous.health_since.get(&endpoint) {
+                Some(&(was, since)) if was == up => since,
+                Some(_) => {
+                    let (kind, what) = if up {
+                        (EventKind::NodeOnline, "answers again")
+                    } else {
+                        (EventKind::NodeUnreachable, "stopped answering discovery")
+                    };
+                    self.upstream
+                        .events
+                        .record(kind, format!("{endpoint} {what}"));
+                    now
+                }
+                None => now,
+            };
+            observed.health_since.insert(endpoint, (up, since));
+        }
+        self.upstream.observed.store(Arc::new(observed));
     }
 
     async fn learn_commands(&mut self, endpoint: &Endpoint) {
@@ -458,7 +541,8 @@ impl Seed {
 
     /// Looks the name up again and schedules the next lookup from the answer's TTL. On
     /// failure the last addresses stay: a DNS hiccup must not make us forget the nodes.
-    async fn resolve(&mut self, dns: &Dns, now: Instant) {
+    /// A changed set of addresses (not the first answer) is recorded in `events`.
+    async fn resolve(&mut self, dns: &Dns, now: Instant, events: &EventLog) {
         match dns.resolve(&self.host).await {
             Ok(resolved) => {
                 let mut addresses: Vec<Endpoint> = resolved
@@ -469,6 +553,23 @@ impl Seed {
                 // DNS servers rotate answers; only a different set is news.
                 addresses.sort();
                 addresses.dedup();
+                if addresses != self.addresses && !self.addresses.is_empty() {
+                    let list = |a: &[Endpoint]| {
+                        a.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    events.record(
+                        EventKind::DnsChanged,
+                        format!(
+                            "{} now resolves to {} (was {})",
+                            self.host,
+                            list(&addresses),
+                            list(&self.addresses)
+                        ),
+                    );
+                }
                 if addresses != self.addresses {
                     info!(seed = %self.host, addresses = ?addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed resolved to new addresses");
                 }
@@ -496,6 +597,34 @@ impl Seed {
             next_resolve: now,
         }
     }
+}
+
+/// What a node's `ROLE` answer says of it, in the page's terms; `None` for a non-data node.
+fn role_detail(endpoint: &Endpoint, role: &role::NodeRole) -> Option<NodeDetail> {
+    let (role, health, offset) = match role {
+        role::NodeRole::Primary { offset } => ("master", "online", *offset),
+        role::NodeRole::Replica {
+            connected, offset, ..
+        } => (
+            "replica",
+            if *connected { "online" } else { "link-down" },
+            *offset,
+        ),
+        role::NodeRole::Other(_) => return None,
+    };
+    Some(NodeDetail {
+        id: String::new(),
+        endpoint: endpoint.clone(),
+        ip: endpoint
+            .host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|_| endpoint.host.to_string()),
+        hostname: None,
+        role: role.to_owned(),
+        health: health.to_owned(),
+        replication_offset: Some(offset),
+    })
 }
 
 /// The node connector of the data path, its replies bounded by the round's limit.

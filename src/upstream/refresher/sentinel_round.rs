@@ -33,6 +33,7 @@ use crate::topology::Topology;
 use crate::topology::discovery::NodeView;
 use crate::topology::role::{self, Choice, NodeRole};
 use crate::topology::sentinel::{self, SentinelReport};
+use crate::upstream::observed::map_changes;
 use crate::upstream::sentinel::{
     MAX_SWITCHES, ReplicaStatus, SentinelPeer, SentinelStatus, Switch, failover_fault, subscribe,
 };
@@ -222,6 +223,7 @@ impl Refresher {
             }
         };
         self.update_readiness(&chosen);
+        self.observe(&chosen);
         self.manage_subscriptions(&name);
         self.publish_status(&name, &peers, &answers, &chosen, unreachable);
         changed
@@ -269,6 +271,9 @@ impl Refresher {
         }
         next.generation = self.upstream.topology.load().generation + 1;
         log_change(current, &next);
+        for (kind, message) in map_changes(current, &next) {
+            self.upstream.events.record(kind, message);
+        }
         self.upstream.topology.store(Arc::new(next));
         true
     }
@@ -278,7 +283,7 @@ impl Refresher {
         let all = std::mem::take(&mut self.sentinel.resolve_all);
         for seed in self.sentinel.seeds.iter_mut().filter(|s| s.is_name) {
             if all || seed.next_resolve <= now {
-                seed.resolve(&self.dns, now).await;
+                seed.resolve(&self.dns, now, &self.upstream.events).await;
             }
         }
     }
