@@ -5,6 +5,10 @@
 //!   offset and lag, connections, in-flight commands, windowed rates and p99, errors by
 //!   kind; open migrations (`CLUSTER SETSLOT ... MIGRATING/IMPORTING`, read from the
 //!   nodes' `CLUSTER NODES`); the event ring (map loaded, slots moved, failover).
+//! - The other event kinds, each from a real cause: a seed name's DNS answer changing
+//!   (dnsmasq), a MOVED storm (a slot moved behind slotgate's back while a pipeline reads
+//!   it between two rare rounds), a replica leaving the map (killed, so no longer
+//!   `online`) and joining it again (restarted).
 //! - `/`, `/api/topology`, `/topology` and `POST /reload` need the token when one is set
 //!   (bearer, or the cookie the login form sets); probes and `/metrics` stay open.
 //! - Neither the backend password nor the admin token appears in any page, API, metric or
