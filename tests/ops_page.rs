@@ -5,6 +5,10 @@
 //!   offset and lag, connections, in-flight commands, windowed rates and p99, errors by
 //!   kind; open migrations (`CLUSTER SETSLOT ... MIGRATING/IMPORTING`, read from the
 //!   nodes' `CLUSTER NODES`); the event ring (map loaded, slots moved, failover).
+//! - The other event kinds, each from a real cause: a seed name's DNS answer changing
+//!   (dnsmasq), a MOVED storm (a slot moved behind slotgate's back while a pipeline reads
+//!   it between two rare rounds), a replica leaving the map (killed, so no longer
+//!   `online`) and joining it again (restarted).
 //! - `/`, `/api/topology`, `/topology` and `POST /reload` need the token when one is set
 //!   (bearer, or the cookie the login form sets); probes and `/metrics` stay open.
 //! - Neither the backend password nor the admin token appears in any page, API, metric or
@@ -557,4 +561,188 @@ fn api_topology_in_standalone_mode_shows_one_shard_with_roles_from_role() {
     let doc = wait_one_shard(&proxy, &primary_addr, 1);
     assert_one_shard_owning_every_slot(&doc, "standalone", &primary_addr);
     assert!(doc["upstreams"][0]["sentinel"].is_null(), "{doc:#}");
+}
+
+/// The events of the first upstream as `(kind, message)`.
+fn events(doc: &Value) -> Vec<(String, String)> {
+    doc["upstreams"][0]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                e["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Whether the first upstream has an event of `kind` whose message satisfies `message`,
+/// with a time.
+fn has_event(doc: &Value, kind: &str, message: impl Fn(&str) -> bool) -> bool {
+    doc["upstreams"][0]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .any(|e| {
+            e["kind"] == kind
+                && e["at_unix_ms"].is_u64()
+                && message(e["message"].as_str().unwrap_or_default())
+        })
+}
+
+#[test]
+fn api_topology_reports_a_seed_name_whose_dns_answer_changed() {
+    use common::dns::DnsServer;
+    use std::net::Ipv4Addr;
+
+    let cluster = RedisCluster::start(3, 0);
+    let dns = DnsServer::start();
+    let name = "seeds.ops-page.test.local";
+    dns.set(name, &[Ipv4Addr::LOCALHOST]);
+    let port = cluster.primaries()[0].port;
+    let seed = format!("{name}:{port}");
+    let proxy = OpsProxy::start(&[
+        "--seeds",
+        &seed,
+        "--dns-server",
+        &dns.server_arg(),
+        "--topology-refresh-interval",
+        "1s",
+    ]);
+    proxy.wait_readyz(200, ROUND_BOUND);
+    assert!(
+        !has_event(&api(&proxy), "dns_changed", |_| true),
+        "the first answer is no change: {:?}",
+        events(&api(&proxy))
+    );
+
+    // A second address joins the answer (nothing listens there: only the answer matters).
+    // The answer's TTL is 1 s, so slotgate looks the name up again within seconds;
+    // ROUND_BOUND leaves room for a loaded machine.
+    dns.set(name, &[Ipv4Addr::LOCALHOST, Ipv4Addr::new(127, 0, 0, 2)]);
+    eventually(
+        "the DNS change is an event naming the name",
+        ROUND_BOUND,
+        || {
+            has_event(&api(&proxy), "dns_changed", |m| {
+                m == format!(
+                    "{name} now resolves to 127.0.0.1:{port}, 127.0.0.2:{port} (was 127.0.0.1:{port})"
+                )
+            })
+        },
+    );
+}
+
+#[test]
+fn api_topology_reports_a_moved_storm() {
+    use common::extra::{slotgate_info, tag_for_slot};
+
+    // Rounds are rare: every 60 s, and never within 20 s of the previous one (the first
+    // round of the loop is 20 s after start at the earliest), so the MOVED replies of a
+    // stale map pile up between two rounds.
+    let cluster = RedisCluster::start(3, 0);
+    let proxy = OpsProxy::start(&[
+        "--seeds",
+        &cluster.seeds(),
+        "--topology-refresh-interval",
+        "60s",
+        "--topology-refresh-min-interval",
+        "20s",
+    ]);
+    proxy.wait_readyz(200, ROUND_BOUND);
+
+    // Move slot 200 between primaries on every node, behind slotgate's back.
+    let slot: u16 = 200;
+    let from = cluster.node_for_slot(slot);
+    let to = cluster
+        .primaries()
+        .into_iter()
+        .find(|p| p.port != from.port)
+        .unwrap();
+    let set_node = [
+        "CLUSTER",
+        "SETSLOT",
+        &slot.to_string(),
+        "NODE",
+        &to.node_id(),
+    ];
+    to.query::<()>(&set_node);
+    for primary in cluster.primaries() {
+        if primary.port != to.port {
+            primary.query::<()>(&set_node);
+        }
+    }
+
+    // One pipeline of 300 reads of that slot: each goes to the old owner under the stale
+    // map, meets MOVED and is followed to the new owner.
+    let tag = tag_for_slot(slot);
+    let mut conn = RespConn::connect(proxy.addr);
+    let mut pipeline = Vec::new();
+    for i in 0..300 {
+        let key = format!("{{{tag}}}storm-{i}");
+        pipeline.extend(common::extra::encode(&[b"GET", key.as_bytes()]));
+    }
+    conn.send_raw(&pipeline);
+    for _ in 0..300 {
+        assert_eq!(conn.read_reply(), b"$-1\r\n");
+    }
+    let moved: u64 = slotgate_info(proxy.addr, "proxy", "redirects_moved")
+        .parse()
+        .unwrap();
+    assert!(
+        moved >= 100,
+        "the reads met only {moved} MOVED: a round ran in between"
+    );
+
+    // The round after the floor counts them: 20 s plus room for a loaded machine.
+    eventually(
+        "the MOVED storm is an event",
+        Duration::from_secs(20) + ROUND_BOUND,
+        || {
+            has_event(&api(&proxy), "moved_storm", |m| {
+                m.strip_suffix(" MOVED replies since the previous discovery round")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n >= 100)
+            })
+        },
+    );
+}
+
+#[test]
+fn api_topology_reports_a_replica_leaving_and_joining_the_map() {
+    let mut cluster = RedisCluster::start(3, 1);
+    let proxy = OpsProxy::start(&[
+        "--seeds",
+        &cluster.seeds(),
+        "--topology-refresh-interval",
+        "1s",
+    ]);
+    proxy.wait_readyz(200, ROUND_BOUND);
+    eventually("slotgate sees all six nodes", ROUND_BOUND, || {
+        nodes(&api(&proxy)).len() == 6
+    });
+    let primary = cluster.primaries()[0].port;
+    let replica = cluster.replicas_of(cluster.node_by_port(primary))[0].port;
+    let index = cluster.node_index(replica);
+    let address = format!("127.0.0.1:{replica}");
+
+    // A dead replica is no longer `online` in CLUSTER SHARDS once the cluster marks it
+    // failed (after cluster-node-timeout), so it leaves the map. ROUND_BOUND covers the
+    // timeout plus a round on a loaded machine.
+    cluster.nodes[index].stop();
+    eventually("the replica leaving is an event", ROUND_BOUND, || {
+        has_event(&api(&proxy), "node_removed", |m| {
+            m == format!("{address} left the slot map")
+        })
+    });
+
+    // Restarted, it rejoins as a replica once the cluster sees it online again.
+    cluster.nodes[index].restart();
+    eventually("the replica joining is an event", ROUND_BOUND, || {
+        has_event(&api(&proxy), "node_added", |m| {
+            m == format!("{address} joined as a replica")
+        })
+    });
 }
