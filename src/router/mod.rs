@@ -20,20 +20,25 @@ use crate::slot::key_slot;
 pub use merge::Merge;
 
 /// Which node of a shard may serve a request. Comes from the command's flags in the
-/// command table ([`ReadIntent::of`]); the upstream's resolver turns it into a node.
+/// command table ([`ReadIntent::of`]); the session applies the read policy to a `Read`
+/// and the upstream's resolver turns that into a node ([`crate::reads`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReadIntent {
-    /// The shard's primary: every command today.
+    /// The shard's primary: writes, and everything not flagged `readonly`.
     #[default]
     Primary,
+    /// A read (`readonly`, not `write`): may go where the read policy says.
+    Read,
 }
 
 impl ReadIntent {
-    /// The intent of a command with these flags. Every command goes to the primary for
-    /// now; a read policy (reads from replicas) decides here from `readonly`.
+    /// The intent of a command with these flags, as the nodes' command table gives them.
     pub fn of(flags: CommandFlags) -> ReadIntent {
-        let _ = flags;
-        ReadIntent::Primary
+        if flags.contains(CommandFlags::READONLY) && !flags.contains(CommandFlags::WRITE) {
+            ReadIntent::Read
+        } else {
+            ReadIntent::Primary
+        }
     }
 }
 
@@ -54,9 +59,13 @@ pub enum Local {
     ConfigGet,
     /// `SLOWLOG GET/LEN/RESET`: slotgate's own slow log (end-to-end latency).
     Slowlog,
-    /// `READONLY`, `READWRITE`, `ASKING`: cluster-client courtesies that need no action,
-    /// since slotgate itself follows redirects and reads from primaries.
+    /// `ASKING`: a cluster-client courtesy that needs no action, since slotgate itself
+    /// follows redirects.
     Ok,
+    /// `READONLY`: this connection's reads follow the read policy again (the default).
+    ReadOnly,
+    /// `READWRITE`: this connection's reads go to primaries.
+    ReadWrite,
 }
 
 /// Multi-key commands that may be split by slot, and how their parts combine.
@@ -140,7 +149,15 @@ fn decide_with_id(
     let route = decide(table, args, &mut found, one_shard);
     let (id, intent) = found.unwrap_or_else(|| {
         let id = command_id_ignore_case(args.get(0).unwrap_or_default());
-        (id, ReadIntent::Primary)
+        // Routed by name before the table was asked: SCAN, KEYS, DBSIZE, RANDOMKEY are
+        // reads by their flags too, and go by the read policy.
+        let intent = match route {
+            Route::Scan | Route::Fanout(_) => table
+                .lookup(args)
+                .map_or(ReadIntent::Primary, |spec| ReadIntent::of(spec.flags)),
+            _ => ReadIntent::Primary,
+        };
+        (id, intent)
     });
     (route, id, intent)
 }
@@ -284,7 +301,9 @@ fn route_by_name(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
         b"reset" => local(Local::Reset),
         b"client" => local(Local::Client),
         b"info" => local(Local::Info),
-        b"readonly" | b"readwrite" | b"asking" => local(Local::Ok),
+        b"readonly" => local(Local::ReadOnly),
+        b"readwrite" => local(Local::ReadWrite),
+        b"asking" => local(Local::Ok),
         b"cluster" => Some(route_cluster(args)),
         b"wait" => Some(Route::Blocking(None)),
         b"waitaof" => {
