@@ -528,12 +528,15 @@ impl ReadReport {
     }
 }
 
+/// What one [`ReadLoad`] thread returns: GETs answered right, and its errors.
+type ThreadLedger = (u64, Vec<(Duration, String)>);
+
 /// GETs of `keys` (each expected to hold [`value_of`]) from `threads` client threads, one
 /// connection each, round-robin over the keys with a short pause between commands.
 pub struct ReadLoad {
     stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
-    handles: Vec<JoinHandle<(u64, Vec<(Duration, String)>)>>,
+    handles: Vec<JoinHandle<ThreadLedger>>,
 }
 
 impl ReadLoad {
