@@ -197,7 +197,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .collect();
     // One replica probe per upstream; each idles while its policy reads from primaries.
     for upstream in &state.upstreams {
-        tokio::spawn(crate::reads::probe::run(upstream.clone(), shutdown.clone()));
+        tokio::spawn(crate::upstream::read_probe::run(
+            upstream.clone(),
+            shutdown.clone(),
+        ));
     }
 
     let first = loop {

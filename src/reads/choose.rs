@@ -82,11 +82,12 @@ impl Candidates {
             .shards()
             .iter()
             .map(|shard| {
+                let tags = shard_tags(shard);
                 let primary = health.node(&shard.primary.endpoint);
                 let mut best = primary.and_then(|p| p.round_trip);
                 let mut nearest = None;
                 let mut replicas = Vec::new();
-                for node in &shard.replicas {
+                for (node, &tag) in shard.replicas.iter().zip(&tags[1..]) {
                     let Some(seen) = health.node(&node.endpoint) else {
                         continue;
                     };
@@ -102,7 +103,7 @@ impl Candidates {
                     replicas.push(Eligible {
                         endpoint: node.endpoint.clone(),
                         offset: seen.offset,
-                        tag: node_tag(&node.id),
+                        tag,
                     });
                 }
                 ShardCandidates {
@@ -110,7 +111,7 @@ impl Candidates {
                     primary_up: primary.is_none_or(|p| p.readable),
                     primary_sample: primary.and_then(|p| Some((p.asked_at, p.offset?))),
                     nearest,
-                    primary_tag: node_tag(&shard.primary.id),
+                    primary_tag: tags[0],
                 }
             })
             .collect();
@@ -254,6 +255,27 @@ impl Candidates {
             .find(|r| fresh(r))
             .map(|r| &r.endpoint)
     }
+}
+
+/// The SCAN-cursor tags of a shard's nodes, primary first then its replicas in topology
+/// order: each its [`node_tag`], moved to the next free value when an earlier node of the
+/// shard has it, so no two nodes of a shard share one (that would continue a scan on the
+/// wrong node). Every worker computes the same tags from the same topology.
+fn shard_tags(shard: &crate::topology::Shard) -> Vec<u8> {
+    let mut tags: Vec<u8> = Vec::with_capacity(1 + shard.replicas.len());
+    for node in std::iter::once(&shard.primary).chain(&shard.replicas) {
+        let mut tag = node_tag(&node.id);
+        // 15 values: a shard of more nodes repeats tags beyond that, and its scans may
+        // restart a shard (repeats, never misses) rather than fail.
+        for _ in 0..15 {
+            if !tags.contains(&tag) {
+                break;
+            }
+            tag = tag % 15 + 1;
+        }
+        tags.push(tag);
+    }
+    tags
 }
 
 /// A node's 4-bit tag in SCAN cursors: 1 to 15 from its node id (0 names no node, as in

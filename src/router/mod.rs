@@ -170,8 +170,10 @@ pub const ONE_SHARD_SLOT: u16 = 0;
 /// [`route_with_id`] for a backend of one shard (Sentinel, standalone): there are no slots
 /// to split on, so a request goes whole to the one primary, as to a single Redis. Multi-key
 /// commands, scripts and transactions over keys of any slots pass (no `CROSSSLOT`, no
-/// split: MSET stays atomic); `KEYS`, `SCAN`, `DBSIZE`, `RANDOMKEY`, `SWAPDB`, `MOVE`,
-/// `MEMORY`, `LATENCY` pass through untouched (cursors and answers are the node's own).
+/// split: MSET stays atomic); `KEYS`, `DBSIZE`, `RANDOMKEY`, `SWAPDB`, `MOVE`, `MEMORY`,
+/// `LATENCY` pass through untouched (answers are the node's own). `SCAN` keeps its
+/// cursor rewriting, which names the node a scan runs on, so that reads from replicas
+/// never continue one node's cursor on another.
 /// `SCRIPT LOAD`/`FLUSH` keep their fan-out, which also keeps slotgate's script cache.
 /// The session chooses this router once, from its upstream's shape.
 pub fn route_one_shard(table: &CommandTable, args: &ArgView<'_>) -> (Route, CommandId, ReadIntent) {
@@ -179,7 +181,6 @@ pub fn route_one_shard(table: &CommandTable, args: &ArgView<'_>) -> (Route, Comm
     let route = match route {
         Route::Slot(_) => Route::Slot(ONE_SHARD_SLOT),
         Route::Blocking(Some(_)) => Route::Blocking(Some(ONE_SHARD_SLOT)),
-        Route::Scan => Route::AnyPrimary,
         Route::Fanout(merge) => {
             let script = args
                 .get(0)
@@ -545,12 +546,9 @@ mod tests {
             one_shard_route_of(&["BLPOP", "a", "b", "0"]),
             Route::Blocking(Some(ONE_SHARD_SLOT))
         ));
-        for keyless in [
-            &["SCAN", "0"][..],
-            &["KEYS", "*"],
-            &["DBSIZE"],
-            &["SWAPDB", "0", "1"],
-        ] {
+        // SCAN keeps its cursor, which names the node scanned (reads from replicas).
+        assert!(matches!(one_shard_route_of(&["SCAN", "0"]), Route::Scan));
+        for keyless in [&["KEYS", "*"][..], &["DBSIZE"], &["SWAPDB", "0", "1"]] {
             assert!(
                 matches!(one_shard_route_of(keyless), Route::AnyPrimary),
                 "{keyless:?}"

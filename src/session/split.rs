@@ -155,6 +155,8 @@ impl Session {
         let request = scan_cursor::rewrite_request(&parts, node_cursor);
         let mut entry = Entry::forwarded(request, Target::Slot(first_slot));
         entry.intent = ReadIntent::Read;
+        // After `SELECT n` (a backend without slots) the scan runs in that database.
+        entry.channel = self.data_channel.get();
         entry.role = Role::Scan {
             first_slot,
             next_first_slot,

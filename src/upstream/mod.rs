@@ -21,6 +21,7 @@
 //! primary with replicas) is one shard owning every slot, so the data path does not care.
 
 pub mod observed;
+pub mod read_probe;
 pub mod refresher;
 pub mod sentinel;
 mod worker;
@@ -264,7 +265,7 @@ impl Upstream {
         settings: ReadSettings,
         nodes: rustc_hash::FxHashMap<Endpoint, crate::reads::health::NodeHealth>,
     ) {
-        crate::reads::probe::log_changes(&self.reads.load(), &nodes);
+        crate::upstream::read_probe::log_changes(&self.reads.load(), &nodes);
         let generation = self.read_generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.reads.store(Arc::new(ReadHealth {
             generation,

@@ -4,8 +4,10 @@
 use super::super::cli::Cli;
 use super::super::keys;
 use super::super::raw::RawConfig;
+use super::super::read_settings::{
+    DEFAULT_CHECK_INTERVAL, MaxLag, ReadFrom, ReadSettings, ReadYourWrites,
+};
 use super::{Checker, duration, pick_scalar, pick_text, positive};
-use crate::reads::{DEFAULT_CHECK_INTERVAL, MaxLag, ReadFrom, ReadSettings, ReadYourWrites};
 
 impl Checker {
     /// The read settings, taken out of `raw`; `None` when one of them is invalid (each
@@ -21,7 +23,7 @@ impl Checker {
             keys::REPLICA_MAX_LAG,
             pick_text(&cli.replica_max_lag, raw.replica_max_lag.take()),
             MaxLag::default(),
-            |text| MaxLag::parse(&text),
+            |text| MaxLag::parse(&text).map_err(|why| format!("{text:?}: {why}")),
         );
         let check_interval = self.check(
             keys::REPLICA_CHECK_INTERVAL,

@@ -25,11 +25,11 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::health::{NodeHealth, ReadHealth, Replication, Role, judge};
+use super::Upstream;
 use crate::connector::NodeConnector;
 use crate::dns::Dns;
 use crate::endpoint::Endpoint;
-use crate::upstream::Upstream;
+use crate::reads::health::{NodeHealth, ReadHealth, Replication, Role, judge};
 
 /// Probes `upstream` until `shutdown` fires; see the module docs.
 pub async fn run(upstream: Arc<Upstream>, shutdown: CancellationToken) {
