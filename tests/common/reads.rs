@@ -1248,9 +1248,11 @@ fn set_get_loop(
         if reply != expected.as_bytes() {
             *stale += 1;
             if examples.len() < 5 {
+                let short = |text: &str| text.chars().take(24).collect::<String>();
                 examples.push(format!(
-                    "{how}: wrote {want}, read {:?}",
-                    String::from_utf8_lossy(reply)
+                    "{how}: wrote {}..., read {:?}...",
+                    short(want),
+                    short(&String::from_utf8_lossy(reply))
                 ));
             }
         }
@@ -1259,12 +1261,17 @@ fn set_get_loop(
     let mut stale = 0;
     let mut examples = Vec::new();
     let mut last = String::new();
+    // 16 KiB values: replicating one takes longer than answering a small GET, so a GET
+    // sent to a replica right after the SET's reply usually misses it. Without that, a
+    // loopback replica is so fast that a loop without read-your-writes rarely reads stale,
+    // and the session test could pass with the feature broken.
+    let pad = "x".repeat(16 * 1024);
     for i in 0..rounds {
-        let v = format!("seq-{i}");
+        let v = format!("seq-{i}-{pad}");
         assert_eq!(conn.cmd_str(&["SET", key, &v]), b"+OK\r\n", "SET {key} {v}");
         let reply = conn.cmd_str(&["GET", key]);
         check(&reply, &v, "SET then GET", &mut stale, &mut examples);
-        let v = format!("pipe-{i}");
+        let v = format!("pipe-{i}-{pad}");
         let mut out = encode_command(&[b"SET", key.as_bytes(), v.as_bytes()]);
         out.extend(encode_command(&[b"GET", key.as_bytes()]));
         conn.send_raw(&out);
