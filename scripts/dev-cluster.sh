@@ -20,6 +20,8 @@
 #   --primaries N    cluster mode: number of primaries, at least 3 (default 3)
 #   --replicas N     replicas per primary             (default 1; 2 in the other modes)
 #   --base-port N    first Redis node port                         (default 7000)
+#   --read-from P    slotgate's read policy: primary, primary-preferred, replica,
+#                    replica-preferred, nearest, any                (default primary)
 #   --no-proxy       only the Redis nodes; do not build or run slotgate
 #   -h, --help       this text
 set -euo pipefail
@@ -31,6 +33,7 @@ PRIMARIES=3
 REPLICAS=
 BASE_PORT=7000
 PROXY=1
+READ_FROM=primary
 
 die() {
     echo "dev-cluster: error: $*" >&2
@@ -57,6 +60,11 @@ while [[ $# -gt 0 ]]; do
         --primaries) need_value "$@"; PRIMARIES=$2; shift 2 ;;
         --replicas) need_value "$@"; REPLICAS=$2; shift 2 ;;
         --base-port) need_value "$@"; BASE_PORT=$2; shift 2 ;;
+        --read-from)
+            [[ $# -ge 2 && -n $2 ]] || die "--read-from needs a policy (see --help)"
+            READ_FROM=$2
+            shift 2
+            ;;
         --no-proxy) PROXY=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
@@ -290,7 +298,7 @@ start_proxy() {
         sentinel) backend_args=(--mode sentinel --sentinels "$SENTINELS" --master-name "$MASTER_NAME") ;;
     esac
     RUST_LOG=${RUST_LOG:-info} "$bin" --listen "127.0.0.1:$PORT" "${backend_args[@]}" \
-        --admin-listen "127.0.0.1:$ADMIN_PORT" &
+        --read-from "$READ_FROM" --admin-listen "127.0.0.1:$ADMIN_PORT" &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
     local tries

@@ -7,6 +7,7 @@
 //!   transport::connect        TCP, or TLS verified against Endpoint::tls_name   (connect timeout)
 //!   handshake                 RESP3: HELLO 3 [AUTH user pass]; RESP2: AUTH [user] pass,
 //!                             or nothing without credentials                    (reply timeout)
+//!                             then READONLY on a cluster replica read connection
 //!   -> transport::Stream, ready for commands
 //! ```
 //!
@@ -84,6 +85,9 @@ pub struct NodeConnector {
     /// Reply limits for the connections' reply walkers: nesting depth and bulk length.
     pub max_reply_depth: usize,
     pub max_bulk_len: usize,
+    /// Send `READONLY` after the handshake: a cluster replica then serves reads of its
+    /// primary's slots instead of redirecting them ([`crate::reads`]).
+    pub readonly: bool,
 }
 
 /// Why a connection could not be opened. The node is the caller's to name.
@@ -127,6 +131,14 @@ impl NodeConnector {
             timeout(self.reply_timeout, self.handshake(&mut stream, &command))
                 .await
                 .map_err(|_| ConnectError::HandshakeTimeout)??;
+        }
+        if self.readonly {
+            timeout(
+                self.reply_timeout,
+                self.handshake(&mut stream, &[b"READONLY"]),
+            )
+            .await
+            .map_err(|_| ConnectError::HandshakeTimeout)??;
         }
         Ok(stream)
     }

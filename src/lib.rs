@@ -23,6 +23,7 @@ pub mod endpoint;
 pub mod metrics;
 pub mod net;
 pub mod read_pool;
+pub mod reads;
 pub mod reload;
 pub mod resp;
 pub mod router;

@@ -313,6 +313,23 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
         admin_token => "admin-token",
         admin_token_file => "admin-token-file",
     }
+    let (was, now) = (&running.reads, &next.reads);
+    for (changed, key) in [
+        (was.read_from != now.read_from, "read-from"),
+        (was.max_lag != now.max_lag, "replica-max-lag"),
+        (
+            was.check_interval != now.check_interval,
+            "replica-check-interval",
+        ),
+        (
+            was.read_your_writes != now.read_your_writes,
+            "read-your-writes",
+        ),
+    ] {
+        if changed {
+            report.applied.push(key);
+        }
+    }
     merge_tls(running, &mut next, &mut report);
     // Not a setting: which file the values came from.
     next.config_file = running.config_file.clone();
@@ -378,6 +395,10 @@ mod tests {
         loaded.topology_refresh_min_interval += Duration::from_secs(1);
         loaded.max_redirects += 1;
         loaded.retry_deadline += Duration::from_secs(1);
+        loaded.reads.read_from = crate::reads::ReadFrom::Replica;
+        loaded.reads.max_lag.bytes = None;
+        loaded.reads.check_interval += Duration::from_secs(1);
+        loaded.reads.read_your_writes = crate::reads::ReadYourWrites::Session;
         loaded.dns_server = Some(HostPort::new("10.0.0.53", 53));
         loaded.shutdown_timeout += Duration::from_secs(1);
         loaded.slowlog_log_slower_than += 1;

@@ -195,6 +195,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .into_iter()
         .map(|refresher| tokio::spawn(refresher.run(shutdown.clone())))
         .collect();
+    // One replica probe per upstream; each idles while its policy reads from primaries.
+    for upstream in &state.upstreams {
+        tokio::spawn(crate::upstream::read_probe::run(
+            upstream.clone(),
+            shutdown.clone(),
+        ));
+    }
 
     let first = loop {
         match signals.recv().await {
@@ -331,6 +338,9 @@ fn run_worker(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let worker = Rc::new(Worker::new(state, index));
+        for upstream in &worker.upstreams {
+            tokio::task::spawn_local(upstream.clone().follow_read_health());
+        }
         let sessions = TaskTracker::new();
         let accepting = TaskTracker::new();
         for listeners in listeners {

@@ -59,6 +59,8 @@ struct NodeSums {
     errors: [u64; BackendError::COUNT],
     sent: u64,
     received: u64,
+    /// Reads a read policy sent, `(to it as primary, as replica)`.
+    reads: (u64, u64),
 }
 
 impl Collector for StateCollector {
@@ -262,6 +264,9 @@ impl Collector for StateCollector {
                     }
                     sums.sent += node.bytes_sent();
                     sums.received += node.bytes_received();
+                    let (primary, replica) = node.reads();
+                    sums.reads.0 += primary;
+                    sums.reads.1 += replica;
                 },
             );
         }
@@ -277,6 +282,20 @@ impl Collector for StateCollector {
                     &mut m.encode_family(&[("node", node.as_str())])?,
                     &sums.latency,
                 )?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "node_reads",
+                "Reads (commands flagged readonly) a read policy sent to each node, by the role it had",
+                None,
+                MetricType::Counter,
+            )?;
+            for (node, sums) in &nodes {
+                for (role, value) in [("primary", sums.reads.0), ("replica", sums.reads.1)] {
+                    m.encode_family(&[("node", node.as_str()), ("role", role)])?
+                        .encode_counter::<NoLabelSet, u64, u64>(&value, None)?;
+                }
             }
         }
         node_gauge(

@@ -22,13 +22,22 @@
 //! (`address`, `state`, `offset`), every `switches` entry (`from`, `to`, `at_unix_ms`),
 //! `sentinels_unreachable` and `holding` (a failover hold is in force).
 //!
+//! Each node also says how it serves reads ([`crate::reads`]): `role` (`primary` or
+//! `replica`), `readable` (it may serve reads now) and `not_readable_because`, `lag_bytes`
+//! and `lag_seconds` (replicas, from the last probe; null when unknown), `round_trip_ms`
+//! (the probe's), `reads` (reads a read policy sent it) and `read_share` (its share of all
+//! such reads of this backend). The top level names the policy: `read_from`,
+//! `replica_max_lag`, `read_your_writes`.
+//!
 //! `health` is `online` when the node answered the last discovery round, `unreachable`
 //! when it did not, and `unknown` before any round was recorded.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 
+use crate::endpoint::Endpoint;
 use crate::state::{ProxyState, Readiness};
 use crate::topology::Node;
 
@@ -48,11 +57,34 @@ pub fn json(state: &ProxyState) -> Value {
             None => "unknown",
         }
     };
+    let reads = upstream.reads.load();
+    let counts = reads_by_node(state);
+    let all_reads: u64 = counts.values().map(|(p, r)| p + r).sum();
     let describe = |node: &Node, primary: bool| {
+        let seen = reads.node(&node.endpoint);
+        let (readable, why_not) = match (primary, seen) {
+            (_, _) if !primary && !reads.settings.read_from.uses_replicas() => (
+                false,
+                Some(format!("read-from is {}", reads.settings.read_from)),
+            ),
+            (true, None) => (true, None),
+            (false, None) => (false, Some("not probed yet".to_owned())),
+            (_, Some(seen)) => (seen.readable, seen.why_not.clone()),
+        };
+        let (as_primary, as_replica) = counts.get(&node.endpoint).copied().unwrap_or_default();
+        let served = as_primary + as_replica;
         json!({
             "address": node.endpoint.to_string(),
             "id": &*node.id,
             "health": health(node, primary),
+            "role": if primary { "primary" } else { "replica" },
+            "readable": readable,
+            "not_readable_because": why_not,
+            "lag_bytes": seen.filter(|_| !primary).and_then(|s| s.lag_bytes),
+            "lag_seconds": seen.filter(|_| !primary).and_then(|s| s.lag_seconds),
+            "round_trip_ms": seen.and_then(|s| s.round_trip).map(|rtt| rtt.as_secs_f64() * 1000.0),
+            "reads": served,
+            "read_share": if all_reads == 0 { 0.0 } else { served as f64 / all_reads as f64 },
         })
     };
     let shards: Vec<Value> = topology
@@ -82,6 +114,9 @@ pub fn json(state: &ProxyState) -> Value {
     });
     json!({
         "mode": upstream.shape.name(),
+        "read_from": reads.settings.read_from.name(),
+        "replica_max_lag": reads.settings.max_lag.to_string(),
+        "read_your_writes": reads.settings.read_your_writes.name(),
         "no_primary": no_primary,
         "ready": readiness == Readiness::Ready,
         "readiness": readiness_label(readiness),
@@ -95,6 +130,24 @@ pub fn json(state: &ProxyState) -> Value {
         "shards": shards,
         "sentinel": upstream.sentinel.status().map(|s| json!(*s)),
     })
+}
+
+/// Reads a read policy sent to each node since start, `(as primary, as replica)`, summed
+/// over the workers.
+fn reads_by_node(state: &ProxyState) -> HashMap<Endpoint, (u64, u64)> {
+    let mut counts: HashMap<Endpoint, (u64, u64)> = HashMap::new();
+    for worker in &state.workers {
+        worker.metrics.visit_nodes(
+            |_| true,
+            |node| {
+                let (primary, replica) = node.reads();
+                let sums = counts.entry(node.endpoint.clone()).or_default();
+                sums.0 += primary;
+                sums.1 += replica;
+            },
+        );
+    }
+    counts
 }
 
 fn readiness_label(readiness: Readiness) -> &'static str {

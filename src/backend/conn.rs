@@ -125,6 +125,11 @@ impl NodeConn {
         &self.endpoint
     }
 
+    /// Counts a read a read policy sent here ([`crate::reads`]), by the node's role.
+    pub fn count_read(&self, replica: bool) {
+        self.node.count_read(replica);
+    }
+
     /// True once the connection has failed; the pool then opens a new one.
     pub fn is_broken(&self) -> bool {
         self.broken.get()

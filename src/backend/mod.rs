@@ -74,6 +74,10 @@ pub struct Pool {
     stats: Arc<WorkerStats>,
     dns: Rc<Dns>,
     backends: RefCell<FxHashMap<Endpoint, ByProtocol>>,
+    /// Connections that sent `READONLY` (cluster replicas serving reads), apart from the
+    /// others: a read meant for a primary must never reach a node that would answer it
+    /// as a replica instead of redirecting it.
+    readers: RefCell<FxHashMap<Endpoint, ByProtocol>>,
     /// The clients' own connections ([`Pool::dedicated`]), so a primary switch can end
     /// those to the demoted node ([`Pool::close_dedicated_except`]).
     dedicated: RefCell<Vec<Weak<NodeConn>>>,
@@ -107,6 +111,7 @@ impl Pool {
             stats,
             dns,
             backends: RefCell::default(),
+            readers: RefCell::default(),
             dedicated: RefCell::default(),
             prune_dedicated_at: Cell::new(64),
         }
@@ -116,19 +121,35 @@ impl Pool {
     /// after it broke. Must be called inside the worker's `LocalSet`. The lookup borrows
     /// `endpoint`: cloning it would touch a shared reference count on every request.
     pub fn get(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<NodeConn> {
-        let mut backends = self.backends.borrow_mut();
+        self.get_in(&self.backends, endpoint, protocol, false)
+    }
+
+    /// Like [`Pool::get`], for reads from a cluster replica: the connection sent `READONLY`
+    /// in its handshake.
+    pub fn get_readonly(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<NodeConn> {
+        self.get_in(&self.readers, endpoint, protocol, true)
+    }
+
+    fn get_in(
+        &self,
+        map: &RefCell<FxHashMap<Endpoint, ByProtocol>>,
+        endpoint: &Endpoint,
+        protocol: Protocol,
+        readonly: bool,
+    ) -> Rc<NodeConn> {
+        let mut backends = map.borrow_mut();
         if let Some(by_protocol) = backends.get_mut(endpoint) {
             let slot = by_protocol.slot(protocol);
             match slot {
                 Some(backend) if !backend.is_broken() => return backend.clone(),
                 _ => {
-                    let backend = self.open(endpoint, protocol);
+                    let backend = self.open(endpoint, protocol, readonly);
                     *slot = Some(backend.clone());
                     return backend;
                 }
             }
         }
-        let backend = self.open(endpoint, protocol);
+        let backend = self.open(endpoint, protocol, readonly);
         let mut by_protocol = ByProtocol::default();
         *by_protocol.slot(protocol) = Some(backend.clone());
         backends.insert(endpoint.clone(), by_protocol);
@@ -180,12 +201,18 @@ impl Pool {
         self.connector.load_full()
     }
 
-    fn open(&self, endpoint: &Endpoint, protocol: Protocol) -> Rc<NodeConn> {
+    fn open(&self, endpoint: &Endpoint, protocol: Protocol, readonly: bool) -> Rc<NodeConn> {
+        let mut connector = self.connector();
+        if readonly {
+            let mut reader = NodeConnector::clone(&connector);
+            reader.readonly = true;
+            connector = Arc::new(reader);
+        }
         NodeConn::open(
             endpoint.clone(),
             protocol,
             Mode::Shared,
-            self.connector(),
+            connector,
             self.stats.clone(),
             self.dns.clone(),
         )
@@ -198,7 +225,12 @@ impl Pool {
     /// its reply (or MOVED) rather than an "it may have run" error. A dead node's requests
     /// end at the reply timeout, as on any connection.
     pub fn retain(&self, keep: &[Endpoint]) {
-        self.backends.borrow_mut().retain(|endpoint, by_protocol| {
+        Self::retain_in(&self.backends, keep);
+        Self::retain_in(&self.readers, keep);
+    }
+
+    fn retain_in(map: &RefCell<FxHashMap<Endpoint, ByProtocol>>, keep: &[Endpoint]) {
+        map.borrow_mut().retain(|endpoint, by_protocol| {
             let kept = keep.contains(endpoint);
             if !kept {
                 for backend in [&by_protocol.resp2, &by_protocol.resp3]
@@ -210,6 +242,23 @@ impl Pool {
             }
             kept
         });
+    }
+
+    /// Closes this worker's shared connections to replica `endpoint` that serve reads
+    /// (`readonly`: the `READONLY` ones of a cluster; else the plain ones, which only a
+    /// backend without slots uses for a replica). Their requests in flight fail at once
+    /// instead of waiting for the reply timeout, and reads may run again elsewhere.
+    pub fn close_reads_to(&self, endpoint: &Endpoint, readonly: bool, reason: &'static str) {
+        let map = if readonly {
+            &self.readers
+        } else {
+            &self.backends
+        };
+        if let Some(by_protocol) = map.borrow_mut().remove(endpoint) {
+            for conn in [by_protocol.resp2, by_protocol.resp3].into_iter().flatten() {
+                conn.close_because(reason);
+            }
+        }
     }
 
     /// Number of nodes this worker has connections to.

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod mode;
+mod reads;
 mod tls;
 
 use tracing_subscriber::EnvFilter;
@@ -91,6 +92,7 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let mut c = Checker::default();
     let mut tls_inputs = tls::TlsInputs::take(cli, &mut raw);
     let backend = c.backend_keys(cli, &mut raw);
+    let reads = c.read_settings(cli, &mut raw);
     let listen = c.check(
         keys::LISTEN,
         pick_text(&cli.listen, raw.listen),
@@ -404,6 +406,7 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
             topology_refresh_min_interval: topology_refresh_min_interval?,
             max_redirects: u32::try_from(max_redirects?).ok()?,
             retry_deadline: retry_deadline?,
+            reads: reads?,
             dns_server: dns_server?,
             shutdown_timeout: shutdown_timeout?,
             slowlog_log_slower_than: slowlog_log_slower_than?,

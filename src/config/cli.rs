@@ -343,6 +343,29 @@ pub struct Cli {
     #[arg(long, env = "SLOTGATE_RETRY_DEADLINE", value_name = "DURATION")]
     pub retry_deadline: Option<String>,
 
+    /// Which nodes serve reads (commands flagged readonly): primary, primary-preferred,
+    /// replica, replica-preferred, nearest or any; writes, scripts, transactions,
+    /// blocking commands and pub/sub always go to the primary [default: primary].
+    #[arg(long, env = "SLOTGATE_READ_FROM", value_name = "POLICY")]
+    pub read_from: Option<String>,
+
+    /// How far behind its primary a replica may be and still serve reads: a time (since
+    /// its last acknowledgement), a size (replication bytes behind), both, or none
+    /// [default: "2s 16mb"].
+    #[arg(long, env = "SLOTGATE_REPLICA_MAX_LAG", value_name = "LIMITS")]
+    pub replica_max_lag: Option<String>,
+
+    /// How often every node's replication state and round trip are probed while reads
+    /// may go to replicas; a replica that does not answer within it stops serving reads
+    /// [default: 1s].
+    #[arg(long, env = "SLOTGATE_REPLICA_CHECK_INTERVAL", value_name = "DURATION")]
+    pub replica_check_interval: Option<String>,
+
+    /// off, or session: a client that wrote a slot reads it from the primary until a
+    /// replica is known to have caught up with that write [default: off].
+    #[arg(long, env = "SLOTGATE_READ_YOUR_WRITES", value_name = "off|session")]
+    pub read_your_writes: Option<String>,
+
     /// DNS server used instead of /etc/resolv.conf, an IP with optional port (53)
     /// [default: from /etc/resolv.conf].
     #[arg(long, env = "SLOTGATE_DNS_SERVER", value_name = "IP[:PORT]")]

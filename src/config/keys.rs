@@ -86,6 +86,10 @@ keys! {
     TOPOLOGY_REFRESH_MIN_INTERVAL = "topology-refresh-min-interval", "TOPOLOGY_REFRESH_MIN_INTERVAL";
     MAX_REDIRECTS = "max-redirects", "MAX_REDIRECTS";
     RETRY_DEADLINE = "retry-deadline", "RETRY_DEADLINE";
+    READ_FROM = "read-from", "READ_FROM";
+    REPLICA_MAX_LAG = "replica-max-lag", "REPLICA_MAX_LAG";
+    REPLICA_CHECK_INTERVAL = "replica-check-interval", "REPLICA_CHECK_INTERVAL";
+    READ_YOUR_WRITES = "read-your-writes", "READ_YOUR_WRITES";
     DNS_SERVER = "dns-server", "DNS_SERVER";
     SHUTDOWN_TIMEOUT = "shutdown-timeout", "SHUTDOWN_TIMEOUT";
     SLOWLOG_LOG_SLOWER_THAN = "slowlog-log-slower-than", "SLOWLOG_LOG_SLOWER_THAN";

@@ -27,6 +27,7 @@ mod error;
 pub mod keys;
 mod output_limit;
 mod raw;
+pub mod read_settings;
 pub mod units;
 
 use std::net::SocketAddr;
@@ -198,6 +199,9 @@ pub struct Config {
     /// How long a command known not to have executed is held and retried during a failover;
     /// zero disables retrying.
     pub retry_deadline: Duration,
+    /// Which nodes serve reads and when a replica may (`read-from`, `replica-max-lag`,
+    /// `replica-check-interval`, `read-your-writes`).
+    pub reads: read_settings::ReadSettings,
     /// DNS server to use instead of /etc/resolv.conf; its host is always an IP.
     pub dns_server: Option<HostPort>,
     /// After SIGTERM/SIGINT, how long client connections get to finish what they sent
@@ -285,6 +289,7 @@ impl Config {
             topology_refresh_min_interval: build::DEFAULT_TOPOLOGY_REFRESH_MIN_INTERVAL,
             max_redirects: build::DEFAULT_MAX_REDIRECTS as u32,
             retry_deadline: build::DEFAULT_RETRY_DEADLINE,
+            reads: read_settings::ReadSettings::defaults(),
             dns_server: None,
             shutdown_timeout: build::DEFAULT_SHUTDOWN_TIMEOUT,
             slowlog_log_slower_than: build::DEFAULT_SLOWLOG_LOG_SLOWER_THAN,

@@ -193,6 +193,8 @@ pub struct NodeStats {
     errors: [AtomicU64; BackendError::COUNT],
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
+    /// Reads sent by a read policy, by the role the node had: `[primary, replica]`.
+    reads: [AtomicU64; 2],
 }
 
 impl NodeStats {
@@ -206,7 +208,22 @@ impl NodeStats {
             errors: Default::default(),
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
+            reads: Default::default(),
         }
+    }
+
+    /// A read chosen by a read policy went to this node, a replica or its shard's primary.
+    #[inline]
+    pub fn count_read(&self, replica: bool) {
+        add_single_writer(&self.reads[usize::from(replica)], 1);
+    }
+
+    /// Reads counted by [`NodeStats::count_read`]: `(to it as primary, as replica)`.
+    pub fn reads(&self) -> (u64, u64) {
+        (
+            self.reads[0].load(Ordering::Relaxed),
+            self.reads[1].load(Ordering::Relaxed),
+        )
     }
 
     /// A connection to this node is established (after any handshake).

@@ -20,20 +20,25 @@ use crate::slot::key_slot;
 pub use merge::Merge;
 
 /// Which node of a shard may serve a request. Comes from the command's flags in the
-/// command table ([`ReadIntent::of`]); the upstream's resolver turns it into a node.
+/// command table ([`ReadIntent::of`]); the session applies the read policy to a `Read`
+/// and the upstream's resolver turns that into a node ([`crate::reads`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReadIntent {
-    /// The shard's primary: every command today.
+    /// The shard's primary: writes, and everything not flagged `readonly`.
     #[default]
     Primary,
+    /// A read (`readonly`, not `write`): may go where the read policy says.
+    Read,
 }
 
 impl ReadIntent {
-    /// The intent of a command with these flags. Every command goes to the primary for
-    /// now; a read policy (reads from replicas) decides here from `readonly`.
+    /// The intent of a command with these flags, as the nodes' command table gives them.
     pub fn of(flags: CommandFlags) -> ReadIntent {
-        let _ = flags;
-        ReadIntent::Primary
+        if flags.contains(CommandFlags::READONLY) && !flags.contains(CommandFlags::WRITE) {
+            ReadIntent::Read
+        } else {
+            ReadIntent::Primary
+        }
     }
 }
 
@@ -54,9 +59,13 @@ pub enum Local {
     ConfigGet,
     /// `SLOWLOG GET/LEN/RESET`: slotgate's own slow log (end-to-end latency).
     Slowlog,
-    /// `READONLY`, `READWRITE`, `ASKING`: cluster-client courtesies that need no action,
-    /// since slotgate itself follows redirects and reads from primaries.
+    /// `ASKING`: a cluster-client courtesy that needs no action, since slotgate itself
+    /// follows redirects.
     Ok,
+    /// `READONLY`: this connection's reads follow the read policy again (the default).
+    ReadOnly,
+    /// `READWRITE`: this connection's reads go to primaries.
+    ReadWrite,
 }
 
 /// Multi-key commands that may be split by slot, and how their parts combine.
@@ -140,7 +149,15 @@ fn decide_with_id(
     let route = decide(table, args, &mut found, one_shard);
     let (id, intent) = found.unwrap_or_else(|| {
         let id = command_id_ignore_case(args.get(0).unwrap_or_default());
-        (id, ReadIntent::Primary)
+        // Routed by name before the table was asked: SCAN, KEYS, DBSIZE, RANDOMKEY are
+        // reads by their flags too, and go by the read policy.
+        let intent = match route {
+            Route::Scan | Route::Fanout(_) => table
+                .lookup(args)
+                .map_or(ReadIntent::Primary, |spec| ReadIntent::of(spec.flags)),
+            _ => ReadIntent::Primary,
+        };
+        (id, intent)
     });
     (route, id, intent)
 }
@@ -153,8 +170,10 @@ pub const ONE_SHARD_SLOT: u16 = 0;
 /// [`route_with_id`] for a backend of one shard (Sentinel, standalone): there are no slots
 /// to split on, so a request goes whole to the one primary, as to a single Redis. Multi-key
 /// commands, scripts and transactions over keys of any slots pass (no `CROSSSLOT`, no
-/// split: MSET stays atomic); `KEYS`, `SCAN`, `DBSIZE`, `RANDOMKEY`, `SWAPDB`, `MOVE`,
-/// `MEMORY`, `LATENCY` pass through untouched (cursors and answers are the node's own).
+/// split: MSET stays atomic); `KEYS`, `DBSIZE`, `RANDOMKEY`, `SWAPDB`, `MOVE`, `MEMORY`,
+/// `LATENCY` pass through untouched (answers are the node's own). `SCAN` keeps its
+/// cursor rewriting, which names the node a scan runs on, so that reads from replicas
+/// never continue one node's cursor on another.
 /// `SCRIPT LOAD`/`FLUSH` keep their fan-out, which also keeps slotgate's script cache.
 /// The session chooses this router once, from its upstream's shape.
 pub fn route_one_shard(table: &CommandTable, args: &ArgView<'_>) -> (Route, CommandId, ReadIntent) {
@@ -162,7 +181,6 @@ pub fn route_one_shard(table: &CommandTable, args: &ArgView<'_>) -> (Route, Comm
     let route = match route {
         Route::Slot(_) => Route::Slot(ONE_SHARD_SLOT),
         Route::Blocking(Some(_)) => Route::Blocking(Some(ONE_SHARD_SLOT)),
-        Route::Scan => Route::AnyPrimary,
         Route::Fanout(merge) => {
             let script = args
                 .get(0)
@@ -284,7 +302,9 @@ fn route_by_name(lower: &[u8], args: &ArgView<'_>) -> Option<Route> {
         b"reset" => local(Local::Reset),
         b"client" => local(Local::Client),
         b"info" => local(Local::Info),
-        b"readonly" | b"readwrite" | b"asking" => local(Local::Ok),
+        b"readonly" => local(Local::ReadOnly),
+        b"readwrite" => local(Local::ReadWrite),
+        b"asking" => local(Local::Ok),
         b"cluster" => Some(route_cluster(args)),
         b"wait" => Some(Route::Blocking(None)),
         b"waitaof" => {
@@ -526,12 +546,9 @@ mod tests {
             one_shard_route_of(&["BLPOP", "a", "b", "0"]),
             Route::Blocking(Some(ONE_SHARD_SLOT))
         ));
-        for keyless in [
-            &["SCAN", "0"][..],
-            &["KEYS", "*"],
-            &["DBSIZE"],
-            &["SWAPDB", "0", "1"],
-        ] {
+        // SCAN keeps its cursor, which names the node scanned (reads from replicas).
+        assert!(matches!(one_shard_route_of(&["SCAN", "0"]), Route::Scan));
+        for keyless in [&["KEYS", "*"][..], &["DBSIZE"], &["SWAPDB", "0", "1"]] {
             assert!(
                 matches!(one_shard_route_of(keyless), Route::AnyPrimary),
                 "{keyless:?}"

@@ -38,6 +38,9 @@ pub struct ClientState {
     pub connected_at: Instant,
     /// The authenticated user; `None` until AUTH when a password is required.
     pub user: Option<std::sync::Arc<crate::acl::User>>,
+    /// `READWRITE` was sent: reads go to primaries whatever the read policy, until
+    /// `READONLY` or `RESET` ([`crate::reads`]).
+    pub reads_from_primary: bool,
 }
 
 /// What the session must do after a local command.
@@ -80,10 +83,15 @@ pub fn execute(
         Local::Reset => {
             client.protocol = Protocol::Resp2;
             client.name = None;
+            client.reads_from_primary = false;
             mirror_to_registry(client, state);
             encode::simple(out, "RESET");
         }
         Local::Ok => encode::simple(out, "OK"),
+        Local::ReadOnly | Local::ReadWrite => {
+            client.reads_from_primary = cmd == Local::ReadWrite;
+            encode::simple(out, "OK");
+        }
         Local::Slowlog => slowlog(args, state, out),
         Local::ConfigGet => {
             let patterns: Vec<&[u8]> = args.iter().skip(2).collect();

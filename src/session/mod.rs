@@ -12,6 +12,7 @@ mod db;
 mod local;
 mod pubsub;
 pub mod queue;
+mod reads;
 pub mod scan_cursor;
 mod split;
 mod tx;
@@ -35,12 +36,13 @@ use crate::commands::CommandTable;
 use crate::config::OutputLimit;
 use crate::endpoint::Endpoint;
 use crate::metrics::{CommandId, CommandOutcome, WorkerStats};
+use crate::reads::choose::ReadRequest;
 use crate::resp::ArgView;
 use crate::resp::encode;
 use crate::resp::scan::{RequestScanner, ScanLimits, Scanned};
 use crate::router::{Local, ReadIntent, Route, route_one_shard, route_with_id};
 use crate::transport::Stream;
-use crate::upstream::{self, Use, WorkerUpstream};
+use crate::upstream::{self, ReadResolved, Use, WorkerUpstream};
 use crate::worker::Worker;
 
 /// While draining, a client with nothing pending is closed after this long without a byte.
@@ -105,6 +107,7 @@ pub async fn serve(
             local,
             connected_at: Instant::now(),
             user: worker.state.users.load().default_user(),
+            reads_from_primary: false,
         },
         scanner: RequestScanner::new(limits),
         args: Vec::new(),
@@ -122,6 +125,7 @@ pub async fn serve(
         me: worker.state.client_list.get(id),
         buffered_reported: 0,
         last_slot: None,
+        write_marks: RefCell::default(),
         key_scratch: RefCell::default(),
         backlog: false,
         read_hint: MIN_READ,
@@ -201,6 +205,8 @@ struct Session {
     backlog: bool,
     /// Key positions of the current request, for permission checks (reused).
     key_scratch: RefCell<Vec<usize>>,
+    /// Read-your-writes: this client's writes not yet known to be on the replicas.
+    write_marks: reads::Marks,
     /// The slot of the last keyed command: where `WAIT` looks for this client's writes.
     last_slot: Option<u16>,
     /// What this session last added to the buffered-bytes gauge.
@@ -455,7 +461,7 @@ impl Session {
                 };
                 let mut request = BytesMut::new();
                 encode::encode_command(&mut request, &[b"INFO", b"keyspace"]);
-                return self.fanout(request.freeze(), merge);
+                return self.fanout(request.freeze(), merge, ReadIntent::Primary);
             }
             Route::Local(Local::Select) if self.one_shard && self.select_db(&frame, &args) => {
                 return;
@@ -492,7 +498,7 @@ impl Session {
                 self.reply_rejected(&message);
                 return;
             }
-            Route::Split(kind) => return self.split(&frame, kind),
+            Route::Split(kind) => return self.split(&frame, kind, intent),
             Route::Fanout(merge) => {
                 if args
                     .get(0)
@@ -507,7 +513,7 @@ impl Session {
                         self.up.upstream.scripts.clear();
                     }
                 }
-                return self.fanout(frame, merge);
+                return self.fanout(frame, merge, intent);
             }
             Route::Scan => return self.scan(&frame),
             Route::Blocking(None) => return self.wait(frame),
@@ -518,6 +524,9 @@ impl Session {
                 let frame = Bytes::copy_from_slice(&frame);
                 let mut entry = Entry::forwarded(frame, target);
                 entry.channel = Channel::Dedicated;
+                if intent == ReadIntent::Primary {
+                    entry.write_mark = self.mark_write(reads::Marked::of(target));
+                }
                 let seq = self.queue.push(entry);
                 self.dispatch(seq, None);
                 return;
@@ -531,6 +540,9 @@ impl Session {
         let mut entry = Entry::forwarded(frame, target);
         entry.intent = intent;
         entry.channel = self.data_channel.get();
+        if intent == ReadIntent::Primary {
+            entry.write_mark = self.mark_write(reads::Marked::of(target));
+        }
         let seq = self.queue.push(entry);
         self.dispatch(seq, None);
     }
@@ -685,9 +697,20 @@ impl Session {
     /// `redirect` when following a `MOVED`/`ASK` (with `ASKING` first for the latter).
     fn dispatch(&self, seq: u64, redirect: Option<(Endpoint, bool)>) {
         let attempt = self.queue.update(seq, |e| {
-            Some((e.frame.clone()?, e.target, e.intent, e.channel, e.swallow))
+            let tag = match e.role {
+                queue::Role::Scan { tag, .. } => Some(tag),
+                _ => None,
+            };
+            Some((
+                e.frame.clone()?,
+                e.target,
+                e.intent,
+                e.channel,
+                e.swallow,
+                tag,
+            ))
         });
-        let Some(Some((frame, target, intent, channel, swallow))) = attempt else {
+        let Some(Some((frame, target, intent, channel, swallow, scan_tag))) = attempt else {
             return;
         };
         let asking = redirect.as_ref().is_some_and(|&(_, asking)| asking);
@@ -709,9 +732,42 @@ impl Session {
         };
         // A connection in the selected database passes requests through its gate, which
         // holds them while a `SELECT` there is unanswered ([`db`]).
-        let (conn, gate) = match channel {
-            Channel::Shared => (self.up.resolve(to, intent, Use::Shared, protocol), None),
-            Channel::Dedicated => {
+        // A redirect names its node (the slot's owner, which serves it), not a policy.
+        let read = if redirect.is_none() {
+            self.read_request(intent, target, channel, scan_tag)
+                .or_else(|| {
+                    // A SCAN page on the primary still names it in the cursor, so a page
+                    // that meets another primary (a failover) starts that shard over.
+                    scan_tag
+                        .filter(|_| channel == Channel::Shared)
+                        .map(|tag| ReadRequest {
+                            policy: crate::reads::ReadFrom::Primary,
+                            written_at: None,
+                            tag: Some(tag),
+                        })
+                })
+        } else {
+            None
+        };
+        let (conn, gate) = match (channel, read) {
+            (Channel::Shared, Some(read)) => match self.up.resolve_read(to, read, protocol) {
+                ReadResolved::Conn { conn, replica, tag } => {
+                    self.queue.update(seq, |e| {
+                        e.read_on = replica.then(|| queue::ReadOn(conn.clone()));
+                        if let queue::Role::Scan {
+                            tag: scanned_on, ..
+                        } = &mut e.role
+                        {
+                            *scanned_on = tag;
+                        }
+                    });
+                    (Some(conn), None)
+                }
+                ReadResolved::Unserved => (None, None),
+                ReadResolved::NoReplica => return self.no_replica(seq, target),
+            },
+            (Channel::Shared, None) => (self.up.resolve(to, intent, Use::Shared, protocol), None),
+            (Channel::Dedicated, _) => {
                 let conn = self
                     .up
                     .resolve(to, intent, Use::Own(Mode::SingleUse), protocol);
@@ -732,14 +788,14 @@ impl Session {
                 (conn, None)
             }
             // The watch lives on that connection: it serves the request wherever it goes.
-            Channel::Pinned => match &self.pinned {
+            (Channel::Pinned, _) => match &self.pinned {
                 Some(p) => {
                     self.end_pinned_if_primary_changed(p);
                     (Some(p.backend.clone()), p.gate.clone())
                 }
                 None => (None, None),
             },
-            Channel::Db => match self.send_on_db(request, None) {
+            (Channel::Db, _) => match self.send_on_db(request, None) {
                 Ok(()) => return,
                 Err(request) => return self.unserved(request),
             },
@@ -749,6 +805,43 @@ impl Session {
             (Some(conn), None) => conn.send(request),
             (None, _) => self.unserved(request),
         }
+    }
+
+    /// `read-from = replica` and no replica of the target's shard may serve reads.
+    fn no_replica(&self, seq: u64, target: Target) {
+        let what = match target {
+            Target::Slot(slot) => format!("slot {slot}"),
+            Target::AnyPrimary => "this command".to_owned(),
+        };
+        let mut out = BytesMut::new();
+        encode::error(
+            &mut out,
+            &format!(
+                "ERR slotgate: no replica is eligible for reads of {what} (read-from = \
+                 replica); the command was not executed"
+            ),
+        );
+        self.fail(seq, out.freeze());
+    }
+
+    /// A read sent to a replica by the read policy failed there without an answer (not
+    /// sent, no reply, loading, not linked): a read changes nothing, so it may run again.
+    /// That replica leaves this worker's choices until the next probe, and the read goes
+    /// where the policy now says, at once. False when `seq` was not such a read.
+    fn read_elsewhere(&self, seq: u64, outcome: &Outcome) -> bool {
+        if !matches!(
+            outcome,
+            Outcome::NotSent(_) | Outcome::Unknown(_) | Outcome::NotPrimary(_) | Outcome::NotNow(_)
+        ) {
+            return false;
+        }
+        let Some(Some(replica)) = self.queue.update(seq, |e| e.read_on.take()) else {
+            return false;
+        };
+        WorkerStats::bump(&self.worker.stats.retries);
+        self.up.avoid_for_reads(replica.0.endpoint());
+        self.dispatch(seq, None);
+        true
     }
 
     /// No node serves this slot in the current map (in a backend without slots: no
@@ -792,6 +885,9 @@ impl Session {
             }
             let reply = tx::pinned_moved_reply(&outcome);
             return self.finish(seq, reply);
+        }
+        if self.read_elsewhere(seq, &outcome) {
+            return;
         }
         match outcome {
             Outcome::Reply(reply) => self.finish(seq, reply),
@@ -948,10 +1044,15 @@ impl Session {
         let write_buf = &mut self.write_buf;
         let metrics = &self.worker.stats.metrics;
         let state = &self.worker.state;
+        let marks = &self.write_marks;
         let (peer, name) = (self.client.peer, self.client.name.as_deref());
         // One clock read per flush, and only when a reply leaves.
         let mut now: Option<Instant> = None;
         let close = self.queue.pop_ready(self.client.protocol, |reply, entry| {
+            if let Some(mark) = entry.write_mark {
+                let now = *now.get_or_insert_with(Instant::now);
+                marks.borrow_mut().answered(mark, now.into_std());
+            }
             if let Some(started) = entry.started {
                 let now = *now.get_or_insert_with(Instant::now);
                 let latency = now.saturating_duration_since(started);

@@ -8,11 +8,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::backend::{Outcome, ReplySink};
+use super::reads::WriteMark;
+use crate::backend::{NodeConn, Outcome, ReplySink};
 use crate::endpoint::Endpoint;
 use crate::metrics::{CommandId, CommandOutcome};
 use crate::resp::encode::Protocol;
@@ -71,7 +73,18 @@ pub enum Role {
     Scan {
         first_slot: u16,
         next_first_slot: Option<u16>,
+        /// The node that served it ([`crate::reads::choose::node_tag`]; 0: none named).
+        tag: u8,
     },
+}
+
+/// The replica connection a read policy sent a request to.
+pub struct ReadOn(pub Rc<NodeConn>);
+
+impl std::fmt::Debug for ReadOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReadOn({})", self.0.endpoint())
+    }
 }
 
 /// One request awaiting its reply.
@@ -93,6 +106,10 @@ pub struct Entry {
     pub channel: Channel,
     /// Which node of the target's shard may serve it (from the command's flags).
     pub intent: ReadIntent,
+    /// The replica a read policy sent it to, if so: a failure there sends it elsewhere.
+    pub read_on: Option<ReadOn>,
+    /// Read-your-writes: the write mark its answer closes.
+    pub write_mark: Option<WriteMark>,
     /// Commands in `frame` before the one that answers (see `backend::Request::swallow`).
     pub swallow: u32,
     /// The command's metrics label, and when its request was read (end-to-end latency).
@@ -119,6 +136,8 @@ impl Entry {
             ask: None,
             channel: Channel::Shared,
             intent: ReadIntent::Primary,
+            read_on: None,
+            write_mark: None,
             swallow: 0,
             command: CommandId::OTHER,
             started: None,
@@ -160,6 +179,8 @@ impl Entry {
             ask: None,
             channel: Channel::Shared,
             intent: ReadIntent::Primary,
+            read_on: None,
+            write_mark: None,
             swallow: 0,
             command: CommandId::OTHER,
             started: None,
@@ -343,13 +364,14 @@ impl ReplyQueue {
                 Role::Scan {
                     first_slot,
                     next_first_slot,
+                    tag,
                 } => {
-                    let (first_slot, next) = (*first_slot, *next_first_slot);
+                    let (first_slot, next, tag) = (*first_slot, *next_first_slot, *tag);
                     let EntryState::Ready(reply) = &entry.state else {
                         break;
                     };
                     // An error or an unexpected shape passes through untouched.
-                    let reply = super::scan_cursor::rewrite_reply(reply, first_slot, next)
+                    let reply = super::scan_cursor::rewrite_reply(reply, first_slot, tag, next)
                         .unwrap_or_else(|| reply.clone());
                     let Some(entry) = inner.pop_front() else {
                         break;

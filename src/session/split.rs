@@ -10,16 +10,18 @@ use bytes::{Bytes, BytesMut};
 
 use super::Session;
 use super::queue::{Entry, Role, Target};
+use super::reads::Marked;
 use super::scan_cursor;
 use crate::resp::ArgView;
 use crate::resp::encode::encode_command;
-use crate::router::Merge;
-use crate::router::SplitKind;
+use crate::router::{Merge, ReadIntent, SplitKind};
 use crate::slot::key_slot;
 
 impl Session {
     /// Sends one part per slot of a multi-key command whose keys span several slots.
-    pub(super) fn split(&self, frame: &Bytes, kind: SplitKind) {
+    /// Reads (MGET, EXISTS) send each part by the read policy; writes mark every slot for
+    /// read-your-writes.
+    pub(super) fn split(&self, frame: &Bytes, kind: SplitKind, intent: ReadIntent) {
         let args = ArgView::new(frame, &self.args);
         let name = args.get(0).unwrap_or_default();
         let step = if kind == SplitKind::Mset { 2 } else { 1 };
@@ -54,8 +56,11 @@ impl Session {
             SplitKind::Mset => Merge::AllOk,
             SplitKind::CountKeys => Merge::SumIntegers,
         };
-        self.queue
-            .push(Entry::parent(group_slots.len() as u32, merge));
+        let mut parent = Entry::parent(group_slots.len() as u32, merge);
+        if intent == ReadIntent::Primary {
+            parent.write_mark = self.mark_write(Marked::All);
+        }
+        self.queue.push(parent);
         // Every part is encoded into one buffer and split off it: one allocation for all.
         let headers = 16 * (args.len() + 2 * group_slots.len()) + name.len() * group_slots.len();
         let mut out = BytesMut::with_capacity(frame.len() + headers);
@@ -76,23 +81,30 @@ impl Session {
             }
             encode_command(&mut out, &parts);
             let part = out.split().freeze();
-            let seq = self.queue.push(Entry::child(part, Target::Slot(*slot)));
+            let mut child = Entry::child(part, Target::Slot(*slot));
+            child.intent = intent;
+            let seq = self.queue.push(child);
             self.dispatch(seq, None);
         }
     }
 
-    /// Sends the same request to every primary and merges their replies.
-    pub(super) fn fanout(&self, frame: Bytes, merge: Merge) {
+    /// Sends the same request to every shard and merges their replies: to each primary,
+    /// or for a read (KEYS, DBSIZE, RANDOMKEY) to the node of each shard the read policy
+    /// picks.
+    pub(super) fn fanout(&self, frame: Bytes, merge: Merge, intent: ReadIntent) {
         let first_slots = self.up.with_topology(|t| t.first_slots());
         if first_slots.is_empty() {
             return self.reply_error("CLUSTERDOWN slotgate has no slot map yet");
         }
-        self.queue
-            .push(Entry::parent(first_slots.len() as u32, merge));
+        let mut parent = Entry::parent(first_slots.len() as u32, merge);
+        if intent == ReadIntent::Primary {
+            parent.write_mark = self.mark_write(Marked::All);
+        }
+        self.queue.push(parent);
         for (slot, _) in first_slots {
-            let seq = self
-                .queue
-                .push(Entry::child(frame.clone(), Target::Slot(slot)));
+            let mut child = Entry::child(frame.clone(), Target::Slot(slot));
+            child.intent = intent;
+            let seq = self.queue.push(child);
             self.dispatch(seq, None);
         }
     }
@@ -109,9 +121,9 @@ impl Session {
             return self.reply_error("ERR invalid cursor");
         };
         let first_slots = self.up.with_topology(|t| t.first_slots());
-        let (slot, node_cursor) = match (cursor, first_slots.first()) {
+        let (slot, tag, node_cursor) = match (cursor, first_slots.first()) {
             (_, None) => return self.reply_error("CLUSTERDOWN slotgate has no slot map yet"),
-            (0, Some(&(first, _))) => (first, 0),
+            (0, Some(&(first, _))) => (first, 0, 0),
             (cursor, Some(_)) => scan_cursor::decode(cursor),
         };
         let owner = self.up.with_topology(|t| t.shard_index(slot));
@@ -124,12 +136,31 @@ impl Session {
         };
         let first_slot = first_slots[position].0;
         let next_first_slot = first_slots.get(position + 1).map(|&(s, _)| s);
+        // The node cursor means something only on the node that made it: if that node may
+        // not serve this page, the shard starts over on another (repeats, never misses).
+        let policy = self
+            .read_request(
+                ReadIntent::Read,
+                Target::Slot(first_slot),
+                self.data_channel.get(),
+                None,
+            )
+            .map(|read| read.policy);
+        let (tag, node_cursor) = if tag == 0 || self.up.scan_node_serves(first_slot, tag, policy) {
+            (tag, node_cursor)
+        } else {
+            (0, 0)
+        };
         let parts: Vec<&[u8]> = args.iter().collect();
         let request = scan_cursor::rewrite_request(&parts, node_cursor);
         let mut entry = Entry::forwarded(request, Target::Slot(first_slot));
+        entry.intent = ReadIntent::Read;
+        // After `SELECT n` (a backend without slots) the scan runs in that database.
+        entry.channel = self.data_channel.get();
         entry.role = Role::Scan {
             first_slot,
             next_first_slot,
+            tag,
         };
         let seq = self.queue.push(entry);
         self.dispatch(seq, None);

@@ -244,6 +244,7 @@ impl Session {
         let mut entry = Entry::forwarded(frame.freeze(), target);
         entry.channel = channel;
         entry.swallow = tx.frames.len() as u32 + 1;
+        entry.write_mark = self.mark_write(super::reads::Marked::All);
         let seq = self.queue.push(entry);
         self.dispatch(seq, None);
         // EXEC forgets the watches; the pinned connection closes once EXEC is answered.

@@ -21,6 +21,7 @@
 //! primary with replicas) is one shard owning every slot, so the data path does not care.
 
 pub mod observed;
+pub mod read_probe;
 pub mod refresher;
 pub mod sentinel;
 mod worker;
@@ -39,12 +40,14 @@ use crate::commands::CommandTable;
 use crate::config::{Config, Mode};
 use crate::connector::{Credentials, NodeConnector};
 use crate::endpoint::{Endpoint, HostPort};
+use crate::reads::ReadSettings;
+use crate::reads::health::ReadHealth;
 use crate::resp::encode;
 use crate::scripts::ScriptCache;
 use crate::tls::LiveConnector;
 use crate::topology::Topology;
 
-pub use worker::{Target, Use, WorkerUpstream};
+pub use worker::{ReadResolved, Target, Use, WorkerUpstream};
 
 /// How an upstream's topology is found. Each shape has its discovery
 /// ([`crate::topology::discovery`]); everything after discovery is shared.
@@ -149,6 +152,8 @@ pub struct UpstreamSettings {
     /// Sentinel shape: how to authenticate to the Sentinels (`sentinel-username`,
     /// `sentinel-password`), separate from the data nodes' credentials.
     pub sentinel_auth: Option<Credentials>,
+    /// Reads from replicas: policy, lag limits, probe interval, read-your-writes.
+    pub reads: ReadSettings,
 }
 
 /// One backend; see the module docs.
@@ -188,6 +193,12 @@ pub struct Upstream {
     primary_claims: ArcSwap<Vec<Endpoint>>,
     /// Sentinel shape: what the Sentinels say, the failover hold, counters.
     pub sentinel: sentinel::SentinelShared,
+    /// Which replicas may serve reads, from the last probe ([`crate::reads::probe`]), with
+    /// the read settings in force.
+    pub reads: ArcSwap<ReadHealth>,
+    read_generation: AtomicU64,
+    /// Wakes every worker when a new [`ReadHealth`] is published.
+    reads_changed: Notify,
 }
 
 /// The nodes that answered one discovery round, for `/topology`'s `health`.
@@ -221,6 +232,9 @@ impl Upstream {
             no_primary: ArcSwapOption::empty(),
             primary_claims: ArcSwap::from_pointee(Vec::new()),
             sentinel: sentinel::SentinelShared::default(),
+            reads: ArcSwap::from_pointee(ReadHealth::empty(config.reads)),
+            read_generation: AtomicU64::new(0),
+            reads_changed: Notify::new(),
         }
     }
 
@@ -232,6 +246,38 @@ impl Upstream {
         self.connector
             .store(Arc::new(node_connector(next, &self.tls)));
         self.settings.store(Arc::new(settings(next)));
+        if running.reads != next.reads {
+            // Sessions read the policy from the snapshot: publish the new settings now,
+            // with what the last probe found (judged again at the next round).
+            let current = self.reads.load();
+            self.publish_read_health(next.reads, current.nodes.clone());
+        }
+    }
+
+    /// The read settings in force.
+    pub fn read_settings(&self) -> ReadSettings {
+        self.settings.load().reads
+    }
+
+    /// Swaps in what a probe round found, under `settings`.
+    pub fn publish_read_health(
+        &self,
+        settings: ReadSettings,
+        nodes: rustc_hash::FxHashMap<Endpoint, crate::reads::health::NodeHealth>,
+    ) {
+        crate::upstream::read_probe::log_changes(&self.reads.load(), &nodes);
+        let generation = self.read_generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.reads.store(Arc::new(ReadHealth {
+            generation,
+            settings,
+            nodes,
+        }));
+        self.reads_changed.notify_waiters();
+    }
+
+    /// Resolves at the next [`Self::publish_read_health`].
+    pub async fn read_health_changed(&self) {
+        self.reads_changed.notified().await;
     }
 
     /// The settings in force (seeds, refresh intervals).
@@ -325,6 +371,7 @@ fn settings(config: &Config) -> UpstreamSettings {
                 user: config.sentinel_username.clone(),
                 password: password.clone(),
             }),
+        reads: config.reads,
     }
 }
 
@@ -345,5 +392,6 @@ fn node_connector(config: &Config, tls: &LiveConnector) -> NodeConnector {
         // Values stored through other clients may exceed our request limit; never refuse a
         // reply a default Redis could send.
         max_bulk_len: config.proto_max_bulk_len.max(512 * 1024 * 1024),
+        readonly: false,
     }
 }

@@ -17,6 +17,9 @@ use crate::commands::CommandTable;
 use crate::dns::Dns;
 use crate::endpoint::Endpoint;
 use crate::metrics::WorkerStats;
+use crate::reads::ReadFrom;
+use crate::reads::choose::{Candidates, Choice, ReadRequest};
+use crate::reads::health::ReadHealth;
 use crate::resp::encode::Protocol;
 use crate::router::ReadIntent;
 use crate::topology::Topology;
@@ -47,6 +50,21 @@ pub enum Use<'a> {
     Reuse(Mode, &'a dyn Fn(&Endpoint) -> Option<Rc<NodeConn>>),
 }
 
+/// Where a read went ([`WorkerUpstream::resolve_read`]).
+pub enum ReadResolved {
+    /// `conn` serves it; `replica` when the node is a replica, `tag` names the node for a
+    /// SCAN cursor ([`crate::reads::choose::node_tag`]).
+    Conn {
+        conn: Rc<NodeConn>,
+        replica: bool,
+        tag: u8,
+    },
+    /// No shard serves the target in the current snapshot.
+    Unserved,
+    /// `read-from = replica` and the shard has no eligible replica.
+    NoReplica,
+}
+
 /// Lets an [`arc_swap::Cache`] borrow an `ArcSwap` inside the upstream.
 pub struct UpstreamRef<T> {
     upstream: Arc<Upstream>,
@@ -66,6 +84,10 @@ pub struct WorkerUpstream {
     pub pool: Pool,
     topology: RefCell<Cache<UpstreamRef<Topology>, Arc<Topology>>>,
     commands: RefCell<Cache<UpstreamRef<CommandTable>, Arc<CommandTable>>>,
+    reads: RefCell<Cache<UpstreamRef<ReadHealth>, Arc<ReadHealth>>>,
+    /// The nodes that may serve reads now, per shard, for the snapshots in force.
+    candidates: RefCell<Candidates>,
+    worker: usize,
     /// Rotates keyless commands over the shards.
     next_shard: Cell<usize>,
     /// The map generation the pool was last pruned for.
@@ -99,11 +121,18 @@ impl WorkerUpstream {
             upstream: upstream.clone(),
             pick: |u| &u.commands,
         });
+        let reads = Cache::new(UpstreamRef {
+            upstream: upstream.clone(),
+            pick: |u| &u.reads,
+        });
         Self {
             pool: Pool::new(upstream.connector.clone(), stats, dns),
             upstream,
             topology: RefCell::new(topology),
             commands: RefCell::new(commands),
+            reads: RefCell::new(reads),
+            candidates: RefCell::default(),
+            worker,
             next_shard: Cell::new(worker),
             pruned_generation: Cell::new(0),
             by_shard: RefCell::default(),
@@ -137,12 +166,143 @@ impl WorkerUpstream {
         f(self.commands.borrow_mut().load())
     }
 
-    /// The connection that serves `target` for a request with `intent`: the one place
-    /// where a target becomes a node and a connection. `None` when no shard serves the
-    /// target in the current snapshot (the caller waits for a better one).
-    ///
-    /// Every intent ends on the shard's primary today; a read policy (replicas, nearest)
-    /// changes only the choice of node below.
+    /// The backend's read policy in force (one atomic load).
+    pub fn read_policy(&self) -> ReadFrom {
+        self.reads.borrow_mut().load().settings.read_from
+    }
+
+    /// The backend's read settings in force.
+    pub fn read_settings(&self) -> crate::reads::ReadSettings {
+        self.reads.borrow_mut().load().settings
+    }
+
+    /// The shared connection that serves a read of `target` under `read`'s policy: the
+    /// shard's primary or one of its eligible replicas ([`crate::reads::choose`]). A
+    /// redirect's node (`Target::Node`) is taken as named.
+    pub fn resolve_read(
+        &self,
+        target: Target<'_>,
+        read: ReadRequest,
+        protocol: Protocol,
+    ) -> ReadResolved {
+        let conn = |conn, replica, tag| ReadResolved::Conn { conn, replica, tag };
+        self.with_topology(|topology| {
+            let count = topology.shards().len();
+            let shard = match target {
+                Target::Slot(slot) => topology.shard_index(slot),
+                Target::Shard(index) => (index < count).then_some(index),
+                Target::AnyShard => (count > 0).then(|| self.pick_shard(count)),
+                Target::Node(endpoint) => {
+                    return conn(self.pool.get(endpoint, protocol), false, 0);
+                }
+            };
+            let Some(shard) = shard else {
+                return ReadResolved::Unserved;
+            };
+            let mut reads = self.reads.borrow_mut();
+            let health = reads.load();
+            let mut candidates = self.candidates.borrow_mut();
+            if !candidates.is_for(topology, health) {
+                *candidates = self.rebuild_candidates(topology, health);
+            }
+            let choice = candidates.choose(shard, read);
+            let tag = candidates.tag_of(shard, &choice);
+            match choice {
+                Choice::Primary => {
+                    let primary = self.shared(topology, shard, protocol);
+                    primary.count_read(false);
+                    conn(primary, false, tag)
+                }
+                Choice::Replica(endpoint) => {
+                    // A cluster replica redirects reads unless told READONLY; the other
+                    // shapes' replicas serve them as they are.
+                    let replica = if self.upstream.shape.is_one_shard() {
+                        self.pool.get(endpoint, protocol)
+                    } else {
+                        self.pool.get_readonly(endpoint, protocol)
+                    };
+                    replica.count_read(true);
+                    conn(replica, true, tag)
+                }
+                Choice::NoReplica => ReadResolved::NoReplica,
+            }
+        })
+    }
+
+    /// The candidates for new snapshots. Replicas the probe found unfit lose this worker's
+    /// read connections now: reads waiting on a hung replica are retried elsewhere at once
+    /// rather than at `backend-reply-timeout`.
+    fn rebuild_candidates(&self, topology: &Topology, health: &ReadHealth) -> Candidates {
+        let readonly = !self.upstream.shape.is_one_shard();
+        for shard in topology.shards() {
+            for replica in &shard.replicas {
+                if health.node(&replica.endpoint).is_some_and(|h| !h.readable) {
+                    self.pool.close_reads_to(
+                        &replica.endpoint,
+                        readonly,
+                        "the replica stopped serving reads (replica probe)",
+                    );
+                }
+            }
+        }
+        Candidates::build(topology, health, self.worker)
+    }
+
+    /// Follows the replica probe for as long as the worker runs: each new snapshot is
+    /// applied at once, not at the next read, because the reads that would trigger it may
+    /// all be waiting on the replica that stopped answering.
+    pub async fn follow_read_health(self: Rc<Self>) {
+        loop {
+            self.upstream.read_health_changed().await;
+            if self.read_policy().uses_replicas() {
+                self.with_candidates(|_, _| ());
+            }
+        }
+    }
+
+    /// Takes `endpoint` out of this worker's read choices until the next probe round: a
+    /// read there failed before it ran (refused, loading), or its reply never came.
+    pub fn avoid_for_reads(&self, endpoint: &Endpoint) {
+        self.candidates.borrow_mut().exclude(endpoint);
+    }
+
+    /// True when the node tagged `tag` in a SCAN cursor may serve the next page of the
+    /// shard serving `slot`, under `policy` (`None`: the primary alone).
+    pub fn scan_node_serves(&self, slot: u16, tag: u8, policy: Option<ReadFrom>) -> bool {
+        self.with_candidates(|topology, candidates| {
+            topology.shard_index(slot).is_some_and(|shard| {
+                candidates.has_tag(shard, tag, policy.unwrap_or(ReadFrom::Primary))
+            })
+        })
+    }
+
+    /// Runs `f` on the current topology and this worker's read candidates for it.
+    fn with_candidates<R>(&self, f: impl FnOnce(&Topology, &Candidates) -> R) -> R {
+        self.with_topology(|topology| {
+            let mut reads = self.reads.borrow_mut();
+            let health = reads.load();
+            let mut candidates = self.candidates.borrow_mut();
+            if !candidates.is_for(topology, health) {
+                *candidates = self.rebuild_candidates(topology, health);
+            }
+            f(topology, &candidates)
+        })
+    }
+
+    /// True when every eligible replica of the shard serving `slot` is known to hold the
+    /// writes acknowledged before `written_at` (read-your-writes can forget them).
+    pub fn caught_up(&self, slot: u16, written_at: std::time::Instant) -> bool {
+        self.with_candidates(|topology, candidates| {
+            topology
+                .shard_index(slot)
+                .is_some_and(|shard| candidates.caught_up(shard, written_at))
+        })
+    }
+
+    /// The connection that serves `target` on its shard's primary: the one place where a
+    /// target becomes a node and a connection (reads by policy: [`Self::resolve_read`]).
+    /// `None` when no shard serves the target in the current snapshot (the caller waits
+    /// for a better one).
     pub fn resolve(
         &self,
         target: Target<'_>,
@@ -150,8 +310,8 @@ impl WorkerUpstream {
         using: Use<'_>,
         protocol: Protocol,
     ) -> Option<Rc<NodeConn>> {
-        // The only intent today; a read policy will choose among the shard's nodes here.
-        let ReadIntent::Primary = intent;
+        // Reads by policy go through `resolve_read`; here every intent means the primary.
+        let _ = intent;
         self.with_topology(|topology| {
             let count = topology.shards().len();
             let shard = match target {

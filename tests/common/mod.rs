@@ -10,6 +10,8 @@
 //!   wire, with `redis-protocol` (our test oracle) finding the reply boundaries.
 //! - [`replication::ReplicaSet`]: a primary with replicas (`replicaof`) on their own
 //!   loopback addresses, for the standalone mode (`tests/mode_standalone.rs`).
+//! - [`reads`]: `INFO commandstats` deltas per node, `/topology` read flags, a SIGSTOP guard
+//!   and the scenarios shared by the read-from-replicas tests (`tests/read_replicas*.rs`).
 //! - [`free_port`]: a port (and its cluster bus port, +10000) no other test process holds.
 //! - [`tls`]: an in-process test CA, a TLS-only AUTH-protected Redis Cluster, slotgate with a
 //!   TLS listener, `redis-cli --tls` and a rustls client, for `tests/security_tls.rs`.
@@ -45,6 +47,7 @@ pub mod load;
 pub mod named;
 pub mod ops;
 pub mod pods;
+pub mod reads;
 pub mod replication;
 pub mod security;
 pub mod sentinel;
