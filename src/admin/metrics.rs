@@ -391,7 +391,7 @@ impl Collector for StateCollector {
             }
         }
         if state.default_upstream().shape == crate::upstream::Shape::Sentinel {
-            super::sentinel_metrics::encode(&mut e, state.default_upstream())?;
+            super::sentinel_metrics::encode(&mut e, &state.default_upstream())?;
         }
         gauge(
             &mut e,
