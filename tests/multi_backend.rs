@@ -261,6 +261,11 @@ backend = "a"
     assert_eq!(idle.cmd_str(&["SET", "old:1", "x"]), b"+OK\r\n");
     assert_eq!(cluster_get(&b, "old:1").as_deref(), Some("x"));
 
+    // A client of `main` that stays idle across the reload: a listener that stays is the
+    // same listener, so its clients are not drained (a replaced one would close this one
+    // after a second of quiet, like the removed listener's client below).
+    let mut idle_main = RespConn::connect(proxy.addr);
+    assert_eq!(idle_main.cmd_str(&["PING"]), b"+PONG\r\n");
     let keys: Vec<String> = (0..6).map(|i| format!("main:{i}")).collect();
     let load = Load::start(proxy.addr, &keys, LoadOptions::default());
     assert!(load.wait_all_acked_since(Instant::now(), READY).is_some());
@@ -317,4 +322,5 @@ backend = "a"
         .map(|l| l["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["main", "new"], "{topology}");
+    assert_eq!(idle_main.cmd_str(&["GET", "main:0"]).first(), Some(&b'$'));
 }
