@@ -229,23 +229,27 @@ impl Reloader {
         for section in &loaded.listeners {
             let upstream = backends[section.backend].upstream.clone();
             let backend_view = &backends[section.backend].config.config;
-            let kept = running_listeners
+            // Same name, same backend: the same listener (its clients stay). Another backend
+            // is another listener under the old name: the old one drains, a new one starts.
+            let same_name = running_listeners
                 .iter()
                 .find(|l| l.name == section.name && !l.is_stopped());
+            let kept = same_name.filter(|l| Arc::ptr_eq(&l.upstream, &upstream));
+            if same_name.is_some() && kept.is_none() {
+                report.applied.push(format!(
+                    "listeners.{} (moved to backend {})",
+                    section.name, upstream.name
+                ));
+            }
             let planned = match kept {
                 Some(listener) => {
                     let old = listener.config_arc();
                     let (mut view, mut changes) = merge(&old, section.config.view());
                     // Its backend's keys follow the backend's merge (mode kept, ...).
                     copy_backend_keys(&mut view, backend_view);
-                    if !Arc::ptr_eq(&listener.upstream, &upstream) {
-                        changes.ignored.push("backend".to_owned());
-                    }
                     if !flat {
                         changes.applied.retain(|key| is_listener_key(key));
-                        changes
-                            .ignored
-                            .retain(|key| is_listener_key(key) || key == "backend");
+                        changes.ignored.retain(|key| is_listener_key(key));
                         report.extend(&changes, prefix("listeners", &section.name), |_| true);
                     }
                     let users = users_for(&old, &view, listener)?;
@@ -288,6 +292,8 @@ impl Reloader {
                 report
                     .applied
                     .push(format!("listeners.{} (removed)", old.name));
+            }
+            if !listeners.iter().any(|p| Arc::ptr_eq(&p.listener, old)) {
                 removed.push(old.clone());
             }
         }

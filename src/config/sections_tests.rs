@@ -212,3 +212,28 @@ requirepass = ["hunter2"]
     );
     assert!(!error.contains("--requirepass"), "{error}");
 }
+
+/// The Kubernetes example is a valid config: its only problems are the Secret files, which
+/// exist only in a pod.
+#[test]
+fn the_kubernetes_example_is_valid_but_for_its_secret_files() {
+    const EXAMPLE: &str = include_str!("../../k8s/multi-db/slotgate.toml");
+    let found = match load(&Cli::default(), EXAMPLE) {
+        Err(ConfigError::Invalid(problems)) => problems,
+        other => panic!("expected only the missing secret files, got {other:?}"),
+    };
+    assert_eq!(found.len(), 3, "{found:#?}");
+    for problem in &found {
+        assert_eq!(problem.key, keys::REQUIREPASS_FILE, "{found:#?}");
+        assert!(problem.message.contains("cannot read"), "{found:#?}");
+    }
+    let paths: Vec<String> = found.iter().map(Problem::path).collect();
+    assert_eq!(
+        paths,
+        [
+            "listeners[0].requirepass-file",
+            "listeners[1].requirepass-file",
+            "listeners[2].requirepass-file"
+        ]
+    );
+}
