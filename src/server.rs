@@ -320,20 +320,32 @@ fn run_worker(
         for sockets in initial {
             accepting.spawn_local(accept_loop(sockets, worker.clone(), index, sessions.clone()));
         }
-        let draining = worker.draining.clone();
-        loop {
-            tokio::select! {
-                biased;
-                () = draining.cancelled() => break,
-                added = inbox.recv() => match added {
-                    Some(sockets) => {
-                        worker.forget_unused_upstreams();
-                        accepting.spawn_local(accept_loop(sockets, worker.clone(), index, sessions.clone()));
+        // Listeners added by a reload arrive here. A task of its own, not a branch of this
+        // future: the LocalSet polls its main future at every wake-up of any task, and a
+        // token check there costs every request a lock.
+        let adder = {
+            let worker = worker.clone();
+            let accepting = accepting.clone();
+            let sessions = sessions.clone();
+            async move {
+                let draining = worker.draining.clone();
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = draining.cancelled() => break,
+                        added = inbox.recv() => match added {
+                            Some(sockets) => {
+                                worker.forget_unused_upstreams();
+                                let accept = accept_loop(sockets, worker.clone(), index, sessions.clone());
+                                accepting.spawn_local(accept);
+                            }
+                            None => break,
+                        },
                     }
-                    None => draining.cancelled().await,
-                },
+                }
             }
-        }
+        };
+        accepting.spawn_local(adder);
         accepting.close();
         accepting.wait().await;
         sessions.close();
