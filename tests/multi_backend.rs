@@ -5,7 +5,7 @@
 //!   each land only in its backend; each listener's users, `maxclients`, `INFO` and
 //!   `CLIENT LIST` are its own; `/topology`, `/readyz` and `/metrics` name both.
 //! - SIGKILL of every node of one cluster leaves the other listener's load error-free, and
-//!   `/readyz` names the backend that is down.
+//!   `/readyz` names the backend that is down until a reload marks it `required = false`.
 //! - A reload adds a listener, removes another (its idle client is drained, its port
 //!   closes) and changes a backend's seeds, while a load on the remaining listener sees no
 //!   error.
@@ -176,14 +176,17 @@ fn one_backend_down_leaves_the_other_listener_error_free() {
     let mut orders = RedisCluster::start(3, 0);
     let cache = RedisCluster::start(3, 0);
     let orders_port = free_port();
-    let toml = format!(
-        r#"
+    let (cache_seeds, orders_seeds) = (seeds(&cache), seeds(&orders));
+    let config = |required: bool| {
+        format!(
+            r#"
 [backends.cache]
 seeds = {cache}
 
 [backends.orders]
 seeds = {orders}
 retry-deadline = "500ms"
+required = {required}
 
 [[listeners]]
 backend = "cache"
@@ -192,9 +195,11 @@ backend = "cache"
 listen = "127.0.0.1:{orders_port}"
 backend = "orders"
 "#,
-        cache = seeds(&cache),
-        orders = seeds(&orders),
-    );
+            cache = cache_seeds,
+            orders = orders_seeds,
+        )
+    };
+    let toml = config(true);
     let proxy = OpsProxy::start_with_config(&toml, &[]);
     proxy.wait_readyz(200, READY);
     let keys: Vec<String> = (0..6).map(|i| format!("cache:{i}")).collect();
@@ -220,6 +225,16 @@ backend = "orders"
             .is_some(),
         "the cache load stalled after the orders nodes died"
     );
+    // A backend that is not `required` no longer holds readiness back (reloaded).
+    proxy.write_config(&config(false));
+    let reply = proxy.post("/reload");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        reply.body.contains("backends.orders.required"),
+        "{}",
+        reply.body
+    );
+    proxy.wait_readyz(200, READY);
     let report = load.stop();
     assert!(report.acks() > 0);
     assert!(
