@@ -40,6 +40,8 @@ pub struct ClientEntry {
     pub id: u64,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// The listener it connected to (`CLIENT LIST` on a listener shows its own clients).
+    pub listener: Arc<str>,
     pub connected_at: Instant,
     /// Milliseconds after `connected_at` of the last command.
     last_active_ms: AtomicU64,
@@ -79,11 +81,13 @@ impl ClientRegistry {
         id: u64,
         peer: SocketAddr,
         local: SocketAddr,
+        listener: Arc<str>,
     ) -> ClientGuard {
         let entry = Arc::new(ClientEntry {
             id,
             peer,
             local,
+            listener,
             connected_at: Instant::now(),
             last_active_ms: AtomicU64::new(0),
             qbuf: AtomicU64::new(0),
@@ -306,8 +310,8 @@ mod tests {
     #[test]
     fn register_list_and_unregister() {
         let registry = Arc::new(ClientRegistry::new(2));
-        let a = registry.register(0, 7, addr(1000), addr(6380));
-        let b = registry.register(1, 3, addr(1001), addr(6380));
+        let a = registry.register(0, 7, addr(1000), addr(6380), "default".into());
+        let b = registry.register(1, 3, addr(1001), addr(6380), "default".into());
         assert_eq!(registry.len(), 2);
         let ids: Vec<u64> = registry.all().iter().map(|e| e.id).collect();
         assert_eq!(ids, vec![3, 7]);

@@ -20,6 +20,7 @@ pub mod connector;
 pub mod control;
 pub mod dns;
 pub mod endpoint;
+pub mod listener;
 pub mod metrics;
 pub mod net;
 pub mod read_pool;

@@ -19,8 +19,13 @@ use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
-use crate::config::{Cli, Config, ConfigError};
+use crate::config::{
+    BackendConfig, Cli, Config, ConfigError, DEFAULT_SECTION, ListenerConfig, keys,
+};
+use crate::listener::Listener;
 use crate::state::ProxyState;
+use crate::upstream::Upstream;
+use crate::upstream::refresher::Refresher;
 
 /// Applies a new `log-level` filter (a validated `EnvFilter` directive string).
 pub type LogFilterHandle = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -36,10 +41,30 @@ pub struct Reloader {
 /// What a successful reload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReloadReport {
-    /// Keys whose new value is in force.
-    pub applied: Vec<&'static str>,
+    /// Keys whose new value is in force (`backends.orders.seeds` for a section's key;
+    /// `listeners.cache (added)` and `(removed)` for whole sections).
+    pub applied: Vec<String>,
     /// Keys that changed in the file but need a restart; their running value stays.
-    pub ignored: Vec<&'static str>,
+    pub ignored: Vec<String>,
+}
+
+impl ReloadReport {
+    /// Adds `other`'s keys that pass `keep`, under `section` when given.
+    fn extend(
+        &mut self,
+        other: &ReloadReport,
+        section: Option<String>,
+        keep: impl Fn(&str) -> bool,
+    ) {
+        let name = |key: &String| match &section {
+            Some(section) => format!("{section}.{key}"),
+            None => key.clone(),
+        };
+        self.applied
+            .extend(other.applied.iter().filter(|k| keep(k)).map(name));
+        self.ignored
+            .extend(other.ignored.iter().filter(|k| keep(k)).map(name));
+    }
 }
 
 /// Why a reload was refused; the running config stays in force.
@@ -54,6 +79,9 @@ pub enum ReloadError {
     /// The users do not form a valid set (a name defined twice).
     #[error("invalid users: {0}")]
     Users(String),
+    /// A new listener's port cannot be listened on.
+    #[error("{0}")]
+    Listen(String),
 }
 
 impl Reloader {
@@ -90,7 +118,11 @@ impl Reloader {
             }
         };
         let running = self.state.config_arc();
-        let (next, report) = merge(&running, loaded);
+        let plan = self.plan(&running, loaded).map_err(|e| {
+            error!(cause, file = %file, error = %e, "config reload refused; the running config stays in force");
+            e
+        })?;
+        let report = plan.report.clone();
         if report.applied.is_empty() && report.ignored.is_empty() {
             info!(cause, file = %file, "config reloaded; nothing changed");
             return Ok(report);
@@ -98,10 +130,11 @@ impl Reloader {
         for key in &report.ignored {
             warn!(
                 cause,
-                key = *key,
+                key = key.as_str(),
                 "config reload: `{key}` changed but needs a restart; keeping the running value"
             );
         }
+        let next = &plan.top;
         if let Some(apply) = &self.log_filter
             && next.log_level != running.log_level
             && let Err(e) = apply(&next.log_level)
@@ -115,27 +148,305 @@ impl Reloader {
                 .slowlog
                 .configure(next.slowlog_log_slower_than, next.slowlog_max_len);
         }
-        let users_changed = next.requirepass != running.requirepass || next.users != running.users;
-        if users_changed {
-            // Refuse the whole reload rather than fall back to anything looser.
-            let mut users = crate::acl::Users::from_config(&next.users, next.requirepass).map_err(|e| {
-                error!(cause, file = %file, error = %e, "config reload refused; the running config stays in force");
-                ReloadError::Users(e.to_string())
-            })?;
-            users.keep_counters_from(&self.state.users.load());
-            self.state.set_users(users);
-        }
-        let seeds_changed = next.seeds != running.seeds;
-        self.state.set_config(next);
-        if seeds_changed {
-            // The refresher picks the new seeds up at its next round; make it soon.
-            for upstream in &self.state.upstreams {
-                upstream.request_refresh();
-            }
-        }
+        self.commit(plan);
         info!(cause, file = %file, applied = ?report.applied, ignored = ?report.ignored, "config reloaded");
         Ok(report)
     }
+
+    /// Works out everything a reload changes, without changing anything yet: the merged
+    /// views, the users of every listener, the sockets of new listeners. Any failure
+    /// refuses the whole reload.
+    fn plan(&self, running: &Config, loaded: Config) -> Result<Plan, ReloadError> {
+        let (top, top_report) = merge(&running.view(), loaded.view());
+        let flat = is_flat(running) && is_flat(&loaded);
+        let mut report = ReloadReport::default();
+        if flat {
+            report = top_report;
+        } else {
+            report.extend(&top_report, None, |key| {
+                !keys::BACKEND_SIDE
+                    .iter()
+                    .chain(keys::LISTENER_SIDE)
+                    .any(|k| k.name == key)
+            });
+        }
+        let prefix = |kind: &str, name: &str| (!flat).then(|| format!("{kind}.{name}"));
+
+        // Backends: the same name keeps its Upstream (connections, caches, scripts).
+        let running_upstreams = self.state.upstreams();
+        let mut backends = Vec::new();
+        for backend in &loaded.backends {
+            let kept = running
+                .backends
+                .iter()
+                .find(|b| b.name == backend.name)
+                .zip(running_upstreams.iter().find(|u| u.name == backend.name));
+            match kept {
+                Some((old, upstream)) => {
+                    let (view, mut section) = merge(&old.config, backend.config.view());
+                    if !flat {
+                        section.applied.retain(|key| is_backend_key(key));
+                        section.ignored.retain(|key| is_backend_key(key));
+                        if old.required != backend.required {
+                            section.applied.push("required".to_owned());
+                        }
+                        report.extend(&section, prefix("backends", &backend.name), |_| true);
+                    }
+                    backends.push(PlannedBackend {
+                        config: BackendConfig {
+                            config: Arc::new(view),
+                            ..backend.clone()
+                        },
+                        upstream: upstream.clone(),
+                        added: false,
+                        old: Some(old.config.clone()),
+                    });
+                }
+                None => {
+                    report
+                        .applied
+                        .push(format!("backends.{} (added)", backend.name));
+                    backends.push(PlannedBackend {
+                        upstream: Arc::new(Upstream::from_backend(backend)),
+                        config: backend.clone(),
+                        added: true,
+                        old: None,
+                    });
+                }
+            }
+        }
+        for old in &running.backends {
+            if !loaded.backends.iter().any(|b| b.name == old.name) {
+                report
+                    .applied
+                    .push(format!("backends.{} (removed)", old.name));
+            }
+        }
+
+        // Listeners: the same name keeps its Listener; a new name is bound now.
+        let running_listeners = self.state.listeners();
+        let mut listeners = Vec::new();
+        for section in &loaded.listeners {
+            let upstream = backends[section.backend].upstream.clone();
+            let backend_view = &backends[section.backend].config.config;
+            // Same name, same backend: the same listener (its clients stay). Another backend
+            // is another listener under the old name: the old one drains, a new one starts.
+            let same_name = running_listeners
+                .iter()
+                .find(|l| l.name == section.name && !l.is_stopped());
+            let kept = same_name.filter(|l| Arc::ptr_eq(&l.upstream, &upstream));
+            if same_name.is_some() && kept.is_none() {
+                report.applied.push(format!(
+                    "listeners.{} (moved to backend {})",
+                    section.name, upstream.name
+                ));
+            }
+            let planned = match kept {
+                Some(listener) => {
+                    let old = listener.config_arc();
+                    let (mut view, mut changes) = merge(&old, section.config.view());
+                    // Its backend's keys follow the backend's merge (mode kept, ...).
+                    copy_backend_keys(&mut view, backend_view);
+                    if !flat {
+                        changes.applied.retain(|key| is_listener_key(key));
+                        changes.ignored.retain(|key| is_listener_key(key));
+                        report.extend(&changes, prefix("listeners", &section.name), |_| true);
+                    }
+                    let users = users_for(&old, &view, listener)?;
+                    PlannedListener {
+                        listener: listener.clone(),
+                        config: Arc::new(view),
+                        users,
+                        sockets: Vec::new(),
+                    }
+                }
+                None => {
+                    report
+                        .applied
+                        .push(format!("listeners.{} (added)", section.name));
+                    let mut view = section.config.view();
+                    copy_backend_keys(&mut view, backend_view);
+                    let config = ListenerConfig {
+                        config: Arc::new(view),
+                        ..section.clone()
+                    };
+                    let listener = Arc::new(Listener::new(&config, upstream, &self.state.draining));
+                    let sockets = self
+                        .state
+                        .inboxes
+                        .bind(&listener)
+                        .map_err(|e| ReloadError::Listen(e.to_string()))?;
+                    PlannedListener {
+                        listener,
+                        config: config.config,
+                        users: None,
+                        sockets,
+                    }
+                }
+            };
+            listeners.push(planned);
+        }
+        let mut removed = Vec::new();
+        for old in running_listeners.iter() {
+            if !loaded.listeners.iter().any(|l| l.name == old.name) {
+                report
+                    .applied
+                    .push(format!("listeners.{} (removed)", old.name));
+            }
+            if !listeners.iter().any(|p| Arc::ptr_eq(&p.listener, old)) {
+                removed.push(old.clone());
+            }
+        }
+        let retired: Vec<Arc<Upstream>> = running_upstreams
+            .iter()
+            .filter(|u| !backends.iter().any(|b| Arc::ptr_eq(&b.upstream, u)))
+            .cloned()
+            .collect();
+        let top = Config {
+            backends: backends.iter().map(|b| b.config.clone()).collect(),
+            listeners: loaded
+                .listeners
+                .iter()
+                .zip(&listeners)
+                .map(|(section, planned)| ListenerConfig {
+                    config: planned.config.clone(),
+                    ..section.clone()
+                })
+                .collect(),
+            ..top
+        };
+        Ok(Plan {
+            top,
+            report,
+            backends,
+            listeners,
+            removed,
+            retired,
+        })
+    }
+
+    /// Applies a plan: new objects first, then the swap, then the removals, so a client of
+    /// a listener that stays never notices.
+    fn commit(&self, plan: Plan) {
+        for backend in &plan.backends {
+            let upstream = &backend.upstream;
+            upstream.set_required(backend.config.required);
+            match &backend.old {
+                Some(old) => {
+                    let next = &backend.config.config;
+                    upstream.reconfigure(old, next);
+                    if old.seeds != next.seeds || old.sentinels != next.sentinels {
+                        // The refresher picks the new addresses up at its next round; soon.
+                        upstream.request_refresh();
+                    }
+                }
+                None if backend.added => {
+                    let refresher = Refresher::new(upstream.clone(), self.state.metrics.clone());
+                    crate::server::spawn_refresher(refresher, upstream.stop.clone());
+                    upstream.request_refresh();
+                }
+                None => {}
+            }
+        }
+        let mut listeners = Vec::new();
+        for planned in plan.listeners {
+            let listener = planned.listener;
+            if let Some(users) = planned.users {
+                listener.set_users(users);
+            }
+            listener.set_config(planned.config);
+            self.state.inboxes.send(planned.sockets);
+            listeners.push(listener);
+        }
+        let upstreams = plan.backends.iter().map(|b| b.upstream.clone()).collect();
+        self.state.set_sections(upstreams, listeners);
+        for listener in plan.removed {
+            // Accepting stops on every worker; its sessions answer what they received and
+            // close once idle, as in a drain.
+            listener.stop.cancel();
+        }
+        for upstream in plan.retired {
+            upstream.stop.cancel();
+        }
+        self.state.set_config(plan.top);
+    }
+}
+
+/// What a reload will do; see [`Reloader::plan`].
+struct Plan {
+    top: Config,
+    report: ReloadReport,
+    backends: Vec<PlannedBackend>,
+    listeners: Vec<PlannedListener>,
+    removed: Vec<Arc<Listener>>,
+    retired: Vec<Arc<Upstream>>,
+}
+
+struct PlannedBackend {
+    config: BackendConfig,
+    upstream: Arc<Upstream>,
+    added: bool,
+    /// Its running view, when it stays.
+    old: Option<Arc<Config>>,
+}
+
+struct PlannedListener {
+    listener: Arc<Listener>,
+    config: Arc<Config>,
+    /// New users, when they changed.
+    users: Option<crate::acl::Users>,
+    /// One per worker, for a new listener.
+    sockets: Vec<crate::listener::Sockets>,
+}
+
+/// True for a config of the flat keys only: one `default` listener on one `default`
+/// backend, reported without section paths as before sections existed.
+fn is_flat(config: &Config) -> bool {
+    let (backends, listeners) = config.sections();
+    backends.len() == 1
+        && listeners.len() == 1
+        && backends[0].name == DEFAULT_SECTION
+        && listeners[0].name == DEFAULT_SECTION
+}
+
+fn is_backend_key(name: &str) -> bool {
+    keys::BACKEND_SIDE.iter().any(|key| key.name == name)
+}
+
+fn is_listener_key(name: &str) -> bool {
+    keys::LISTENER_SIDE.iter().any(|key| key.name == name)
+}
+
+/// A listener's view holds its backend's keys too (sessions read `retry-deadline`,
+/// `max-redirects` there): take them from the backend's merged view.
+fn copy_backend_keys(view: &mut Config, backend: &Config) {
+    view.mode = backend.mode;
+    view.seeds.clone_from(&backend.seeds);
+    view.sentinels.clone_from(&backend.sentinels);
+    view.master_name.clone_from(&backend.master_name);
+    view.backend_connect_timeout = backend.backend_connect_timeout;
+    view.backend_reply_timeout = backend.backend_reply_timeout;
+    view.max_reply_depth = backend.max_reply_depth;
+    view.topology_refresh_interval = backend.topology_refresh_interval;
+    view.topology_refresh_min_interval = backend.topology_refresh_min_interval;
+    view.max_redirects = backend.max_redirects;
+    view.retry_deadline = backend.retry_deadline;
+}
+
+/// The listener's new users, when they changed; refused as a whole when invalid.
+fn users_for(
+    old: &Config,
+    next: &Config,
+    listener: &Listener,
+) -> Result<Option<crate::acl::Users>, ReloadError> {
+    if next.requirepass == old.requirepass && next.users == old.users {
+        return Ok(None);
+    }
+    // Refuse the whole reload rather than fall back to anything looser.
+    let mut users = crate::acl::Users::from_config(&next.users, next.requirepass)
+        .map_err(|e| ReloadError::Users(e.to_string()))?;
+    users.keep_counters_from(&listener.users.load());
+    Ok(Some(users))
 }
 
 /// Logs a refused reload: one line per problem, each naming its key.
@@ -189,14 +500,14 @@ fn merge_tls(running: &Config, next: &mut Config, report: &mut ReloadReport) {
             for (changed, key) in changes {
                 match (changed, key) {
                     (false, _) => {}
-                    (true, "tls-port") => report.ignored.push(key),
-                    (true, _) => report.applied.push(key),
+                    (true, "tls-port") => report.ignored.push(key.to_owned()),
+                    (true, _) => report.applied.push(key.to_owned()),
                 }
             }
             new.port = old.port;
         }
         (old, new) if old != new => {
-            report.ignored.push("tls-port");
+            report.ignored.push("tls-port".to_owned());
             new.clone_from(old);
         }
         _ => {}
@@ -222,12 +533,12 @@ fn merge_tls(running: &Config, next: &mut Config, report: &mut ReloadReport) {
             ];
             for (changed, key) in changes {
                 if changed {
-                    report.applied.push(key);
+                    report.applied.push(key.to_owned());
                 }
             }
         }
         (old, new) if old != new => {
-            report.ignored.push("backend-tls");
+            report.ignored.push("backend-tls".to_owned());
             new.clone_from(old);
         }
         _ => {}
@@ -242,7 +553,7 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
     macro_rules! restart_only {
         ($($field:ident => $key:literal),* $(,)?) => {$(
             if next.$field != running.$field {
-                report.ignored.push($key);
+                report.ignored.push($key.to_owned());
                 next.$field = running.$field.clone();
             }
         )*};
@@ -250,13 +561,13 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
     macro_rules! live {
         ($($field:ident => $key:literal),* $(,)?) => {$(
             if next.$field != running.$field {
-                report.applied.push($key);
+                report.applied.push($key.to_owned());
             }
         )*};
     }
     if next.mode != running.mode {
         // The keys of one mode mean nothing in another: keep the running backend whole.
-        report.ignored.push("mode");
+        report.ignored.push("mode".to_owned());
         next.mode = running.mode;
         next.seeds = running.seeds.clone();
         next.sentinels = running.sentinels.clone();
@@ -327,7 +638,7 @@ pub fn merge(running: &Config, loaded: Config) -> (Config, ReloadReport) {
         ),
     ] {
         if changed {
-            report.applied.push(key);
+            report.applied.push(key.to_owned());
         }
     }
     merge_tls(running, &mut next, &mut report);
@@ -457,11 +768,11 @@ mod tests {
             next.backend_tls, None,
             "turning backend TLS on needs a restart"
         );
-        let mut named: Vec<&str> = report
+        let mut named: Vec<String> = report
             .applied
             .iter()
             .chain(&report.ignored)
-            .copied()
+            .cloned()
             .collect();
         running.backend_tls = Some(backend("old"));
         let (next, report) = merge(&running, loaded);
@@ -470,7 +781,8 @@ mod tests {
             report
                 .applied
                 .iter()
-                .filter(|k| k.starts_with("backend-tls-")),
+                .filter(|k| k.starts_with("backend-tls-"))
+                .cloned(),
         );
         // A new mode is reported alone: every backend key keeps its running value.
         let mut other_mode = base();

@@ -35,6 +35,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::admin;
 use crate::config::{Cli, Config};
+use crate::listener::{Listener, Sockets};
 use crate::metrics::WorkerStats;
 use crate::reload::{LogFilterHandle, Reloader};
 use crate::session;
@@ -109,7 +110,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
 
     // One refresher per upstream, all on this thread.
     let mut refreshers: Vec<Refresher> = state
-        .upstreams
+        .upstreams()
         .iter()
         .map(|upstream| Refresher::new(upstream.clone(), state.metrics.clone()))
         .collect();
@@ -136,7 +137,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             }
         }
     }
-    for upstream in &state.upstreams {
+    for upstream in state.upstreams().iter() {
         if !upstream.topology.load().is_complete() {
             warn!(
                 upstream = %upstream.name,
@@ -146,62 +147,54 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     }
 
     let config = state.config_arc();
-    let tls_addr = config
-        .tls
-        .as_ref()
-        .map(|tls| SocketAddr::new(config.listen.ip(), tls.port));
-    // Today's flat config: one listener (plain, and TLS with `tls-port`) bound to the one
-    // upstream.
-    let bindings = [Binding {
-        plain: config.listen,
-        tls: tls_addr,
-        upstream: 0,
-    }];
-    let listeners = (0..config.threads)
-        .map(|_| {
-            bindings
-                .iter()
-                .map(|binding| {
-                    Ok(Listeners {
-                        plain: bind(binding.plain)?,
-                        tls: binding.tls.map(bind).transpose()?,
-                        upstream: binding.upstream,
-                    })
-                })
-                .collect::<Result<Vec<_>, StartError>>()
-        })
-        .collect::<Result<Vec<_>, StartError>>()?;
+    // Every listener in force, bound once per worker; a reload sends later ones through
+    // the workers' inboxes.
+    let listeners = state.listeners();
+    let mut sockets: Vec<Vec<Sockets>> = (0..config.threads).map(|_| Vec::new()).collect();
+    for listener in listeners.iter() {
+        let bound = crate::listener::bind_all(listener, config.threads).map_err(|e| {
+            StartError::Listen {
+                addr: e.addr,
+                source: e.source,
+            }
+        })?;
+        for (worker, socket) in sockets.iter_mut().zip(bound) {
+            worker.push(socket);
+        }
+    }
     let workers = TaskTracker::new();
     let mut threads = Vec::new();
-    for (index, listener) in listeners.into_iter().enumerate() {
+    let mut inboxes = Vec::new();
+    for (index, initial) in sockets.into_iter().enumerate() {
         let state = state.clone();
         let token = workers.token();
+        let (sender, inbox) = tokio::sync::mpsc::unbounded_channel();
+        inboxes.push(sender);
         let handle = std::thread::Builder::new()
             .name(format!("slotgate-worker-{index}"))
-            .spawn(move || run_worker(state, index, listener, token))
+            .spawn(move || run_worker(state, index, initial, inbox, token))
             .map_err(|source| StartError::Thread { index, source })?;
         threads.push(handle);
     }
+    state.inboxes.set(inboxes);
     workers.close();
     state.serving.store(true, Ordering::Relaxed);
-    match tls_addr {
-        Some(tls) => {
-            info!(listen = %config.listen, tls_listen = %tls, threads = config.threads, "slotgate is serving");
+    for listener in listeners.iter() {
+        let view = listener.config();
+        match &view.tls {
+            Some(tls) => {
+                info!(listener = %listener.name, backend = %listener.upstream.name, listen = %view.listen, tls_port = tls.port, threads = config.threads, "slotgate is serving");
+            }
+            None => {
+                info!(listener = %listener.name, backend = %listener.upstream.name, listen = %view.listen, threads = config.threads, "slotgate is serving");
+            }
         }
-        None => info!(listen = %config.listen, threads = config.threads, "slotgate is serving"),
     }
     drop(config);
     let refresher_tasks: Vec<_> = refreshers
         .into_iter()
-        .map(|refresher| tokio::spawn(refresher.run(shutdown.clone())))
+        .map(|refresher| spawn_refresher(refresher, shutdown.clone()))
         .collect();
-    // One replica probe per upstream; each idles while its policy reads from primaries.
-    for upstream in &state.upstreams {
-        tokio::spawn(crate::upstream::read_probe::run(
-            upstream.clone(),
-            shutdown.clone(),
-        ));
-    }
 
     let first = loop {
         match signals.recv().await {
@@ -277,36 +270,27 @@ async fn drain(
     }
 }
 
-/// A listening socket with `SO_REUSEPORT`, so every worker can have its own.
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
-    let fail = |source| StartError::Listen { addr, source };
-    let domain = socket2::Domain::for_address(addr);
-    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
-        .map_err(fail)?;
-    socket.set_reuse_address(true).map_err(fail)?;
-    #[cfg(unix)]
-    socket.set_reuse_port(true).map_err(fail)?;
-    socket.set_nonblocking(true).map_err(fail)?;
-    socket.bind(&addr.into()).map_err(fail)?;
-    socket.listen(1024).map_err(fail)?;
-    Ok(socket.into())
-}
-
-/// A listener and the upstream its clients are served by.
-struct Binding {
-    plain: SocketAddr,
-    /// The TLS port of the same listener (`tls-port`).
-    tls: Option<SocketAddr>,
-    /// Index into [`ProxyState::upstreams`].
-    upstream: usize,
-}
-
-/// One worker's listening sockets for one [`Binding`]: the plain port and, with
-/// `tls-port`, the TLS one.
-struct Listeners {
-    plain: std::net::TcpListener,
-    tls: Option<std::net::TcpListener>,
-    upstream: usize,
+/// Runs one upstream's refresher, and its replica probe (idle while its policy reads from
+/// primaries), until shutdown or until a reload removes the upstream.
+pub fn spawn_refresher(
+    refresher: Refresher,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let removed = refresher.upstream().stop.clone();
+    let probe = crate::upstream::read_probe::run(refresher.upstream().clone(), shutdown.clone());
+    let probe_removed = removed.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = probe => {}
+            () = probe_removed.cancelled() => {}
+        }
+    });
+    tokio::spawn(async move {
+        tokio::select! {
+            () = refresher.run(shutdown) => {}
+            () = removed.cancelled() => {}
+        }
+    })
 }
 
 /// Accepts on an optional listener; never completes without one.
@@ -317,12 +301,14 @@ async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream
     }
 }
 
-/// One worker thread: accepts on every listener until `draining` fires, then waits for
-/// its sessions. `_token` keeps the main thread's tracker open until this thread is done.
+/// One worker thread: accepts on every listener (those in force at start, and those a
+/// reload sends to `inbox`) until `draining` fires, then waits for its sessions. `_token`
+/// keeps the main thread's tracker open until this thread is done.
 fn run_worker(
     state: Arc<ProxyState>,
     index: usize,
-    listeners: Vec<Listeners>,
+    initial: Vec<Sockets>,
+    mut inbox: tokio::sync::mpsc::UnboundedReceiver<Sockets>,
     _token: TaskTrackerToken,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -338,16 +324,37 @@ fn run_worker(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let worker = Rc::new(Worker::new(state, index));
-        for upstream in &worker.upstreams {
-            tokio::task::spawn_local(upstream.clone().follow_read_health());
-        }
         let sessions = TaskTracker::new();
         let accepting = TaskTracker::new();
-        for listeners in listeners {
-            let upstream = worker.upstreams[listeners.upstream].clone();
-            let accept = accept_loop(listeners, worker.clone(), upstream, index, sessions.clone());
-            accepting.spawn_local(accept);
+        for sockets in initial {
+            accepting.spawn_local(accept_loop(sockets, worker.clone(), index, sessions.clone()));
         }
+        // Listeners added by a reload arrive here. A task of its own, not a branch of this
+        // future: the LocalSet polls its main future at every wake-up of any task, and a
+        // token check there costs every request a lock.
+        let adder = {
+            let worker = worker.clone();
+            let accepting = accepting.clone();
+            let sessions = sessions.clone();
+            async move {
+                let draining = worker.draining.clone();
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = draining.cancelled() => break,
+                        added = inbox.recv() => match added {
+                            Some(sockets) => {
+                                worker.forget_unused_upstreams();
+                                let accept = accept_loop(sockets, worker.clone(), index, sessions.clone());
+                                accepting.spawn_local(accept);
+                            }
+                            None => break,
+                        },
+                    }
+                }
+            }
+        };
+        accepting.spawn_local(adder);
         accepting.close();
         accepting.wait().await;
         sessions.close();
@@ -361,41 +368,58 @@ fn run_worker(
     });
 }
 
-/// Accepts on one listener's sockets until `draining` fires; its clients are served by
-/// `upstream`. Returning closes the sockets.
-async fn accept_loop(
-    listeners: Listeners,
-    worker: Rc<Worker>,
-    upstream: Rc<WorkerUpstream>,
-    index: usize,
-    sessions: TaskTracker,
-) {
-    let registered = TcpListener::from_std(listeners.plain).and_then(|plain| {
-        let tls = listeners.tls.map(TcpListener::from_std).transpose()?;
+/// Accepts on one listener's sockets until it stops (removed by a reload, or draining);
+/// its clients are served by its upstream. Returning closes the sockets; its sessions
+/// drain on the same signal.
+async fn accept_loop(sockets: Sockets, worker: Rc<Worker>, index: usize, sessions: TaskTracker) {
+    let Sockets {
+        listener,
+        plain,
+        tls,
+    } = sockets;
+    let registered = TcpListener::from_std(plain).and_then(|plain| {
+        let tls = tls.map(TcpListener::from_std).transpose()?;
         Ok((plain, tls))
     });
-    let (listener, tls_listener) = match registered {
+    let (plain, tls_listener) = match registered {
         Ok(pair) => pair,
         Err(e) => {
-            error!(worker = index, error = %e, "cannot register the listeners");
+            error!(worker = index, listener = %listener.name, error = %e, "cannot register the listeners");
             return;
         }
     };
-    let draining = worker.state.draining.clone();
+    let upstream = worker.upstream_for(&listener.upstream);
+    // This thread's own token: its sessions wait on it, not on one every thread shares.
+    let stop = listener.stop.child_token();
+    let bound = Bound {
+        listener,
+        upstream,
+        stop,
+    };
     loop {
         tokio::select! {
             biased;
-            () = draining.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => admit(stream, peer, false, &worker, &upstream, index, &sessions),
+            () = bound.stop.cancelled() => break,
+            accepted = plain.accept() => match accepted {
+                Ok((stream, peer)) => admit(stream, peer, false, &worker, &bound, index, &sessions),
                 Err(e) => accept_failed(index, &e).await,
             },
             accepted = accept_on(tls_listener.as_ref()) => match accepted {
-                Ok((stream, peer)) => admit(stream, peer, true, &worker, &upstream, index, &sessions),
+                Ok((stream, peer)) => admit(stream, peer, true, &worker, &bound, index, &sessions),
                 Err(e) => accept_failed(index, &e).await,
             },
         }
     }
+    if !worker.state.is_draining() {
+        info!(worker = index, listener = %bound.listener.name, "listener removed: no new clients; its sessions drain");
+    }
+}
+
+/// One listener as one worker serves it.
+struct Bound {
+    listener: Arc<Listener>,
+    upstream: Rc<WorkerUpstream>,
+    stop: CancellationToken,
 }
 
 /// EMFILE and friends: back off briefly instead of spinning.
@@ -411,15 +435,17 @@ fn admit(
     peer: SocketAddr,
     tls: bool,
     worker: &Rc<Worker>,
-    upstream: &Rc<WorkerUpstream>,
+    bound: &Bound,
     index: usize,
     sessions: &TaskTracker,
 ) {
     let state = &worker.state;
     let stats = &worker.stats;
-    let maxclients = state.config().maxclients;
-    if state.clients.fetch_add(1, Ordering::Relaxed) >= maxclients {
-        state.clients.fetch_sub(1, Ordering::Relaxed);
+    let listener = &bound.listener;
+    let maxclients = listener.config().maxclients;
+    if listener.clients.fetch_add(1, Ordering::Relaxed) >= maxclients {
+        listener.clients.fetch_sub(1, Ordering::Relaxed);
+        listener.rejected.fetch_add(1, Ordering::Relaxed);
         WorkerStats::bump(&stats.connections_rejected);
         if tls {
             // No plain-text error can reach a TLS client before its handshake: just close.
@@ -433,18 +459,23 @@ fn admit(
         });
         return;
     }
+    state.clients.fetch_add(1, Ordering::Relaxed);
+    listener.accepted.fetch_add(1, Ordering::Relaxed);
     WorkerStats::bump(&stats.connections_accepted);
     WorkerStats::bump(&stats.connections_current);
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
     let local = stream.local_addr().unwrap_or(peer);
-    let registration = state.client_list.register(index, id, peer, local);
+    let name: Arc<str> = Arc::from(listener.name.as_str());
+    let registration = state.client_list.register(index, id, peer, local, name);
     let worker = worker.clone();
-    let upstream = upstream.clone();
+    let upstream = bound.upstream.clone();
+    let listener = listener.clone();
+    let stop = bound.stop.clone();
     sessions.spawn_local(async move {
         let killed = registration.entry().kill_token().clone();
         let serve = async {
             let stream = if tls {
-                match handshake(stream, &worker).await {
+                match handshake(stream, &listener).await {
                     Ok(stream) => stream,
                     Err(e) => {
                         WorkerStats::bump(&worker.stats.tls_handshake_failures);
@@ -455,7 +486,12 @@ fn admit(
             } else {
                 Stream::Plain(stream)
             };
-            session::serve(stream, peer, worker.clone(), upstream, id).await;
+            let bound = session::Bound {
+                listener: listener.clone(),
+                upstream,
+                stop,
+            };
+            session::serve(stream, peer, worker.clone(), bound, id).await;
         };
         tokio::select! {
             () = serve => {}
@@ -463,15 +499,15 @@ fn admit(
             () = killed.cancelled() => debug!(client = id, %peer, "client killed (CLIENT KILL)"),
         }
         drop(registration);
+        listener.clients.fetch_sub(1, Ordering::Relaxed);
         worker.state.clients.fetch_sub(1, Ordering::Relaxed);
         WorkerStats::drop_one(&worker.stats.connections_current);
     });
 }
 
 /// The server side of a TLS handshake, with the certificate in force now.
-async fn handshake(stream: TcpStream, worker: &Worker) -> std::io::Result<Stream> {
-    let acceptor = worker
-        .state
+async fn handshake(stream: TcpStream, listener: &Listener) -> std::io::Result<Stream> {
+    let acceptor = listener
         .tls
         .acceptor()
         .ok_or_else(|| std::io::Error::other("the TLS listener has no certificate loaded"))?;

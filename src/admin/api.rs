@@ -135,16 +135,11 @@ pub fn json(state: &ProxyState, sampler: &Sampler) -> Value {
     );
     let readiness = state.readiness();
     let upstreams: Vec<Value> = state
-        .upstreams
+        .upstreams()
         .iter()
-        .enumerate()
-        .map(|(index, upstream)| {
-            // `/topology` describes the default upstream; it is the only one today.
-            let base_doc = if index == 0 {
-                topology::json(state)
-            } else {
-                json!({})
-            };
+        .map(|upstream| {
+            let mut base_doc = topology::json_for(state, upstream);
+            base_doc["name"] = json!(upstream.name);
             decorate(upstream, base_doc, &nodes_now, base.as_ref())
         })
         .collect();
@@ -179,7 +174,7 @@ fn readiness_reason(state: &ProxyState, readiness: Readiness) -> String {
         return readiness.describe().to_owned();
     }
     let mut reasons = Vec::new();
-    for upstream in &state.upstreams {
+    for upstream in state.upstreams().iter() {
         let topology = upstream.topology.load();
         if !topology.is_complete() {
             reasons.push(format!(

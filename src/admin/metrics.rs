@@ -7,7 +7,7 @@
 //! have samples, and one series per node. Allocation here is fine: it is off the hot path,
 //! on the admin listener's thread.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,8 +18,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::endpoint::Endpoint;
+use crate::listener::Listener;
 use crate::metrics::{BackendError, CommandId, CommandOutcome, Family, HistogramSnapshot};
 use crate::state::ProxyState;
+use crate::upstream::Upstream;
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -53,6 +55,8 @@ impl fmt::Debug for StateCollector {
 /// Per-node sums over workers.
 #[derive(Default)]
 struct NodeSums {
+    /// The backend the node belongs to (a label).
+    backend: String,
     latency: HistogramSnapshot,
     connections: u64,
     connects: u64,
@@ -247,15 +251,29 @@ impl Collector for StateCollector {
             total(|w| &w.retries),
         )?;
 
-        // Backends, per node.
+        // Listeners and backends, by name.
+        listener_metrics(&mut e, state)?;
+        backend_metrics(&mut e, state)?;
+
+        // Backends, per node (of every backend, labelled with it).
+        let mut known: HashMap<Endpoint, String> = HashMap::new();
+        for upstream in state.upstreams().iter() {
+            for endpoint in upstream.topology.load().endpoints() {
+                known
+                    .entry(endpoint)
+                    .or_insert_with(|| upstream.name.clone());
+            }
+        }
         let topology = state.default_upstream().topology.load();
-        let known: HashSet<Endpoint> = topology.endpoints().into_iter().collect();
         let mut nodes: BTreeMap<String, NodeSums> = BTreeMap::new();
         for worker in &state.workers {
             worker.metrics.visit_nodes(
-                |endpoint| known.contains(endpoint),
+                |endpoint| known.contains_key(endpoint),
                 |node| {
                     let sums = nodes.entry(node.endpoint.to_string()).or_default();
+                    if sums.backend.is_empty() {
+                        sums.backend = known.get(&node.endpoint).cloned().unwrap_or_default();
+                    }
                     node.latency().add_to(&mut sums.latency);
                     sums.connections += node.connections();
                     sums.connects += node.connects();
@@ -279,7 +297,10 @@ impl Collector for StateCollector {
             )?;
             for (node, sums) in &nodes {
                 histogram(
-                    &mut m.encode_family(&[("node", node.as_str())])?,
+                    &mut m.encode_family(&[
+                        ("node", node.as_str()),
+                        ("backend", sums.backend.as_str()),
+                    ])?,
                     &sums.latency,
                 )?;
             }
@@ -322,7 +343,11 @@ impl Collector for StateCollector {
             )?;
             for (node, sums) in &nodes {
                 for kind in BackendError::ALL {
-                    let labels = [("node", node.as_str()), ("kind", kind.label())];
+                    let labels = [
+                        ("node", node.as_str()),
+                        ("backend", sums.backend.as_str()),
+                        ("kind", kind.label()),
+                    ];
                     m.encode_family(&labels)?
                         .encode_counter::<NoLabelSet, u64, u64>(
                             &sums.errors[kind as usize],
@@ -410,7 +435,7 @@ impl Collector for StateCollector {
             }
         }
         if state.default_upstream().shape == crate::upstream::Shape::Sentinel {
-            super::sentinel_metrics::encode(&mut e, state.default_upstream())?;
+            super::sentinel_metrics::encode(&mut e, &state.default_upstream())?;
         }
         gauge(
             &mut e,
@@ -458,6 +483,95 @@ impl Collector for StateCollector {
         )?;
         Ok(())
     }
+}
+
+/// Name, help, type and value of one per-listener family.
+type ListenerFamily = (&'static str, &'static str, MetricType, fn(&Listener) -> u64);
+/// Name, help and value of one per-backend gauge.
+type BackendFamily = (&'static str, &'static str, fn(&Upstream) -> i64);
+
+/// Per listener: its clients, labelled `listener` and `backend` (config names, so the
+/// cardinality is the config's).
+fn listener_metrics(e: &mut DescriptorEncoder, state: &ProxyState) -> Result<(), fmt::Error> {
+    let listeners = state.listeners();
+    let families: [ListenerFamily; 4] = [
+        (
+            "listener_client_connections",
+            "Open client connections, per listener",
+            MetricType::Gauge,
+            |l| l.clients.load(Ordering::Relaxed) as u64,
+        ),
+        (
+            "listener_client_connections_max",
+            "The maxclients setting in force, per listener",
+            MetricType::Gauge,
+            |l| l.config().maxclients as u64,
+        ),
+        (
+            "listener_client_connections_accepted",
+            "Client connections accepted, per listener",
+            MetricType::Counter,
+            |l| l.accepted.load(Ordering::Relaxed),
+        ),
+        (
+            "listener_client_connections_rejected",
+            "Client connections refused because the listener's maxclients was reached",
+            MetricType::Counter,
+            |l| l.rejected.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, kind, value) in families {
+        let mut m = e.encode_descriptor(name, help, None, kind)?;
+        for listener in listeners.iter() {
+            let labels = [
+                ("listener", listener.name.as_str()),
+                ("backend", listener.upstream.name.as_str()),
+            ];
+            let mut family = m.encode_family(&labels)?;
+            match kind {
+                MetricType::Counter => {
+                    family.encode_counter::<NoLabelSet, u64, u64>(&value(listener), None)?
+                }
+                _ => family.encode_gauge(&(value(listener) as i64))?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per backend: readiness and map coverage, labelled `backend`.
+fn backend_metrics(e: &mut DescriptorEncoder, state: &ProxyState) -> Result<(), fmt::Error> {
+    let upstreams = state.upstreams();
+    let families: [BackendFamily; 4] = [
+        (
+            "backend_ready",
+            "1 when the backend has a complete map and every primary answered the last round",
+            |u| i64::from(u.is_ready()),
+        ),
+        (
+            "backend_required",
+            "1 when /readyz waits for the backend (required = true)",
+            |u| i64::from(u.required()),
+        ),
+        (
+            "backend_slots_covered",
+            "Hash slots the backend's map assigns to a shard (16384 when complete)",
+            |u| u.topology.load().covered_slots() as i64,
+        ),
+        (
+            "backend_shards",
+            "Shards in the backend's map (1 for a Sentinel group or a primary with replicas)",
+            |u| u.topology.load().shards().len() as i64,
+        ),
+    ];
+    for (name, help, value) in families {
+        let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for upstream in upstreams.iter() {
+            m.encode_family(&[("backend", upstream.name.as_str())])?
+                .encode_gauge(&value(upstream))?;
+        }
+    }
+    Ok(())
 }
 
 fn bool_value(value: bool) -> f64 {
@@ -508,7 +622,7 @@ fn node_counter(
 ) -> Result<(), fmt::Error> {
     let mut m = e.encode_descriptor(name, help, unit, MetricType::Counter)?;
     for (node, sums) in nodes {
-        m.encode_family(&[("node", node.as_str())])?
+        m.encode_family(&[("node", node.as_str()), ("backend", sums.backend.as_str())])?
             .encode_counter::<NoLabelSet, u64, u64>(&value(sums), None)?;
     }
     Ok(())
@@ -523,7 +637,7 @@ fn node_gauge(
 ) -> Result<(), fmt::Error> {
     let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (node, sums) in nodes {
-        m.encode_family(&[("node", node.as_str())])?
+        m.encode_family(&[("node", node.as_str()), ("backend", sums.backend.as_str())])?
             .encode_gauge(&(value(sums) as i64))?;
     }
     Ok(())
@@ -589,9 +703,12 @@ mod tests {
             "slotgate_command_duration_seconds_count{family=\"string\"} 2",
             "slotgate_command_duration_seconds_bucket{le=\"0.0001\",family=\"string\"} 2",
             "slotgate_client_received_bytes_total 100",
-            "slotgate_backend_connections{node=\"127.0.0.1:7000\"} 1",
-            "slotgate_backend_errors_total{node=\"127.0.0.1:7000\",kind=\"timeout\"} 1",
-            "slotgate_backend_request_duration_seconds_count{node=\"127.0.0.1:7000\"} 1",
+            "slotgate_backend_connections{node=\"127.0.0.1:7000\",backend=\"default\"} 1",
+            "slotgate_backend_errors_total{node=\"127.0.0.1:7000\",backend=\"default\",kind=\"timeout\"} 1",
+            "slotgate_backend_request_duration_seconds_count{node=\"127.0.0.1:7000\",backend=\"default\"} 1",
+            "slotgate_listener_client_connections{listener=\"default\",backend=\"default\"} 0",
+            "slotgate_backend_ready{backend=\"default\"} 0",
+            "slotgate_backend_slots_covered{backend=\"default\"} 16384",
             "slotgate_topology_refreshes_total{result=\"ok\"} 1",
             "slotgate_dns_lookups_total{result=\"failed\"} 1",
             "slotgate_topology_slots_covered 16384",
@@ -643,7 +760,7 @@ mod tests {
             Duration::from_micros(1),
         );
         let text = render(&registry(state.clone()));
-        let mut samples = HashSet::new();
+        let mut samples = std::collections::HashSet::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();

@@ -145,7 +145,11 @@ impl Admin {
                     StatusCode::SERVICE_UNAVAILABLE
                 };
                 let mut body = format!("{}\n", readiness.describe());
-                for upstream in &self.state.upstreams {
+                // Which backends hold it back, by name (only the `required` ones count).
+                for name in self.state.not_ready() {
+                    body.push_str(&format!("backend {name}: not ready\n"));
+                }
+                for upstream in self.state.upstreams().iter() {
                     if let Some(note) = upstream.sentinel.readiness_note() {
                         body.push_str(&note);
                     }
@@ -193,6 +197,10 @@ impl Admin {
                 StatusCode::SERVICE_UNAVAILABLE,
                 serde_json::json!({"result": "refused", "error": ReloadError::Unavailable.to_string()}),
             ),
+            Err(ReloadError::Listen(e)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({"result": "refused", "problems": [{"key": "listen", "problem": e}]}),
+            ),
             Err(ReloadError::Users(e)) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 serde_json::json!({"result": "refused", "problems": [{"key": "users", "problem": e}]}),
@@ -201,7 +209,7 @@ impl Admin {
                 let problems: Vec<serde_json::Value> = match &e {
                     crate::config::ConfigError::Invalid(problems) => problems
                         .iter()
-                        .map(|p| serde_json::json!({"key": p.key.name, "problem": p.to_string()}))
+                        .map(|p| serde_json::json!({"key": p.path(), "problem": p.to_string()}))
                         .collect(),
                     other => vec![serde_json::json!({"problem": other.to_string()})],
                 };

@@ -41,9 +41,42 @@ use crate::endpoint::Endpoint;
 use crate::state::{ProxyState, Readiness};
 use crate::topology::Node;
 
-/// The JSON document described in the module docs.
+/// The JSON document described in the module docs: the first backend's document at the
+/// top (what it always was), then `backends` (every backend's document, with its `name`,
+/// `required` and its own `backend_ready`) and `listeners` (`name`, `backend`, `listen`).
 pub fn json(state: &ProxyState) -> Value {
-    let upstream = state.default_upstream();
+    let mut doc = json_for(state, &state.default_upstream());
+    let backends: Vec<Value> = state
+        .upstreams()
+        .iter()
+        .map(|upstream| {
+            let mut one = json_for(state, upstream);
+            one["name"] = json!(upstream.name);
+            one["required"] = json!(upstream.required());
+            one["backend_ready"] = json!(upstream.is_ready());
+            one
+        })
+        .collect();
+    let listeners: Vec<Value> = state
+        .listeners()
+        .iter()
+        .map(|listener| {
+            let config = listener.config();
+            json!({
+                "name": listener.name,
+                "backend": listener.upstream.name,
+                "listen": config.listen.to_string(),
+                "tls_port": config.tls.as_ref().map(|tls| tls.port),
+            })
+        })
+        .collect();
+    doc["backends"] = json!(backends);
+    doc["listeners"] = json!(listeners);
+    doc
+}
+
+/// One backend's document.
+pub fn json_for(state: &ProxyState, upstream: &crate::upstream::Upstream) -> Value {
     let topology = upstream.topology.load();
     let readiness = state.readiness();
     let discovery = upstream.discovery();

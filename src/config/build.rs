@@ -15,7 +15,10 @@ use std::time::Duration;
 
 mod mode;
 mod reads;
+mod sections;
 mod tls;
+
+pub use sections::build;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -87,8 +90,9 @@ pub fn default_threads() -> usize {
     cpus.min(*THREADS.end() as usize)
 }
 
-/// Merges `cli` over `raw` and checks every key.
-pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
+/// Merges `cli` over `raw` and checks every key: one view, without sections
+/// ([`sections::build`] runs it once per backend and listener).
+fn build_view(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let mut c = Checker::default();
     let mut tls_inputs = tls::TlsInputs::take(cli, &mut raw);
     let backend = c.backend_keys(cli, &mut raw);
@@ -412,6 +416,8 @@ pub fn build(cli: &Cli, mut raw: RawConfig) -> Result<Config, Vec<Problem>> {
             slowlog_log_slower_than: slowlog_log_slower_than?,
             slowlog_max_len: to_usize(slowlog_max_len?),
             config_file: cli.config.clone(),
+            backends: Vec::new(),
+            listeners: Vec::new(),
         })
     })();
     match config {
@@ -525,6 +531,7 @@ impl Checker {
             key,
             origin,
             message: message.into(),
+            section: None,
         });
     }
 

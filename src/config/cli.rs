@@ -391,6 +391,45 @@ pub struct Cli {
     pub slowlog_max_len: Option<String>,
 }
 
+/// Forgets the flags and variables of the keys named in `$names`, for the fields listed.
+/// Every key a section can set must be listed: [`super::keys::BACKEND_SIDE`] and
+/// [`super::keys::LISTENER_SIDE`] (a unit test checks that none is missing).
+macro_rules! forget {
+    ($cli:ident, $names:ident; $($field:ident),* $(,)?) => {
+        for name in $names {
+            match name.as_str() {
+                $(n if n == stringify!($field).replace('_', "-") => $cli.$field = None,)*
+                _ => return Err(name.clone()),
+            }
+        }
+    };
+}
+
+impl Cli {
+    /// This command line without the values of the keys in `names` (TOML spellings): a key
+    /// set in a `[backends.NAME]` or `[[listeners]]` section wins over the top-level value,
+    /// whether the file, a flag or a variable gave that. `Err` names a key that cannot be
+    /// forgotten (not a section key).
+    pub(super) fn without(&self, names: &[String]) -> Result<Cli, String> {
+        let mut cli = self.clone();
+        forget!(cli, names;
+            mode, seeds, sentinels, master_name, sentinel_username, sentinel_password,
+            sentinel_password_file, backend_connect_timeout, backend_reply_timeout,
+            backend_user, backend_password, backend_password_file, max_reply_depth,
+            backend_tls, backend_tls_ca_cert_file, backend_tls_cert_file, backend_tls_key_file,
+            backend_tls_server_name, topology_refresh_interval, topology_refresh_min_interval,
+            max_redirects, retry_deadline, read_from, replica_max_lag, replica_check_interval,
+            read_your_writes,
+            listen, announce, timeout, maxclients, proto_max_bulk_len,
+            client_query_buffer_limit, client_output_buffer_limit, max_request_args,
+            max_inflight_per_client, requirepass, requirepass_file, users, users_file,
+            enable_flush_commands, enable_debug_command, tls_port, tls_cert_file,
+            tls_key_file, tls_ca_cert_file, tls_auth_clients, tls_protocols,
+        );
+        Ok(cli)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -459,6 +498,23 @@ mod tests {
         for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
             assert!(!debug.contains(secret), "{debug}");
         }
+    }
+
+    /// Every section key can be forgotten, so a section value always beats a flag.
+    #[test]
+    fn every_section_key_can_be_forgotten() {
+        let cli =
+            Cli::try_parse_from(["slotgate", "--listen", "127.0.0.1:1", "--seeds", "a:1"]).unwrap();
+        for key in super::super::keys::BACKEND_SIDE
+            .iter()
+            .chain(super::super::keys::LISTENER_SIDE)
+        {
+            assert!(cli.without(&[key.name.to_owned()]).is_ok(), "{}", key.name);
+        }
+        let forgot = cli.without(&["listen".to_owned()]).unwrap();
+        assert_eq!(forgot.listen, None);
+        assert_eq!(forgot.seeds, Some(vec!["a:1".to_owned()]));
+        assert!(cli.without(&["threads".to_owned()]).is_err());
     }
 
     #[test]

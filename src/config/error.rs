@@ -56,6 +56,22 @@ pub struct Problem {
     pub key: Key,
     pub origin: Origin,
     pub message: String,
+    /// The section the key was written in (or belongs in, for a required key):
+    /// `backends.sessions`, `listeners[1]`; `None` for a top-level key, a flag or a variable.
+    pub section: Option<String>,
+}
+
+impl Problem {
+    /// The key as the user finds it: `threads`, `backends.sessions.sentinels`,
+    /// `listeners[1].listen`.
+    pub fn path(&self) -> String {
+        match &self.section {
+            // An unknown key has no `Key`: its name ends the section path already.
+            Some(section) if self.key.name.is_empty() => section.clone(),
+            Some(section) => format!("{section}.{}", self.key.name),
+            None => self.key.name.to_owned(),
+        }
+    }
 }
 
 impl fmt::Display for Origin {
@@ -73,6 +89,14 @@ impl fmt::Display for Problem {
     /// --threads, env SLOTGATE_THREADS)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Key { name, flag, env } = self.key;
+        if self.section.is_some() {
+            // A section key has no flag or variable of its own.
+            let path = self.path();
+            return write!(f, "key `{path}`: {} ({})", self.message, self.origin);
+        }
+        if flag.is_empty() {
+            return write!(f, "key `{name}`: {} ({})", self.message, self.origin);
+        }
         write!(
             f,
             "key `{name}`: {} ({}; flag {flag}, env {env})",

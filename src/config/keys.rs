@@ -96,6 +96,89 @@ keys! {
     SLOWLOG_MAX_LEN = "slowlog-max-len", "SLOWLOG_MAX_LEN";
 }
 
+/// Keys a `[backends.NAME]` table takes: everything about one backend and the way to its
+/// nodes. The default of each is the top-level key. A new backend-side key (issue 16's
+/// `read-from`, `replica-max-lag`, `read-your-writes`) is one line here.
+pub const BACKEND_SIDE: &[Key] = &[
+    MODE,
+    SEEDS,
+    SENTINELS,
+    MASTER_NAME,
+    SENTINEL_USERNAME,
+    SENTINEL_PASSWORD,
+    SENTINEL_PASSWORD_FILE,
+    BACKEND_CONNECT_TIMEOUT,
+    BACKEND_REPLY_TIMEOUT,
+    BACKEND_USER,
+    BACKEND_PASSWORD,
+    BACKEND_PASSWORD_FILE,
+    MAX_REPLY_DEPTH,
+    BACKEND_TLS,
+    BACKEND_TLS_CA_CERT_FILE,
+    BACKEND_TLS_CERT_FILE,
+    BACKEND_TLS_KEY_FILE,
+    BACKEND_TLS_SERVER_NAME,
+    TOPOLOGY_REFRESH_INTERVAL,
+    TOPOLOGY_REFRESH_MIN_INTERVAL,
+    MAX_REDIRECTS,
+    RETRY_DEADLINE,
+    READ_FROM,
+    REPLICA_MAX_LAG,
+    REPLICA_CHECK_INTERVAL,
+    READ_YOUR_WRITES,
+];
+
+/// Keys a `[[listeners]]` entry takes: everything about the clients of one port. The
+/// default of each is the top-level key. A listener-side override of a backend key (issue
+/// 16's `read-from`) is one line here as well as in [`BACKEND_SIDE`].
+pub const LISTENER_SIDE: &[Key] = &[
+    LISTEN,
+    ANNOUNCE,
+    TIMEOUT,
+    MAXCLIENTS,
+    PROTO_MAX_BULK_LEN,
+    CLIENT_QUERY_BUFFER_LIMIT,
+    CLIENT_OUTPUT_BUFFER_LIMIT,
+    MAX_REQUEST_ARGS,
+    MAX_INFLIGHT_PER_CLIENT,
+    REQUIREPASS,
+    REQUIREPASS_FILE,
+    USERS,
+    USERS_FILE,
+    ENABLE_FLUSH_COMMANDS,
+    ENABLE_DEBUG_COMMAND,
+    TLS_PORT,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    TLS_CA_CERT_FILE,
+    TLS_AUTH_CLIENTS,
+    TLS_PROTOCOLS,
+];
+
+/// Keys that exist only inside a section (no flag, no variable, no top-level spelling).
+pub const REQUIRED: Key = section_only("required");
+/// A listener's name (metric label, logs, reload identity).
+pub const NAME: Key = section_only("name");
+/// The backend a listener is bound to.
+pub const BACKEND: Key = section_only("backend");
+/// The `[[listeners]]` array itself.
+pub const LISTENERS: Key = section_only("listeners");
+/// The `[backends]` table itself.
+pub const BACKENDS: Key = section_only("backends");
+
+const fn section_only(name: &'static str) -> Key {
+    Key {
+        name,
+        flag: "",
+        env: "",
+    }
+}
+
+/// The key spelled `name`, if it is one of [`ALL`].
+pub fn by_name(name: &str) -> Option<Key> {
+    ALL.iter().copied().find(|key| key.name == name)
+}
+
 /// The environment variable naming the config file (`--config`).
 pub const CONFIG_ENV: &str = "SLOTGATE_CONFIG";
 
@@ -111,5 +194,19 @@ mod tests {
             assert_eq!(key.env, env);
             assert!(!key.name.starts_with("port") && !key.name.starts_with("service"));
         }
+    }
+
+    /// A key is backend-side, listener-side or process-wide, never two of those.
+    #[test]
+    fn sides_do_not_overlap() {
+        for key in BACKEND_SIDE {
+            assert!(
+                !LISTENER_SIDE.contains(key),
+                "{} is on both sides",
+                key.name
+            );
+            assert!(ALL.contains(key));
+        }
+        assert!(LISTENER_SIDE.iter().all(|key| ALL.contains(key)));
     }
 }

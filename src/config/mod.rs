@@ -33,6 +33,7 @@ pub mod units;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::endpoint::{HostPort, HostPortError};
@@ -214,6 +215,35 @@ pub struct Config {
     pub slowlog_max_len: usize,
     /// The `--config` file these values were read from, if any (for reload).
     pub config_file: Option<PathBuf>,
+    /// Every backend (`[backends.NAME]`, by name; or `default` from the flat keys). Empty
+    /// in a section's own view, and in a `Config` made by hand ([`Config::with_seeds`]):
+    /// [`Config::sections`] then derives the flat pair.
+    pub backends: Vec<BackendConfig>,
+    /// Every listener (`[[listeners]]`, in file order; or `default` from the flat keys).
+    /// Empty like `backends`.
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// One backend: its name and its settings (the top-level keys with its section's over
+/// them). Only the backend-side keys of `config` ([`keys::BACKEND_SIDE`]) are its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// `orders` for `[backends.orders]`; `default` for the flat keys. A metric label.
+    pub name: String,
+    /// Whether `/readyz` waits for it (`required`, default true).
+    pub required: bool,
+    pub config: Arc<Config>,
+}
+
+/// One listener: its name, its backend and its settings (the top-level keys, its
+/// backend's section and its own entry over them): everything a session reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// `name`, or its backend's name when that backend has no other listener. A metric label.
+    pub name: String,
+    /// Index into [`Config::backends`].
+    pub backend: usize,
+    pub config: Arc<Config>,
 }
 
 impl Config {
@@ -295,10 +325,47 @@ impl Config {
             slowlog_log_slower_than: build::DEFAULT_SLOWLOG_LOG_SLOWER_THAN,
             slowlog_max_len: build::DEFAULT_SLOWLOG_MAX_LEN as usize,
             config_file: None,
+            backends: Vec::new(),
+            listeners: Vec::new(),
+        }
+    }
+
+    /// The backends and listeners to run: the configured ones, or, for a `Config` without
+    /// sections (made by hand), one `default` listener bound to one `default` backend, both
+    /// with this config's values.
+    pub fn sections(&self) -> (Vec<BackendConfig>, Vec<ListenerConfig>) {
+        if !self.listeners.is_empty() {
+            return (self.backends.clone(), self.listeners.clone());
+        }
+        let view = Arc::new(self.view());
+        let backend = BackendConfig {
+            name: DEFAULT_SECTION.to_owned(),
+            required: true,
+            config: view.clone(),
+        };
+        let listener = ListenerConfig {
+            name: DEFAULT_SECTION.to_owned(),
+            backend: 0,
+            config: view,
+        };
+        (vec![backend], vec![listener])
+    }
+
+    /// This config without its sections: what one section's view looks like.
+    pub fn view(&self) -> Config {
+        Config {
+            backends: Vec::new(),
+            listeners: Vec::new(),
+            ..self.clone()
         }
     }
 }
 
+/// The name of the backend and the listener the flat keys describe.
+pub const DEFAULT_SECTION: &str = "default";
+
+#[cfg(test)]
+mod sections_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! reports all their problems at once. An unknown key is refused outright: a typo such as
 //! `max-clients` must not silently leave the default in force.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -76,6 +77,25 @@ pub struct RawConfig {
     pub shutdown_timeout: Option<Scalar>,
     pub slowlog_log_slower_than: Option<Scalar>,
     pub slowlog_max_len: Option<Scalar>,
+    /// `[backends.NAME]` tables, by name; checked key by key in [`super::build`] (see
+    /// [`section`]), so their values stay TOML here.
+    pub backends: Option<BTreeMap<String, RawTable>>,
+    /// `[[listeners]]` entries, in file order; like `backends`.
+    pub listeners: Option<Vec<RawTable>>,
+    /// The top-level keys as TOML (sections removed), which every section view starts from.
+    #[serde(skip)]
+    pub table: RawTable,
+}
+
+/// A TOML table whose `Debug` shows its key names only: its values may be secrets.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct RawTable(pub toml::Table);
+
+impl fmt::Debug for RawTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// A number or size or duration as written: a TOML integer (`maxclients = 10000`) or a
@@ -120,7 +140,32 @@ impl Visitor<'_> for ScalarVisitor {
 
 /// Parses a whole config file. `path` only labels the error.
 pub fn parse(text: &str, path: Option<&Path>) -> Result<RawConfig, ConfigError> {
-    toml::from_str(text).map_err(|error| toml_error(&error, text, path))
+    let mut raw: RawConfig =
+        toml::from_str(text).map_err(|error| toml_error(&error, text, path))?;
+    // Parsed once more untyped, so a section view can lay its keys over the top-level ones.
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|error| toml_error(&error, text, path))?;
+    table.remove("backends");
+    table.remove("listeners");
+    raw.table = RawTable(table);
+    Ok(raw)
+}
+
+/// A section's table typed as a [`RawConfig`]: `Err` is a message without the value (a
+/// secret of the wrong type is not quoted, as in [`parse`]).
+pub fn section(table: toml::Table) -> Result<RawConfig, String> {
+    RawConfig::deserialize(toml::Value::Table(table)).map_err(|error| {
+        let message = error.message().trim_end().to_owned();
+        match unknown_field(&message) {
+            Some(name) => unknown_key_message(name),
+            None => message,
+        }
+    })
+}
+
+/// The known key nearest to `name` (a typo), for section keys checked by name.
+pub fn suggestion(name: &str) -> String {
+    unknown_key_message(name)
 }
 
 /// Turns a toml error into [`ConfigError::Toml`]: line and column instead of the crate's

@@ -14,13 +14,13 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use crate::clients::{ClientEntry, ClientLine};
+use crate::listener::Listener;
 use crate::metrics::{CommandId, CommandOutcome, WorkerStats};
 use crate::resp::ArgView;
 use crate::resp::encode::{self, Protocol};
 use crate::router::Local;
 use crate::slot::key_slot;
 use crate::state::ProxyState;
-use crate::upstream::Upstream;
 
 /// The Redis version slotgate claims in `HELLO` and `INFO`: the command set it serves.
 pub const COMPAT_REDIS_VERSION: &str = "7.0.0";
@@ -56,7 +56,7 @@ pub fn execute(
     args: &ArgView<'_>,
     client: &mut ClientState,
     state: &ProxyState,
-    upstream: &Upstream,
+    listener: &Listener,
     out: &mut BytesMut,
 ) -> After {
     let proto = client.protocol;
@@ -76,10 +76,10 @@ pub fn execute(
         }
         Local::Select => select(args, out),
         Local::Hello => {
-            hello(args, client, state, out);
+            hello(args, client, listener, out);
             mirror_to_registry(client, state);
         }
-        Local::Auth => auth(args, client, state, out),
+        Local::Auth => auth(args, client, listener, out),
         Local::Reset => {
             client.protocol = Protocol::Resp2;
             client.name = None;
@@ -95,11 +95,11 @@ pub fn execute(
         Local::Slowlog => slowlog(args, state, out),
         Local::ConfigGet => {
             let patterns: Vec<&[u8]> = args.iter().skip(2).collect();
-            super::config_get::config_get(&patterns, &state.config(), proto, out);
+            super::config_get::config_get(&patterns, &listener.config(), proto, out);
         }
-        Local::Client => return client_command(args, client, state, out),
-        Local::Info => info(args, client, state, upstream, out),
-        Local::Cluster => cluster(args, state, out, proto),
+        Local::Client => return client_command(args, client, state, listener, out),
+        Local::Info => info(args, client, state, listener, out),
+        Local::Cluster => cluster(args, listener, out, proto),
     }
     After::Continue
 }
@@ -129,13 +129,13 @@ fn select(args: &ArgView<'_>, out: &mut BytesMut) {
 /// answers `AUTH` in that case exactly like this.
 /// `AUTH password` (the default user) or `AUTH username password`. The arguments are
 /// never logged.
-fn auth(args: &ArgView<'_>, client: &mut ClientState, state: &ProxyState, out: &mut BytesMut) {
+fn auth(args: &ArgView<'_>, client: &mut ClientState, listener: &Listener, out: &mut BytesMut) {
     let (user, password) = match (args.len(), args.get(1), args.get(2)) {
         (2, Some(password), _) => (None, password),
         (3, Some(user), Some(password)) => (Some(user), password),
         _ => return encode::error(out, "ERR syntax error"),
     };
-    match state.users.load().authenticate(user, password) {
+    match listener.users.load().authenticate(user, password) {
         Ok(user) => {
             client.user = Some(user);
             encode::simple(out, "OK");
@@ -145,7 +145,7 @@ fn auth(args: &ArgView<'_>, client: &mut ClientState, state: &ProxyState, out: &
 }
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
-fn hello(args: &ArgView<'_>, client: &mut ClientState, state: &ProxyState, out: &mut BytesMut) {
+fn hello(args: &ArgView<'_>, client: &mut ClientState, listener: &Listener, out: &mut BytesMut) {
     let mut protocol = client.protocol;
     let mut name = None;
     let mut user = None;
@@ -169,7 +169,7 @@ fn hello(args: &ArgView<'_>, client: &mut ClientState, state: &ProxyState, out: 
     while let Some(option) = args.get(i) {
         if option.eq_ignore_ascii_case(b"auth") && args.len() > i + 2 {
             let (username, password) = (args.get(i + 1), args.get(i + 2).unwrap_or_default());
-            match state.users.load().authenticate(username, password) {
+            match listener.users.load().authenticate(username, password) {
                 Ok(authenticated) => user = Some(authenticated),
                 Err(e) => return encode::error(out, &e.to_string()),
             }
@@ -228,6 +228,7 @@ fn client_command(
     args: &ArgView<'_>,
     client: &mut ClientState,
     state: &ProxyState,
+    listener: &Listener,
     out: &mut BytesMut,
 ) -> After {
     let Some(sub) = args.get(1) else {
@@ -281,8 +282,8 @@ fn client_command(
             let line = client_info_line(client);
             encode::text(out, line.as_bytes(), client.protocol);
         }
-        (b"list", _) => client_list(args, client, state, out),
-        (b"kill", 3..) => return client_kill(args, client, state, out),
+        (b"list", _) => client_list(args, client, state, listener, out),
+        (b"kill", 3..) => return client_kill(args, client, state, listener, out),
         (b"tracking", _) => encode::error(
             out,
             "ERR slotgate does not support CLIENT TRACKING: invalidations cannot be routed back through shared node connections",
@@ -316,8 +317,14 @@ fn mirror_to_registry(client: &ClientState, state: &ProxyState) {
 }
 
 /// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]`: every client of
-/// every worker, by id.
-fn client_list(args: &ArgView<'_>, client: &ClientState, state: &ProxyState, out: &mut BytesMut) {
+/// the caller's listener on every worker, by id.
+fn client_list(
+    args: &ArgView<'_>,
+    client: &ClientState,
+    state: &ProxyState,
+    listener: &Listener,
+    out: &mut BytesMut,
+) {
     let mut ids: Option<Vec<u64>> = None;
     let mut i = 2;
     while let Some(option) = args.get(i) {
@@ -351,7 +358,9 @@ fn client_list(args: &ArgView<'_>, client: &ClientState, state: &ProxyState, out
     let now = Instant::now();
     let mut text = String::new();
     for entry in state.client_list.all() {
-        if ids.as_ref().is_some_and(|ids| !ids.contains(&entry.id)) {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&entry.id))
+            || *entry.listener != *listener.name
+        {
             continue;
         }
         let cmd = (entry.id == client.id).then_some("client|list");
@@ -367,10 +376,13 @@ fn client_kill(
     args: &ArgView<'_>,
     client: &ClientState,
     state: &ProxyState,
+    listener: &Listener,
     out: &mut BytesMut,
 ) -> After {
     let now = Instant::now();
-    let entries = state.client_list.all();
+    // A listener's clients can reach only its own clients, like separate servers.
+    let mut entries = state.client_list.all();
+    entries.retain(|entry| *entry.listener == *listener.name);
     if args.len() == 3 {
         let addr = String::from_utf8_lossy(args.get(2).unwrap_or_default()).into_owned();
         return match entries.iter().find(|e| e.peer.to_string() == addr) {
@@ -587,10 +599,10 @@ fn info(
     args: &ArgView<'_>,
     client: &ClientState,
     state: &ProxyState,
-    upstream: &Upstream,
+    listener: &Listener,
     out: &mut BytesMut,
 ) {
-    let text = info_text(args, state, upstream);
+    let text = info_text(args, state, listener);
     encode::text(out, text.trim_end().as_bytes(), client.protocol);
 }
 
@@ -604,9 +616,10 @@ pub fn info_wants_keyspace(args: &ArgView<'_>) -> bool {
         })
 }
 
-/// The `INFO` text: process-wide sections from `state`, the topology ones from the
-/// session's `upstream`.
-pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) -> String {
+/// The `INFO` text: process-wide sections from `state`, the client and topology ones from
+/// the session's `listener` and its upstream.
+pub fn info_text(args: &ArgView<'_>, state: &ProxyState, listener: &Listener) -> String {
+    let upstream = &*listener.upstream;
     use std::fmt::Write;
     use std::sync::atomic::Ordering;
 
@@ -620,7 +633,7 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) ->
         .any(|s| matches!(s.as_str(), "all" | "everything"));
     let default = wanted.is_empty() || everything || wanted.iter().any(|s| s == "default");
     let want = |section: &str| default || wanted.iter().any(|s| s == section);
-    let config = state.config();
+    let config = listener.config();
     let mut text = String::new();
     let total = |c: fn(&WorkerStats) -> &std::sync::atomic::AtomicU64| state.total(c);
     let metric_sum = |f: fn(&crate::metrics::WorkerMetrics) -> u64| -> u64 {
@@ -631,14 +644,16 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) ->
     if want("server") {
         let _ = write!(
             text,
-            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\nslotgate_version:{}\r\nslotgate_mode:{}\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nio_threads_active:{}\r\nconfig_file:{}\r\n\r\n",
+            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\nslotgate_version:{}\r\nslotgate_mode:{}\r\nslotgate_listener:{}\r\nslotgate_backend:{}\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nio_threads_active:{}\r\nconfig_file:{}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
             upstream.shape.name(),
+            listener.name,
+            upstream.name,
             std::env::consts::OS,
             std::env::consts::ARCH,
             usize::BITS,
             std::process::id(),
-            state.node_id,
+            listener.node_id,
             config.listen.port(),
             crate::clock::unix_ms() * 1000,
             uptime / 86_400,
@@ -654,7 +669,7 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) ->
         let _ = write!(
             text,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\nbuffered_bytes:{}\r\n\r\n",
-            state.clients.load(Ordering::Relaxed),
+            listener.clients.load(Ordering::Relaxed),
             config.maxclients,
             metric_sum(|m| m.buffered()),
         );
@@ -814,12 +829,12 @@ pub fn info_text(args: &ArgView<'_>, state: &ProxyState, upstream: &Upstream) ->
 }
 
 /// The `CLUSTER` emulation: a one-node cluster at the announced address.
-fn cluster(args: &ArgView<'_>, state: &ProxyState, out: &mut BytesMut, proto: Protocol) {
+fn cluster(args: &ArgView<'_>, listener: &Listener, out: &mut BytesMut, proto: Protocol) {
     let sub = args.get(1).unwrap_or_default().to_ascii_lowercase();
-    let config = state.config();
+    let config = listener.config();
     let host = &config.announce.host;
     let port = i64::from(config.announce.port);
-    let id = state.node_id.as_bytes();
+    let id = listener.node_id.as_bytes();
     match sub.as_slice() {
         b"info" => {
             let text = "cluster_enabled:1\r\ncluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:1\r\ncluster_size:1\r\ncluster_current_epoch:1\r\ncluster_my_epoch:1\r\n";
@@ -869,7 +884,7 @@ fn cluster(args: &ArgView<'_>, state: &ProxyState, out: &mut BytesMut, proto: Pr
         b"nodes" => {
             let line = format!(
                 "{} {}@0 myself,master - 0 0 1 connected 0-16383\n",
-                state.node_id, config.announce
+                listener.node_id, config.announce
             );
             encode::text(out, line.as_bytes(), proto);
         }

@@ -21,6 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -35,6 +36,7 @@ use crate::backend::{Failure, Mode, NodeConn, Outcome, ReplySink, Request};
 use crate::commands::CommandTable;
 use crate::config::OutputLimit;
 use crate::endpoint::Endpoint;
+use crate::listener::Listener;
 use crate::metrics::{CommandId, CommandOutcome, WorkerStats};
 use crate::reads::choose::ReadRequest;
 use crate::resp::ArgView;
@@ -44,6 +46,7 @@ use crate::router::{Local, ReadIntent, Route, route_one_shard, route_with_id};
 use crate::transport::Stream;
 use crate::upstream::{self, ReadResolved, Use, WorkerUpstream};
 use crate::worker::Worker;
+use tokio_util::sync::CancellationToken;
 
 /// While draining, a client with nothing pending is closed after this long without a byte.
 /// Well above TCP's minimum retransmission and zero-window probe timer (200 ms on Linux):
@@ -63,26 +66,39 @@ const COPY_LIMIT: usize = 16 * 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
+/// What a session is bound to for its whole life: the listener the client connected to
+/// (its limits, users, announce address), that listener's upstream on this thread (every
+/// request of the session is served there) and the token that fires when the listener is
+/// removed or the process drains.
+pub struct Bound {
+    pub listener: Arc<Listener>,
+    pub upstream: Rc<WorkerUpstream>,
+    pub stop: CancellationToken,
+}
+
 /// Serves one client until it disconnects, sends QUIT or breaks the protocol.
-/// `upstream` is the backend of the listener the client connected to: every request of
-/// this session is served there.
 pub async fn serve(
     mut stream: Stream,
     peer: SocketAddr,
     worker: Rc<Worker>,
-    upstream: Rc<WorkerUpstream>,
+    bound: Bound,
     id: u64,
 ) {
+    let Bound {
+        listener,
+        upstream,
+        stop,
+    } = bound;
     let _ = stream.tcp().set_nodelay(true);
     let local = stream.tcp().local_addr().unwrap_or(peer);
-    let config = worker.state.config();
+    let config = listener.config();
     let limits = ScanLimits {
         max_bulk_len: config.proto_max_bulk_len,
         max_args: config.max_request_args,
         ..ScanLimits::default()
     };
     // Read before the users, so a reload in between is seen at the first request.
-    let users_epoch = worker.state.users_epoch();
+    let users_epoch = listener.users_epoch();
     // The shape decides the semantics once per session, not once per request.
     let one_shard = upstream.upstream.shape.is_one_shard();
     let router: Router = if one_shard {
@@ -106,7 +122,7 @@ pub async fn serve(
             peer,
             local,
             connected_at: Instant::now(),
-            user: worker.state.users.load().default_user(),
+            user: listener.users.load().default_user(),
             reads_from_primary: false,
         },
         scanner: RequestScanner::new(limits),
@@ -132,6 +148,8 @@ pub async fn serve(
         over_soft_limit_since: None,
         worker,
         up: upstream,
+        listener,
+        stop,
     };
     if let Err(e) = session.run(&mut stream).await {
         debug!(client = id, %peer, error = %e, "client connection ended with an error");
@@ -216,8 +234,12 @@ struct Session {
     read_hint: usize,
     /// Since when the unread output has been over the soft `client-output-buffer-limit`.
     over_soft_limit_since: Option<Instant>,
-    /// [`crate::state::ProxyState::users_epoch`] when `client.user` was last looked up.
+    /// [`Listener::users_epoch`] when `client.user` was last looked up.
     users_epoch: u64,
+    /// The listener the client connected to: its limits and users.
+    listener: Arc<Listener>,
+    /// Fires when that listener is removed or the process drains: the session drains.
+    stop: CancellationToken,
 }
 
 impl Session {
@@ -236,13 +258,13 @@ impl Session {
     }
 
     async fn run(&mut self, stream: &mut Stream) -> std::io::Result<()> {
-        let idle_timeout = self.worker.state.config().timeout;
-        let max_inflight = self.worker.state.config().max_inflight_per_client;
+        let idle_timeout = self.listener.config().timeout;
+        let max_inflight = self.listener.config().max_inflight_per_client;
         let mut last_activity = Instant::now();
         // Stands in for the deadline of a disabled select branch (never polled), so the
         // loop does not read the clock three times per turn.
         let never = last_activity + Duration::from_secs(86_400 * 365);
-        let draining = self.worker.draining.clone();
+        let draining = self.stop.clone();
         // Read once, then kept by the select branch below: a token check takes a lock.
         let mut drain_started = draining.is_cancelled();
         let mut drain_quiet_since: Option<Instant> = None;
@@ -354,7 +376,7 @@ impl Session {
         if self.read_buf.is_empty() || !self.reading {
             return;
         }
-        let config = self.worker.state.config();
+        let config = self.listener.config();
         // One clock read per batch of requests: their latency starts here.
         let read_at = Instant::now();
         let max_inflight = config.max_inflight_per_client;
@@ -455,7 +477,7 @@ impl Session {
             Route::Local(Local::Info) if local::info_wants_keyspace(&args) => {
                 // slotgate's sections, then the keyspace summed over every primary.
                 WorkerStats::bump(&self.worker.stats.commands_local);
-                let text = local::info_text(&args, &self.worker.state, &self.up.upstream);
+                let text = local::info_text(&args, &self.worker.state, &self.listener);
                 let merge = crate::router::Merge::InfoWithKeyspace {
                     local: Bytes::from(text),
                 };
@@ -483,7 +505,7 @@ impl Session {
                     &args,
                     &mut self.client,
                     &self.worker.state,
-                    &self.up.upstream,
+                    &self.listener,
                     &mut out,
                 );
                 if after == After::Close {
@@ -581,7 +603,7 @@ impl Session {
     /// the connection at this request, which is answered with an error and not run
     /// (docs/security.md). False when the connection is closing.
     fn recheck_user(&mut self) -> bool {
-        let epoch = self.worker.state.users_epoch();
+        let epoch = self.listener.users_epoch();
         if epoch == self.users_epoch {
             return true;
         }
@@ -590,7 +612,7 @@ impl Session {
             return true;
         };
         let name = current.name().to_owned();
-        match self.worker.state.users.load().user(&name) {
+        match self.listener.users.load().user(&name) {
             Some(user) if user.is_enabled() => {
                 self.client.user = Some(user);
                 true
@@ -647,7 +669,7 @@ impl Session {
         };
         if debug || name.eq_ignore_ascii_case(b"flushall") || name.eq_ignore_ascii_case(b"flushdb")
         {
-            let config = self.worker.state.config();
+            let config = self.listener.config();
             let lower = name.to_ascii_lowercase();
             if let Some(refusal) = crate::acl::dangerous_refusal(
                 &lower,
@@ -965,7 +987,7 @@ impl Session {
     }
 
     fn redirect(&self, seq: u64, slot: u16, to: Endpoint, asking: bool) {
-        let max = self.worker.state.config().max_redirects;
+        let max = self.listener.config().max_redirects;
         let next = self.queue.update(seq, |entry| {
             entry.hops = entry.hops.saturating_add(1);
             if u32::from(entry.hops) > max {
@@ -988,7 +1010,7 @@ impl Session {
     /// `error` once `retry-deadline` has passed.
     fn retry_or_fail(&self, seq: u64, error: Bytes) {
         let now = Instant::now();
-        let deadline = self.worker.state.config().retry_deadline;
+        let deadline = self.listener.config().retry_deadline;
         let stats = &self.worker.stats;
         let mut retry_at = None;
         self.queue.update(seq, |entry| {
@@ -1092,7 +1114,7 @@ impl Session {
             // While this write waits for the client, its bytes are held for it too.
             self.report_buffers(written);
         }
-        let limits = self.worker.state.config().client_output_buffer_limit;
+        let limits = self.listener.config().client_output_buffer_limit;
         self.queue.set_relay_limit(limits.pubsub.hard);
         let (class, limit) = if self.subs.active() {
             ("pubsub", limits.pubsub)

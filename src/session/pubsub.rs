@@ -304,7 +304,7 @@ impl Session {
             self.connection_lost(conn);
         }
         self.queue.set_relay_backlog(self.subs.out_bytes);
-        let limit = self.worker.state.config().client_output_buffer_limit.pubsub;
+        let limit = self.listener.config().client_output_buffer_limit.pubsub;
         let pending = self.queue.relay_pending();
         if self.queue.relay_overflowed()
             || limit.exceeded(pending, &mut self.over_soft_limit_since, Instant::now())

@@ -184,7 +184,7 @@ impl Session {
                     &args,
                     &mut self.client,
                     &self.worker.state,
-                    &self.up.upstream,
+                    &self.listener,
                     &mut out,
                 );
                 self.reading = false;

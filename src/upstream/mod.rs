@@ -37,7 +37,7 @@ use tokio::sync::Notify;
 
 use crate::clock::unix_ms;
 use crate::commands::CommandTable;
-use crate::config::{Config, Mode};
+use crate::config::{BackendConfig, Config, Mode};
 use crate::connector::{Credentials, NodeConnector};
 use crate::endpoint::{Endpoint, HostPort};
 use crate::reads::ReadSettings;
@@ -158,8 +158,12 @@ pub struct UpstreamSettings {
 
 /// One backend; see the module docs.
 pub struct Upstream {
-    /// Its name in logs (`default` for the backend of the flat config keys).
+    /// Its name in logs and metrics (`default` for the backend of the flat config keys).
     pub name: String,
+    /// Whether `/readyz` waits for it (`required`); reloadable.
+    required: AtomicBool,
+    /// Fires when a reload removes the backend: its refresher ends.
+    pub stop: tokio_util::sync::CancellationToken,
     pub shape: Shape,
     pub topology: ArcSwap<Topology>,
     pub commands: ArcSwap<CommandTable>,
@@ -209,12 +213,23 @@ pub struct DiscoveryAnswers {
 }
 
 impl Upstream {
-    /// The upstream the flat config keys describe (`seeds`, `backend-*`).
+    /// The upstream the flat config keys describe (`seeds`, `backend-*`), as `default`.
     pub fn from_config(config: &Config) -> Self {
+        Self::named(crate::config::DEFAULT_SECTION, true, config)
+    }
+
+    /// The upstream of one configured backend.
+    pub fn from_backend(backend: &BackendConfig) -> Self {
+        Self::named(&backend.name, backend.required, &backend.config)
+    }
+
+    fn named(name: &str, required: bool, config: &Config) -> Self {
         let tls = LiveConnector::new(config.backend_tls.as_ref());
         let connector = node_connector(config, &tls);
         Self {
-            name: "default".to_owned(),
+            name: name.to_owned(),
+            required: AtomicBool::new(required),
+            stop: tokio_util::sync::CancellationToken::new(),
             shape: Shape::of(config.mode),
             topology: ArcSwap::from_pointee(Topology::empty()),
             commands: ArcSwap::from_pointee(CommandTable::builtin()),
@@ -236,6 +251,15 @@ impl Upstream {
             read_generation: AtomicU64::new(0),
             reads_changed: Notify::new(),
         }
+    }
+
+    /// Whether `/readyz` waits for this backend.
+    pub fn required(&self) -> bool {
+        self.required.load(Ordering::Relaxed)
+    }
+
+    pub fn set_required(&self, required: bool) {
+        self.required.store(required, Ordering::Relaxed);
     }
 
     /// Follows a reload from `running` to `next` (validated, restart-only keys unchanged).

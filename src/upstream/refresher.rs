@@ -133,6 +133,11 @@ impl Refresher {
     }
 
     /// Refreshes until `shutdown` fires.
+    /// The upstream this refresher keeps fresh.
+    pub fn upstream(&self) -> &Arc<Upstream> {
+        &self.upstream
+    }
+
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut last = Instant::now();
         loop {
