@@ -59,6 +59,9 @@ impl Listener {
         draining: &CancellationToken,
     ) -> Listener {
         let config = &section.config;
+        if config.reads.read_from.uses_replicas() {
+            upstream.want_replica_probe();
+        }
         let users = Users::from_config(&config.users, config.requirepass).unwrap_or_else(|e| {
             tracing::error!(listener = %section.name, error = %e, "invalid users; nobody can log in until this is fixed");
             Users::locked()
@@ -91,6 +94,9 @@ impl Listener {
 
     /// Replaces its config (a reload; restart-only keys already kept as running).
     pub fn set_config(&self, config: Arc<Config>) {
+        if config.reads.read_from.uses_replicas() {
+            self.upstream.want_replica_probe();
+        }
         if self.config.load().tls != config.tls {
             self.tls.rebuild(config.tls.as_ref());
         }

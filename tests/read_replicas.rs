@@ -358,3 +358,54 @@ fn invalid_read_settings_are_refused_naming_the_key_and_the_value() {
         "the error for a bad --read-from lists the valid policies: {out}"
     );
 }
+
+/// `read-from` set on a backend is every listener's default, and a listener may override
+/// it for its own clients: two listeners on one cluster, one inheriting `replica` from the
+/// backend, the other setting `primary`; each one's GETs land where its own policy says.
+#[test]
+fn a_listener_inherits_its_backends_read_policy_or_overrides_it() {
+    let _serial = serial();
+    let cluster = cluster();
+    let backend = Backend::Cluster(&cluster);
+    let primary_port = common::free_port();
+    let seeds: Vec<String> = cluster
+        .seeds()
+        .split(',')
+        .map(|s| format!("\"{s}\""))
+        .collect();
+    let toml = format!(
+        "[backends.orders]\nseeds = [{}]\nread-from = \"replica\"\n\n\
+         [[listeners]]\nname = \"readers\"\nbackend = \"orders\"\n\n\
+         [[listeners]]\nname = \"writers\"\nlisten = \"127.0.0.1:{primary_port}\"\n\
+         backend = \"orders\"\n\
+         read-from = \"primary\"\n",
+        seeds.join(", ")
+    );
+    let proxy = OpsProxy::start_with_config(&toml, &[]);
+    let keys = reads::keys("override", 300);
+    write_keys(proxy.addr, &keys);
+    backend.wait_replicas_synced();
+    wait_replicas_readable(&proxy, backend);
+    let nodes: Vec<_> = cluster.live_nodes().collect();
+    let where_gets_ran = |addr| {
+        let gets = Calls::take(&nodes, "get");
+        reads::get_all(addr, &keys);
+        let deltas = gets.deltas();
+        (
+            sum_over(&deltas, &backend.primary_ports()),
+            sum_over(&deltas, &backend.replica_ports()),
+        )
+    };
+    let n = keys.len() as u64;
+    assert_eq!(
+        where_gets_ran(proxy.addr),
+        (0, n),
+        "the listener without read-from takes its backend's (replica): (primaries, replicas)"
+    );
+    let primary_listener = std::net::SocketAddr::from(([127, 0, 0, 1], primary_port));
+    assert_eq!(
+        where_gets_ran(primary_listener),
+        (n, 0),
+        "the listener with read-from = primary reads from primaries: (primaries, replicas)"
+    );
+}

@@ -92,11 +92,17 @@ pub fn json_for(state: &ProxyState, upstream: &crate::upstream::Upstream) -> Val
     };
     let reads = upstream.reads.load();
     let counts = reads_by_node(state);
-    let all_reads: u64 = counts.values().map(|(p, r)| p + r).sum();
+    // This backend's nodes only: another backend's reads are not a share of these.
+    let all_reads: u64 = topology
+        .endpoints()
+        .iter()
+        .filter_map(|e| counts.get(e))
+        .map(|(p, r)| p + r)
+        .sum();
     let describe = |node: &Node, primary: bool| {
         let seen = reads.node(&node.endpoint);
         let (readable, why_not) = match (primary, seen) {
-            (_, _) if !primary && !reads.settings.read_from.uses_replicas() => (
+            (_, _) if !primary && !upstream.probes_replicas() => (
                 false,
                 Some(format!("read-from is {}", reads.settings.read_from)),
             ),

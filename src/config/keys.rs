@@ -97,8 +97,7 @@ keys! {
 }
 
 /// Keys a `[backends.NAME]` table takes: everything about one backend and the way to its
-/// nodes. The default of each is the top-level key. A new backend-side key (issue 16's
-/// `read-from`, `replica-max-lag`, `read-your-writes`) is one line here.
+/// nodes. The default of each is the top-level key.
 pub const BACKEND_SIDE: &[Key] = &[
     MODE,
     SEEDS,
@@ -129,8 +128,8 @@ pub const BACKEND_SIDE: &[Key] = &[
 ];
 
 /// Keys a `[[listeners]]` entry takes: everything about the clients of one port. The
-/// default of each is the top-level key. A listener-side override of a backend key (issue
-/// 16's `read-from`) is one line here as well as in [`BACKEND_SIDE`].
+/// default of each is the top-level key (for an override of a backend key, its backend's
+/// value: [`LISTENER_OVERRIDES`]).
 pub const LISTENER_SIDE: &[Key] = &[
     LISTEN,
     ANNOUNCE,
@@ -153,7 +152,12 @@ pub const LISTENER_SIDE: &[Key] = &[
     TLS_CA_CERT_FILE,
     TLS_AUTH_CLIENTS,
     TLS_PROTOCOLS,
+    // A backend key a listener may override: its clients' reads.
+    READ_FROM,
 ];
+
+/// Backend keys a `[[listeners]]` entry may set for its own clients (in both lists).
+pub const LISTENER_OVERRIDES: &[Key] = &[READ_FROM];
 
 /// Keys that exist only inside a section (no flag, no variable, no top-level spelling).
 pub const REQUIRED: Key = section_only("required");
@@ -201,7 +205,7 @@ mod tests {
     fn sides_do_not_overlap() {
         for key in BACKEND_SIDE {
             assert!(
-                !LISTENER_SIDE.contains(key),
+                !LISTENER_SIDE.contains(key) || LISTENER_OVERRIDES.contains(key),
                 "{} is on both sides",
                 key.name
             );

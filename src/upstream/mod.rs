@@ -203,6 +203,9 @@ pub struct Upstream {
     read_generation: AtomicU64,
     /// Wakes every worker when a new [`ReadHealth`] is published.
     reads_changed: Notify,
+    /// A listener bound here reads from replicas by its own `read-from`: probe them even
+    /// while this backend's own policy is `primary`.
+    replica_probe_wanted: AtomicBool,
 }
 
 /// The nodes that answered one discovery round, for `/topology`'s `health`.
@@ -250,6 +253,7 @@ impl Upstream {
             reads: ArcSwap::from_pointee(ReadHealth::empty(config.reads)),
             read_generation: AtomicU64::new(0),
             reads_changed: Notify::new(),
+            replica_probe_wanted: AtomicBool::new(false),
         }
     }
 
@@ -297,6 +301,18 @@ impl Upstream {
             nodes,
         }));
         self.reads_changed.notify_waiters();
+    }
+
+    /// A listener bound here sends reads to replicas ([`Self::probes_replicas`]).
+    pub fn want_replica_probe(&self) {
+        self.replica_probe_wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// True when replicas must be probed: this backend's policy, or a listener's, reads
+    /// from them.
+    pub fn probes_replicas(&self) -> bool {
+        self.read_settings().read_from.uses_replicas()
+            || self.replica_probe_wanted.load(Ordering::Relaxed)
     }
 
     /// Resolves at the next [`Self::publish_read_health`].

@@ -13,7 +13,8 @@
 //! or overloaded replica leaves the read set at the next round instead of holding reads.
 //! The primary is asked before its replicas so that a replica's offset is never compared
 //! with a primary offset read after it (read-your-writes relies on that order). The probe
-//! runs only while the backend's policy sends reads to replicas; otherwise it idles.
+//! runs only while the backend's policy, or a listener's override, sends reads to replicas;
+//! otherwise it idles.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +38,7 @@ pub async fn run(upstream: Arc<Upstream>, shutdown: CancellationToken) {
     loop {
         let settings = upstream.read_settings();
         let interval = settings.check_interval;
-        if settings.read_from.uses_replicas() {
+        if upstream.probes_replicas() {
             let started = Instant::now();
             let nodes = round(&upstream, &dns, interval).await;
             upstream.publish_read_health(settings, nodes);

@@ -254,7 +254,7 @@ impl WorkerUpstream {
     pub async fn follow_read_health(self: Rc<Self>) {
         loop {
             self.upstream.read_health_changed().await;
-            if self.read_policy().uses_replicas() {
+            if self.upstream.probes_replicas() {
                 self.with_candidates(|_, _| ());
             }
         }
