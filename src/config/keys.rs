@@ -120,9 +120,13 @@ pub const BACKEND_SIDE: &[Key] = &[
     RETRY_DEADLINE,
 ];
 
+/// Backend keys a `[[listeners]]` entry may override for its own clients (issue 16's
+/// `read-from` goes here as well as in [`BACKEND_SIDE`]): the listener's view takes the
+/// listener's value over its backend's, which is over the top level's.
+pub const LISTENER_OVERRIDES: &[Key] = &[];
+
 /// Keys a `[[listeners]]` entry takes: everything about the clients of one port. The
-/// default of each is the top-level key. A listener-side override of a backend key (issue
-/// 16's `read-from`) is one line here as well as in [`BACKEND_SIDE`].
+/// default of each is the top-level key.
 pub const LISTENER_SIDE: &[Key] = &[
     LISTEN,
     ANNOUNCE,
@@ -200,5 +204,10 @@ mod tests {
             assert!(ALL.contains(key));
         }
         assert!(LISTENER_SIDE.iter().all(|key| ALL.contains(key)));
+        assert!(
+            LISTENER_OVERRIDES
+                .iter()
+                .all(|key| BACKEND_SIDE.contains(key))
+        );
     }
 }
