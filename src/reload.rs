@@ -414,11 +414,16 @@ fn is_backend_key(name: &str) -> bool {
 }
 
 fn is_listener_key(name: &str) -> bool {
-    keys::LISTENER_SIDE.iter().any(|key| key.name == name)
+    keys::LISTENER_SIDE
+        .iter()
+        .chain(keys::LISTENER_OVERRIDES)
+        .any(|key| key.name == name)
 }
 
 /// A listener's view holds its backend's keys too (sessions read `retry-deadline`,
-/// `max-redirects` there): take them from the backend's merged view.
+/// `max-redirects` there): take them from the backend's merged view. Keys a listener may
+/// override ([`keys::LISTENER_OVERRIDES`]) are not copied: the listener's own merge holds
+/// them already.
 fn copy_backend_keys(view: &mut Config, backend: &Config) {
     view.mode = backend.mode;
     view.seeds.clone_from(&backend.seeds);

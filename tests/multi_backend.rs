@@ -8,7 +8,8 @@
 //!   `/readyz` names the backend that is down until a reload marks it `required = false`.
 //! - A reload adds a listener, removes another (its idle client is drained, its port
 //!   closes) and changes a backend's seeds, while a load on the remaining listener sees no
-//!   error.
+//!   error and an idle client of it stays; a second one moves a listener to the other
+//!   backend under the same name.
 
 mod common;
 
@@ -338,4 +339,23 @@ backend = "a"
         .collect();
     assert_eq!(names, ["main", "new"], "{topology}");
     assert_eq!(idle_main.cmd_str(&["GET", "main:0"]).first(), Some(&b'$'));
+
+    // `new` moves to backend a under the same name: the old one drains, a new one serves a.
+    let moved = format!(
+        "\n[[listeners]]\nname = \"new\"\nlisten = \"127.0.0.1:{new_port}\"\nbackend = \"a\"\n"
+    );
+    proxy.write_config(&config(&moved, &second_a));
+    let reply = proxy.post("/reload");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        reply.body.contains("listeners.new (moved to backend a)"),
+        "{}",
+        reply.body
+    );
+    let rest = fresh.read_to_close();
+    assert!(rest.is_empty(), "{}", text(&rest));
+    let mut again = RespConn::connect(loopback(new_port));
+    assert_eq!(again.cmd_str(&["SET", "moved:1", "z"]), b"+OK\r\n");
+    assert_eq!(cluster_get(&a, "moved:1").as_deref(), Some("z"));
+    assert_eq!(cluster_get(&b, "moved:1"), None);
 }

@@ -212,5 +212,10 @@ mod tests {
             assert!(ALL.contains(key));
         }
         assert!(LISTENER_SIDE.iter().all(|key| ALL.contains(key)));
+        assert!(
+            LISTENER_OVERRIDES
+                .iter()
+                .all(|key| BACKEND_SIDE.contains(key))
+        );
     }
 }

@@ -320,6 +320,12 @@ impl Side {
         }
     }
 
+    /// Whether a section of this side may set `key`.
+    fn takes(self, key: &Key) -> bool {
+        self.keys().contains(key)
+            || (self == Side::Listener && keys::LISTENER_OVERRIDES.contains(key))
+    }
+
     /// The keys only a section of this side takes.
     fn extras(self) -> &'static [Key] {
         match self {
@@ -370,7 +376,7 @@ impl Section {
                 });
                 continue;
             };
-            if !side.keys().contains(&key) {
+            if !side.takes(&key) {
                 let message = if keys::LISTENER_SIDE.contains(&key) {
                     "a listener key: set it in a [[listeners]] entry (or at top level, for \
                      every listener)"
