@@ -186,7 +186,9 @@ impl Session {
             return None;
         }
         let settings = self.up.read_settings();
-        if !settings.read_from.uses_replicas() {
+        // The listener's `read-from`: its own, else its backend's, else the top level's.
+        let policy = self.listener.config().reads.read_from;
+        if !policy.uses_replicas() {
             return None;
         }
         let slot = match target {
@@ -209,7 +211,7 @@ impl Session {
             None
         };
         Some(ReadRequest {
-            policy: settings.read_from,
+            policy,
             written_at,
             tag,
         })
@@ -218,8 +220,9 @@ impl Session {
     /// Marks a write about to be sent to `marked`, when read-your-writes is on.
     pub(super) fn mark_write(&self, marked: Marked) -> Option<WriteMark> {
         let settings = self.up.read_settings();
-        (settings.read_your_writes == ReadYourWrites::Session && settings.read_from.uses_replicas())
-            .then(|| self.write_marks.borrow_mut().wrote(marked))
+        (settings.read_your_writes == ReadYourWrites::Session
+            && self.listener.config().reads.read_from.uses_replicas())
+        .then(|| self.write_marks.borrow_mut().wrote(marked))
     }
 
     fn caught_up(&self, slot: Option<u16>, at: Instant) -> bool {
