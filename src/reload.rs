@@ -342,7 +342,7 @@ impl Reloader {
                 }
                 None if backend.added => {
                     let refresher = Refresher::new(upstream.clone(), self.state.metrics.clone());
-                    crate::server::spawn_refresher(refresher, upstream.stop.clone());
+                    refresher.spawn(upstream.stop.clone());
                     upstream.request_refresh();
                 }
                 None => {}

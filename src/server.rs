@@ -193,7 +193,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     drop(config);
     let refresher_tasks: Vec<_> = refreshers
         .into_iter()
-        .map(|refresher| spawn_refresher(refresher, shutdown.clone()))
+        .map(|refresher| refresher.spawn(shutdown.clone()))
         .collect();
 
     let first = loop {
@@ -268,29 +268,6 @@ async fn drain(
             },
         }
     }
-}
-
-/// Runs one upstream's refresher, and its replica probe (idle while its policy reads from
-/// primaries), until shutdown or until a reload removes the upstream.
-pub fn spawn_refresher(
-    refresher: Refresher,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    let removed = refresher.upstream().stop.clone();
-    let probe = crate::upstream::read_probe::run(refresher.upstream().clone(), shutdown.clone());
-    let probe_removed = removed.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            () = probe => {}
-            () = probe_removed.cancelled() => {}
-        }
-    });
-    tokio::spawn(async move {
-        tokio::select! {
-            () = refresher.run(shutdown) => {}
-            () = removed.cancelled() => {}
-        }
-    })
 }
 
 /// Accepts on an optional listener; never completes without one.

@@ -132,6 +132,26 @@ impl Refresher {
         info!(seeds = ?config.seeds.iter().map(ToString::to_string).collect::<Vec<_>>(), "seed list changed by a config reload");
     }
 
+    /// Runs this refresher, and its upstream's replica probe (idle while no policy reads
+    /// from replicas), until `shutdown` or until a reload removes the upstream.
+    pub fn spawn(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let removed = self.upstream().stop.clone();
+        let probe = super::read_probe::run(self.upstream().clone(), shutdown.clone());
+        let probe_removed = removed.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = probe => {}
+                () = probe_removed.cancelled() => {}
+            }
+        });
+        tokio::spawn(async move {
+            tokio::select! {
+                () = self.run(shutdown) => {}
+                () = removed.cancelled() => {}
+            }
+        })
+    }
+
     /// Refreshes until `shutdown` fires.
     /// The upstream this refresher keeps fresh.
     pub fn upstream(&self) -> &Arc<Upstream> {
