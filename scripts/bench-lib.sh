@@ -7,7 +7,9 @@
 #     where Debian has it) with apt-get when missing;
 #   - a work dir ($WORK, mktemp) and a cleanup trap that stops every process these helpers
 #     started, by PID (never by name), then removes $WORK (kept with BENCH_KEEP=1);
-#   - start_cluster / start_standalone / start_slotgate: local redis-server nodes and slotgate,
+#   - start_cluster / start_standalone / start_slotgate / start_predixy: local redis-server
+#     nodes (a cluster with or without replicas), slotgate, and predixy (find_predixy builds
+#     it from ../shared/peers/ when present),
 #     on ports in 15000..19999 so that ports and cluster bus ports (+10000, 25000..29999) stay
 #     below the ephemeral range (32768+) and away from the tests' 20000..22700 (+10000);
 #   - cpu_ticks / rss_kb / clk_tck: process CPU time (utime+stime, all threads, from
@@ -212,16 +214,19 @@ spawn_redis() {
     echo "$!" >"$dir/pid"
 }
 
-# Starts a cluster of $1 primaries and no replicas. Sets CLUSTER_PORTS, CLUSTER_PIDS, SEEDS
-# (comma-separated host:port list).
+# Starts a cluster of $1 primaries with $2 replicas each (default 0). Sets CLUSTER_PORTS and
+# CLUSTER_PIDS (every node, primaries and replicas), PRIMARY_PORTS, SEEDS (comma-separated
+# host:port list of every node). Returns once every node says cluster_state:ok and every
+# replica's link to its primary is up (so reads from replicas find the data).
 start_cluster() {
-    local primaries=$1 base port addrs=()
+    local primaries=$1 replicas=${2:-0} base port addrs=() count
     ((primaries >= 3)) || die "a cluster needs at least 3 primaries"
-    free_port_block "$primaries"
+    count=$((primaries * (1 + replicas)))
+    free_port_block "$count"
     base=$FREE_BASE
     CLUSTER_PORTS=()
     CLUSTER_PIDS=()
-    for ((port = base; port < base + primaries; port++)); do
+    for ((port = base; port < base + count; port++)); do
         spawn_redis "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
             --cluster-node-timeout 5000
         CLUSTER_PORTS+=("$port")
@@ -231,11 +236,38 @@ start_cluster() {
     for port in "${CLUSTER_PORTS[@]}"; do
         wait_until "redis-server on port $port (log: $WORK/$port/redis.log)" 10 node_answers "$port"
     done
-    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" --cluster-yes \
         >"$WORK/cluster-create-$base.log" 2>&1 ||
         die "redis-cli --cluster create failed; see $WORK/cluster-create-$base.log"
     wait_until "cluster_state:ok on every node" 60 cluster_ok "${CLUSTER_PORTS[@]}"
+    wait_until "every replica linked to its primary" 60 replicas_linked "${CLUSTER_PORTS[@]}"
+    PRIMARY_PORTS=()
+    for port in "${CLUSTER_PORTS[@]}"; do
+        [[ $(node_role "$port") == master ]] && PRIMARY_PORTS+=("$port")
+    done
     SEEDS=$(IFS=,; echo "${addrs[*]}")
+}
+
+# "master" or "slave" (INFO replication's role) for the node on port $1.
+node_role() {
+    redis-cli -p "$1" INFO replication 2>/dev/null | tr -d '\r' | awk -F: '/^role:/ {print $2}'
+}
+
+# True when every replica among ports "$@" has master_link_status:up.
+replicas_linked() {
+    local port info
+    for port in "$@"; do
+        info=$(redis-cli -p "$port" INFO replication 2>/dev/null | tr -d '\r')
+        [[ $info == *role:slave* && $info != *master_link_status:up* ]] && return 1
+    done
+    return 0
+}
+
+# Calls per command name on the node at port $1 ("name count" lines, from INFO
+# commandstats), for the share of commands each node served.
+command_calls() {
+    redis-cli -p "$1" INFO commandstats 2>/dev/null | tr -d '\r' |
+        sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p'
 }
 
 # Starts a standalone (non-cluster) redis-server. Sets STANDALONE_PORT, STANDALONE_PID.
@@ -255,25 +287,99 @@ build_slotgate() {
 }
 
 # Starts slotgate in front of $1 (seeds); further args go to slotgate. Sets SLOTGATE_PORT and
-# SLOTGATE_PID; logs to $WORK/slotgate-<port>.log.
+# SLOTGATE_PID; logs to $WORK/slotgate-<port>.log. SLOTGATE_WRAP (an array, e.g. a valgrind
+# command line) runs in front of the binary; STARTUP_SECONDS (default 15) bounds the wait.
+SLOTGATE_WRAP=()
 start_slotgate() {
-    local seeds=$1 tries
+    local seeds=$1 tries log
     shift
     free_port_block 1
     SLOTGATE_PORT=$FREE_BASE
-    RUST_LOG=${RUST_LOG:-warn} "$SLOTGATE_BIN" --listen "127.0.0.1:$SLOTGATE_PORT" \
-        --seeds "$seeds" "$@" >"$WORK/slotgate-$SLOTGATE_PORT.log" 2>&1 &
+    log=$WORK/slotgate-$SLOTGATE_PORT.log
+    RUST_LOG=${RUST_LOG:-warn} "${SLOTGATE_WRAP[@]}" "$SLOTGATE_BIN" \
+        --listen "127.0.0.1:$SLOTGATE_PORT" --seeds "$seeds" "$@" >"$log" 2>&1 &
     SLOTGATE_PID=$!
     PIDS+=("$SLOTGATE_PID")
-    for ((tries = 0; tries < 150; tries++)); do
-        kill -0 "$SLOTGATE_PID" 2>/dev/null ||
-            die "slotgate exited during startup: $(tail -5 "$WORK/slotgate-$SLOTGATE_PORT.log")"
+    for ((tries = 0; tries < ${STARTUP_SECONDS:-15} * 10; tries++)); do
+        if ! kill -0 "$SLOTGATE_PID" 2>/dev/null; then
+            # A flag this binary does not know (say --read-from on a build without it):
+            # name the flag, not just "exited".
+            if grep -q "unexpected argument '--read-from'" "$log"; then
+                die "$SLOTGATE_BIN has no --read-from flag (issue 16 adds it); build a" \
+                    "slotgate that has it, or drop --read-from / the slotgate-replica target"
+            fi
+            if grep -q "unexpected argument" "$log"; then
+                die "$SLOTGATE_BIN does not accept a flag given to it:" \
+                    "$(grep -m1 "unexpected argument" "$log") (flags: $*)"
+            fi
+            die "slotgate exited during startup: $(tail -5 "$log")"
+        fi
         # Ready once it answers a keyed command (the slot map is loaded).
         [[ $(redis-cli -p "$SLOTGATE_PORT" GET bench:ready 2>&1) != *ERR* ]] &&
             node_answers "$SLOTGATE_PORT" && return 0
         sleep 0.1
     done
-    die "slotgate did not answer within 15s; log: $WORK/slotgate-$SLOTGATE_PORT.log"
+    die "slotgate did not answer within ${STARTUP_SECONDS:-15}s; log: $log"
+}
+
+# Sets PREDIXY_BIN to a predixy binary, or leaves it empty and says why. $1: a path given
+# with --predixy (must be executable), else predixy is built with ../shared/peers/
+# build-predixy.sh (relative to the repository) into target/peers/predixy, once.
+find_predixy() {
+    local given=${1:-} script
+    PREDIXY_BIN=
+    if [[ -n $given ]]; then
+        [[ -x $given && ! -d $given ]] || die "--predixy: $given is not an executable file"
+        PREDIXY_BIN=$(cd "$(dirname "$given")" && pwd)/$(basename "$given")
+        return 0
+    fi
+    script=$ROOT/../shared/peers/build-predixy.sh
+    if [[ ! -f $script ]]; then
+        note "predixy: not available ($script not found and no --predixy PATH):" \
+            "benchmarking without it"
+        return 0
+    fi
+    if [[ ! -x $ROOT/target/peers/predixy/predixy ]]; then
+        note "building predixy with $script (a few minutes, once)"
+    fi
+    if ! PREDIXY_BIN=$(bash "$script" "$ROOT/target/peers/predixy" 2>"$WORK/predixy-build.err" |
+        tail -1) || [[ ! -x $PREDIXY_BIN ]]; then
+        note "predixy: the build failed ($(tail -3 "$WORK/predixy-build.err" | tr '\n' ' '))" \
+            "benchmarking without it"
+        PREDIXY_BIN=
+    fi
+}
+
+# Starts predixy with $1 worker threads in front of the cluster nodes on ports "${@:2}",
+# from ../shared/peers/predixy.conf.tmpl. Sets PREDIXY_PORT and PREDIXY_PID.
+start_predixy() {
+    local threads=$1 tmpl dir servers="" port tries
+    shift
+    tmpl=$ROOT/../shared/peers/predixy.conf.tmpl
+    [[ -f $tmpl ]] || die "predixy: no config template at $tmpl"
+    free_port_block 1
+    PREDIXY_PORT=$FREE_BASE
+    dir=$WORK/predixy-$PREDIXY_PORT
+    mkdir -p "$dir"
+    for port in "$@"; do
+        servers+="        + 127.0.0.1:$port"$'\n'
+    done
+    awk -v port="$PREDIXY_PORT" -v threads="$threads" -v dir="$dir" -v servers="${servers%$'\n'}" '
+        /@SERVERS@/ { print servers; next }
+        { gsub(/@PORT@/, port); gsub(/@THREADS@/, threads); gsub(/@DIR@/, dir); print }
+    ' "$tmpl" >"$dir/predixy.conf"
+    "$PREDIXY_BIN" "$dir/predixy.conf" >"$dir/stdout.log" 2>&1 &
+    PREDIXY_PID=$!
+    PIDS+=("$PREDIXY_PID")
+    for ((tries = 0; tries < 150; tries++)); do
+        kill -0 "$PREDIXY_PID" 2>/dev/null ||
+            die "predixy exited during startup: $(tail -5 "$dir/stdout.log" "$dir/predixy.log" 2>&1)"
+        # Ready once it forwards a keyed command (it has the slot map).
+        [[ $(redis-cli -p "$PREDIXY_PORT" GET bench:ready 2>&1) != *ERR* ]] &&
+            [[ $(redis-cli -p "$PREDIXY_PORT" SET bench:ready 1 2>&1) == OK ]] && return 0
+        sleep 0.1
+    done
+    die "predixy did not answer within 15s; see $dir"
 }
 
 # Sum of utime+stime, in clock ticks, of every PID given (all threads of each process).
